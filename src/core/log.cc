@@ -1,0 +1,62 @@
+// The level is process-wide: logging is the one piece of state that every
+// layer shares, and it is set once at start-up from the config.
+#include "core/log.h"
+
+#include <atomic>
+#include <cstdio>
+#include <ctime>
+#include <sys/time.h>
+
+namespace vt {
+
+namespace {
+std::atomic<LogLevel> g_level{LogLevel::kInfo};
+}
+
+bool parseLogLevel(std::string_view text, LogLevel& out) noexcept {
+  static constexpr std::pair<std::string_view, LogLevel> kNames[] = {
+      {"trace", LogLevel::kTrace}, {"debug", LogLevel::kDebug}, {"info", LogLevel::kInfo},
+      {"warn", LogLevel::kWarn},   {"error", LogLevel::kError}, {"off", LogLevel::kOff},
+  };
+  for (const auto& [name, level] : kNames) {
+    if (name == text) {
+      out = level;
+      return true;
+    }
+  }
+  return false;
+}
+
+const char* logLevelName(LogLevel level) noexcept {
+  switch (level) {
+    case LogLevel::kTrace: return "TRACE";
+    case LogLevel::kDebug: return "DEBUG";
+    case LogLevel::kInfo: return "INFO";
+    case LogLevel::kWarn: return "WARN";
+    case LogLevel::kError: return "ERROR";
+    case LogLevel::kOff: return "OFF";
+  }
+  return "?";
+}
+
+void setLogLevel(LogLevel level) noexcept { g_level.store(level); }
+LogLevel logLevel() noexcept { return g_level.load(std::memory_order_relaxed); }
+
+void logLine(LogLevel level, const char* fmt, ...) {
+  char msg[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  timeval tv{};
+  gettimeofday(&tv, nullptr);
+  tm t{};
+  gmtime_r(&tv.tv_sec, &t);
+  // One fprintf per line so that concurrent processes do not interleave.
+  fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s\n", t.tm_year + 1900,
+          t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec,
+          static_cast<long>(tv.tv_usec / 1000), logLevelName(level), msg);
+}
+
+}  // namespace vt

@@ -1,0 +1,32 @@
+// Logging: one line per event to stderr, with a level filter. printf-style
+// because GCC 12's libstdc++ has no <format>.
+#pragma once
+
+#include <cstdarg>
+#include <string_view>
+
+namespace vt {
+
+enum class LogLevel { kTrace = 0, kDebug, kInfo, kWarn, kError, kOff };
+
+// Parses "trace", "debug", "info", "warn", "error", "off".
+bool parseLogLevel(std::string_view text, LogLevel& out) noexcept;
+const char* logLevelName(LogLevel level) noexcept;
+
+void setLogLevel(LogLevel level) noexcept;
+LogLevel logLevel() noexcept;
+inline bool logEnabled(LogLevel level) noexcept { return level >= logLevel(); }
+
+void logLine(LogLevel level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+
+}  // namespace vt
+
+#define VT_LOG(level, ...)                                      \
+  do {                                                          \
+    if (::vt::logEnabled(level)) ::vt::logLine(level, __VA_ARGS__); \
+  } while (0)
+#define VT_TRACE(...) VT_LOG(::vt::LogLevel::kTrace, __VA_ARGS__)
+#define VT_DEBUG(...) VT_LOG(::vt::LogLevel::kDebug, __VA_ARGS__)
+#define VT_INFO(...) VT_LOG(::vt::LogLevel::kInfo, __VA_ARGS__)
+#define VT_WARN(...) VT_LOG(::vt::LogLevel::kWarn, __VA_ARGS__)
+#define VT_ERROR(...) VT_LOG(::vt::LogLevel::kError, __VA_ARGS__)

@@ -1,0 +1,14 @@
+/* vless-tun's adjustments to mbedTLS 3.6's default configuration. The default
+ * already enables TLS 1.2 and TLS 1.3 (with middlebox compatibility mode),
+ * SNI, ALPN, X.509 and the PSA crypto that TLS 1.3 needs. */
+#ifndef VT_MBEDTLS_CONFIG_H
+#define VT_MBEDTLS_CONFIG_H
+
+/* Renegotiation is a DoS and complexity hazard we never need. */
+#undef MBEDTLS_SSL_RENEGOTIATION
+/* TLS 1.3 session tickets arrive after the handshake; we do not resume. */
+/* Records at most 16 KiB either way; the default, stated for memory budgets. */
+#define MBEDTLS_SSL_IN_CONTENT_LEN 16384
+#define MBEDTLS_SSL_OUT_CONTENT_LEN 16384
+
+#endif
