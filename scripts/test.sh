@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls this and nothing else):
+#   1. set-up (packages, Debian source packages of mbedTLS and lwIP)
+#   2. Release build with -Werror, every test through ctest
+#   3. the same suite built with ASan+UBSan
+#   4. each libFuzzer target (clang) for a short bounded run
+# Needs root (network namespaces, TUN devices, installs). Exits non-zero on
+# the first failure.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+jobs=${VT_JOBS:-$(nproc)}
+fuzz_seconds=${VT_FUZZ_SECONDS:-15}
+start=$(date +%s)
+step() { printf '\n=== %s (%ss)\n' "$*" "$(( $(date +%s) - start ))"; }
+
+[ "$(id -u)" -eq 0 ] || { echo "test.sh: run as root (the integration tests create network namespaces)" >&2; exit 1; }
+
+step "set-up"
+scripts/setup.sh
+
+step "Release build"
+cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DVT_WERROR=ON >/dev/null
+ninja -C build/release -j "$jobs"
+
+step "Release tests"
+ctest --test-dir build/release --output-on-failure --timeout 600
+
+step "ASan+UBSan build"
+cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DVT_SANITIZE=ON -DVT_WERROR=ON >/dev/null
+ninja -C build/asan -j "$jobs"
+
+step "ASan+UBSan tests"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build/asan --output-on-failure --timeout 900
+
+step "fuzz build (clang, libFuzzer)"
+CC=clang CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DVT_FUZZ=ON -DVT_TESTS=OFF >/dev/null
+ninja -C build/fuzz -j "$jobs" fuzz_all
+
+step "fuzz runs (${fuzz_seconds}s each)"
+fuzzers=$(find build/fuzz/tests/fuzz -maxdepth 1 -type f -executable -name 'fuzz_*' | sort)
+[ -n "$fuzzers" ] || { echo "no fuzz targets were built" >&2; exit 1; }
+fuzz_pass=0 fuzz_fail=0
+for f in $fuzzers; do
+  name=$(basename "$f")
+  work=$(mktemp -d)
+  seeds="tests/fuzz/corpus/$name"
+  [ -d "$seeds" ] && cp -r "$seeds"/. "$work"/
+  if "$f" -max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=0 \
+       -artifact_prefix="$work/" "$work" >"$work.log" 2>&1; then
+    printf '%-32s ok (%s)\n' "$name" "$(grep -Eo 'stat::number_of_executed_units: [0-9]+|Done [0-9]+ runs' "$work.log" | tail -1)"
+    fuzz_pass=$((fuzz_pass + 1))
+  else
+    echo "$name FAILED:"; tail -40 "$work.log"
+    fuzz_fail=$((fuzz_fail + 1))
+  fi
+  rm -rf "$work" "$work.log"
+done
+echo "fuzz: $fuzz_pass passed, $fuzz_fail failed"
+[ "$fuzz_fail" -eq 0 ] || exit 1
+
+step "all green"

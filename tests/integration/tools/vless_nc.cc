@@ -1,0 +1,179 @@
+// vless-nc: a netcat over our own client stack (tcp -> [tls] -> vless), for
+// the integration tests. Sends --text (C escapes allowed) and then the bytes
+// of --send FILE, half-closes, and writes everything that comes back to
+// stdout. Exit 0 when the server finished cleanly, 1 otherwise (reason on
+// stderr).
+//
+//   vless-nc --server 127.0.0.1:443 [--tls --sni NAME (--ca FILE | --insecure)]
+//            --uuid UUID [--version 0|1] [--want-ip] --target HOST:PORT
+//            [--text 'GET\n'] [--send FILE]
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "codec/vless.h"
+#include "core/log.h"
+#include "event/loop.h"
+#include "stream/tcp_stream.h"
+#include "stream/tls_stream.h"
+#include "stream/vless_client_stream.h"
+#include "tls/tls_engine.h"
+
+using namespace vt;
+
+namespace {
+
+std::string unescape(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '\\' || i + 1 == s.size()) {
+      out.push_back(s[i]);
+      continue;
+    }
+    char c = s[++i];
+    out.push_back(c == 'n' ? '\n' : c == 'r' ? '\r' : c == 't' ? '\t' : c == '0' ? '\0' : c);
+  }
+  return out;
+}
+
+class Client : public stream::StreamCallbacks {
+ public:
+  Client(event::Loop& loop, stream::StreamPtr s, std::vector<uint8_t> payload)
+      : loop_(loop), stream_(std::move(s)), payload_(std::move(payload)) {
+    stream_->setCallbacks(*this);
+  }
+  void start() {
+    stream_->connect();
+    pump();  // the first chunk travels with the VLESS header
+  }
+  int exitCode() const { return ok_ ? 0 : 1; }
+
+  void onData(BufferChain& data, bool end_stream) override {
+    for (size_t i = 0; i < data.sliceCount(); ++i) {
+      const Slice& s = data.slice(i);
+      fwrite(s.data(), 1, s.size(), stdout);
+    }
+    received_ += data.size();
+    data.drain(data.size());
+    if (end_stream) {
+      fflush(stdout);
+      ok_ = true;
+      stream_->close(stream::CloseReason::kRemoteClose);
+    }
+  }
+  void onAboveHighWatermark() override { paused_ = true; }
+  void onBelowLowWatermark() override {
+    paused_ = false;
+    pump();
+  }
+  void onClose(stream::CloseReason reason, const std::string& detail) override {
+    fflush(stdout);
+    if (!ok_) {
+      fprintf(stderr, "vless-nc: closed: %s %s (received %zu bytes)\n",
+              stream::closeReasonName(reason), detail.c_str(), received_);
+    }
+    loop_.stop();
+  }
+
+ private:
+  void pump() {
+    while (!paused_ && !finished_) {
+      size_t n = std::min<size_t>(256 * 1024, payload_.size() - offset_);
+      BufferChain chunk;
+      chunk.append(payload_.data() + offset_, n);
+      offset_ += n;
+      finished_ = offset_ == payload_.size();
+      stream_->write(chunk, finished_);
+    }
+  }
+
+  event::Loop& loop_;
+  stream::StreamPtr stream_;
+  std::vector<uint8_t> payload_;
+  size_t offset_ = 0;
+  size_t received_ = 0;
+  bool paused_ = false;
+  bool finished_ = false;
+  bool ok_ = false;
+};
+
+int usage() {
+  fprintf(stderr,
+          "usage: vless-nc --server HOST:PORT [--tls --sni NAME (--ca FILE|--insecure)] --uuid U\n"
+          "                [--version 0|1] [--want-ip] --target HOST:PORT [--text T] [--send FILE]\n");
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string server, sni, ca, uuid_text, target, text, send_file;
+  bool use_tls = false, insecure = false, want_ip = false;
+  int version = 1;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
+    if (a == "--server") server = next();
+    else if (a == "--tls") use_tls = true;
+    else if (a == "--sni") sni = next();
+    else if (a == "--ca") ca = next();
+    else if (a == "--insecure") insecure = true;
+    else if (a == "--uuid") uuid_text = next();
+    else if (a == "--version") version = std::atoi(next().c_str());
+    else if (a == "--want-ip") want_ip = true;
+    else if (a == "--target") target = next();
+    else if (a == "--text") text = unescape(next());
+    else if (a == "--send") send_file = next();
+    else return usage();
+  }
+  setLogLevel(LogLevel::kWarn);
+  auto server_addr = event::SocketAddress::parse(server);
+  codec::Request req;
+  req.version = static_cast<uint8_t>(version);
+  req.want_ip = want_ip;
+  if (!server_addr || !codec::parseUuid(uuid_text, req.uuid) || target.empty() ||
+      (version != 0 && version != 1)) {
+    return usage();
+  }
+  size_t colon = target.rfind(':');
+  if (colon == std::string::npos) return usage();
+  req.target = codec::Address::parseHost(target.substr(0, colon),
+                                         static_cast<uint16_t>(std::atoi(target.c_str() + colon + 1)));
+
+  std::vector<uint8_t> payload(text.begin(), text.end());
+  if (!send_file.empty()) {
+    std::ifstream f(send_file, std::ios::binary);
+    if (!f) {
+      fprintf(stderr, "vless-nc: cannot read %s\n", send_file.c_str());
+      return 1;
+    }
+    payload.insert(payload.end(), std::istreambuf_iterator<char>(f), {});
+  }
+
+  event::Loop loop;
+  stream::StreamPtr s = stream::TcpStream::create(loop, *server_addr);
+  if (use_tls) {
+    tls::TlsOptions o;
+    o.role = tls::Role::kClient;
+    o.server_name = sni;
+    o.ca_file = ca;
+    o.insecure = insecure;
+    auto ctx = tls::TlsContext::create(o);
+    if (!ctx.ok()) {
+      fprintf(stderr, "vless-nc: %s\n", ctx.error().toString().c_str());
+      return 1;
+    }
+    s = stream::TlsStream::create(std::move(s), ctx.value());
+  }
+  s = stream::VlessClientStream::create(std::move(s), req);
+  auto client = std::make_unique<Client>(loop, std::move(s), std::move(payload));
+  client->start();
+  loop.run();
+  int rc = client->exitCode();
+  client.reset();
+  loop.run();  // let deferred deletes and handle closes finish
+  return rc;
+}
