@@ -34,6 +34,9 @@
 #define LWIP_STATS 0
 #define LWIP_NETIF_STATUS_CALLBACK 0
 #define LWIP_SINGLE_NETIF 1
+/* Our patch (accept-any.patch): a netif with this flag takes TCP and UDP for
+ * any destination address and port (the TUN). */
+#define NETIF_FLAG_ACCEPT_ANY 0x80U
 
 #define MEM_LIBC_MALLOC 1
 #define MEMP_MEM_MALLOC 1
