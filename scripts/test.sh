@@ -37,7 +37,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 step "fuzz build (clang, libFuzzer)"
 CC=clang CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DVT_FUZZ=ON -DVT_TESTS=OFF >/dev/null
-ninja -C build/fuzz -j "$jobs" fuzz_all
+ninja -C build/fuzz -j "$jobs" fuzz
 
 step "fuzz runs (${fuzz_seconds}s each)"
 fuzzers=$(find build/fuzz/tests/fuzz -maxdepth 1 -type f -executable -name 'fuzz_*' | sort)
