@@ -1,0 +1,77 @@
+// Stream: a byte stream with half-close, backpressure and one close
+// notification. Layers (TLS, WebSocket, VLESS) own the layer below them and
+// implement StreamCallbacks for it; the top-most user (a server session or
+// a client TcpFlow session) implements StreamCallbacks for the top layer.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "buffer/buffer_chain.h"
+
+namespace vt::stream {
+
+enum class CloseReason {
+  kLocalClose,     // we closed it after a clean finish
+  kRemoteClose,    // peer finished both directions cleanly
+  kReset,          // peer reset / connection error
+  kConnectFailed,  // dial failed (refused, unreachable, ...)
+  kTimeout,
+  kProtocolError,  // malformed bytes from the peer
+  kTlsError,
+  kResolveError,
+  kEvicted,        // dropped to make room (caps)
+};
+const char* closeReasonName(CloseReason r) noexcept;
+
+class StreamCallbacks {
+ public:
+  // Outbound streams: the connection (and every layer's handshake that
+  // must finish before data) is up.
+  virtual void onConnected() {}
+  // `data` belongs to the stream; take (move/drain) what you keep.
+  // end_stream: the peer has finished its direction (half-close); no more
+  // data follows.
+  virtual void onData(BufferChain& data, bool end_stream) = 0;
+  // Backpressure from below: stop producing when above the high
+  // watermark, resume on the low watermark.
+  virtual void onAboveHighWatermark() {}
+  virtual void onBelowLowWatermark() {}
+  // Called exactly once; the stream may be destroyed from here on (by
+  // deferred delete, never inside this call).
+  virtual void onClose(CloseReason reason, const std::string& detail) = 0;
+
+ protected:
+  ~StreamCallbacks() = default;
+};
+
+class Stream {
+ public:
+  virtual ~Stream() = default;
+  virtual void setCallbacks(StreamCallbacks& cb) = 0;
+  // Starts an outbound stream; errors arrive via onClose, never
+  // synchronously. Accepted streams are already connected.
+  virtual void connect() = 0;
+  // Drains `data`; end_stream half-closes our direction after it.
+  virtual void write(BufferChain& data, bool end_stream) = 0;
+  // Counted: every disable needs one enable. Stops onData while disabled.
+  virtual void readDisable(bool disable) = 0;
+  // Idempotent. No callbacks except onClose (once) after this.
+  virtual void close(CloseReason reason) = 0;
+  // Bytes queued for the wire (for watermarks).
+  virtual size_t bufferedBytes() const = 0;
+  // "198.18.0.1:443" of the peer, for logs.
+  virtual std::string peerName() const = 0;
+};
+
+using StreamPtr = std::unique_ptr<Stream>;
+
+// Per-stream buffering limits: onAboveHighWatermark when bufferedBytes()
+// goes above `high`, onBelowLowWatermark once it is back at or below `low`.
+struct Watermarks {
+  size_t high = 512 * 1024;
+  size_t low = 128 * 1024;
+};
+
+}  // namespace vt::stream

@@ -1,0 +1,435 @@
+#include "stream/tcp_stream.h"
+
+#include <sys/socket.h>
+#include <uv.h>
+
+#include <cstring>
+#include <vector>
+
+#include "core/log.h"
+
+namespace vt::stream {
+
+namespace {
+constexpr size_t kReadSize = 16 * 1024;
+// uv_try_write and uv_write take iovecs; more slices than this go in the
+// queued write (libuv splits it).
+constexpr size_t kMaxTryIov = 64;
+
+std::string uvError(const char* what, const std::string& peer, int rc) {
+  return std::string(what) + " " + peer + ": " + uv_strerror(rc);
+}
+
+std::vector<uv_buf_t> toBufs(BufferChain& chain, size_t max) {
+  std::vector<uv_buf_t> bufs;
+  size_t n = std::min(chain.sliceCount(), max);
+  bufs.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    Slice& s = chain.slice(i);
+    if (s.empty()) continue;
+    bufs.push_back(uv_buf_init(reinterpret_cast<char*>(s.data()), static_cast<unsigned>(s.size())));
+  }
+  return bufs;
+}
+}  // namespace
+
+// Heap block owned by libuv from uv_close until the close callback; the
+// requests inside complete (ECANCELED at worst) before that callback.
+struct TcpStream::Handle {
+  uv_tcp_t tcp;
+  uv_connect_t connect;
+  uv_shutdown_t shutdown;
+  TcpStream* owner = nullptr;  // null once the stream closed or died
+};
+
+struct TcpStream::WriteReq {
+  uv_write_t req;
+  BufferChain data;
+  Handle* h = nullptr;
+  size_t bytes = 0;
+};
+
+struct TcpCallbacks {
+  static void freeHandle(uv_handle_t* x) { delete static_cast<TcpStream::Handle*>(x->data); }
+
+  static void onConnect(uv_connect_t* req, int status) {
+    auto* h = static_cast<TcpStream::Handle*>(req->data);
+    TcpStream* self = h->owner;
+    if (self == nullptr) return;
+    self->connecting_ = false;
+    if (status < 0) {
+      self->close(CloseReason::kConnectFailed, uvError("connect", self->peerName(), status));
+      return;
+    }
+    self->connected_ = true;
+    self->maybeStartReading();
+    if (!self->pending_.empty()) {
+      BufferChain p = std::move(self->pending_);
+      self->flush(p);
+    }
+    self->maybeShutdown();
+    if (self->closed_ || self->callbacks_ == nullptr) return;
+    self->callbacks_->onConnected();
+    if (self->closed_) return;
+    self->checkLowWatermark();
+  }
+
+  static void onWrite(uv_write_t* req, int status) {
+    auto* w = static_cast<TcpStream::WriteReq*>(req->data);
+    TcpStream* self = w->h->owner;
+    size_t bytes = w->bytes;
+    delete w;
+    if (self == nullptr) return;
+    self->inflight_ -= bytes;
+    if (status < 0) {
+      self->close(CloseReason::kReset, uvError("write", self->peerName(), status));
+      return;
+    }
+    self->bytes_sent_ += bytes;
+    self->checkLowWatermark();
+  }
+
+  static void onShutdown(uv_shutdown_t* req, int status) {
+    auto* h = static_cast<TcpStream::Handle*>(req->data);
+    TcpStream* self = h->owner;
+    if (self == nullptr) return;
+    if (status < 0) {
+      self->close(CloseReason::kReset, uvError("shutdown", self->peerName(), status));
+      return;
+    }
+    self->shutdown_done_ = true;
+    self->maybeFinish(CloseReason::kLocalClose);
+  }
+
+  static void onAlloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
+    auto* h = static_cast<TcpStream::Handle*>(handle->data);
+    if (h == nullptr || h->owner == nullptr) {
+      *buf = uv_buf_init(nullptr, 0);  // libuv reports UV_ENOBUFS, ignored below
+      return;
+    }
+    size_t avail = 0;
+    uint8_t* p = h->owner->read_buf_.reserve(kReadSize, &avail);
+    *buf = uv_buf_init(reinterpret_cast<char*>(p), static_cast<unsigned>(avail));
+  }
+
+  static void onRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
+    auto* h = static_cast<TcpStream::Handle*>(stream->data);
+    TcpStream* self = h == nullptr ? nullptr : h->owner;
+    if (self == nullptr || nread == 0) return;
+    if (nread > 0) {
+      self->read_buf_.commit(static_cast<size_t>(nread));
+      self->bytes_received_ += static_cast<uint64_t>(nread);
+      if (self->callbacks_ != nullptr) self->callbacks_->onData(self->read_buf_, false);
+      return;
+    }
+    if (nread == UV_EOF) {
+      self->read_eof_ = true;
+      self->stopReading();
+      if (self->callbacks_ != nullptr) self->callbacks_->onData(self->read_buf_, true);
+      if (self->closed_) return;
+      self->maybeFinish(CloseReason::kRemoteClose);
+      return;
+    }
+    self->close(CloseReason::kReset, uvError("read", self->peerName(), static_cast<int>(nread)));
+  }
+};
+
+TcpStream::TcpStream(event::Loop& loop, Watermarks wm) : loop_(loop), wm_(wm) {}
+
+std::unique_ptr<TcpStream> TcpStream::create(event::Loop& loop, const event::SocketAddress& peer,
+                                             Watermarks wm) {
+  std::unique_ptr<TcpStream> s(new TcpStream(loop, wm));
+  s->peer_ = peer;
+  auto* h = new Handle;
+  // _ex creates the socket now, so options such as SO_MARK can be set
+  // before connect().
+  int rc = uv_tcp_init_ex(loop.raw(), &h->tcp, static_cast<unsigned>(peer.family()));
+  if (rc != 0) {
+    delete h;
+    s->init_error_ = uvError("socket for", peer.toString(), rc);
+    return s;
+  }
+  h->tcp.data = h;
+  h->connect.data = h;
+  h->shutdown.data = h;
+  h->owner = s.get();
+  s->h_ = h;
+  return s;
+}
+
+std::unique_ptr<TcpStream> TcpStream::accept(event::Loop& loop, uv_stream_s* server) {
+  std::unique_ptr<TcpStream> s(new TcpStream(loop, Watermarks{}));
+  auto* h = new Handle;
+  uv_tcp_init(loop.raw(), &h->tcp);
+  h->tcp.data = h;
+  h->connect.data = h;
+  h->shutdown.data = h;
+  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&h->tcp)) != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&h->tcp), TcpCallbacks::freeHandle);
+    return nullptr;
+  }
+  h->owner = s.get();
+  s->h_ = h;
+  s->connected_ = true;
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  if (uv_tcp_getpeername(&h->tcp, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+    s->peer_ = event::SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&ss));
+  }
+  return s;
+}
+
+TcpStream::~TcpStream() {
+  callbacks_ = nullptr;
+  if (h_ != nullptr) {
+    h_->owner = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(&h_->tcp), TcpCallbacks::freeHandle);
+    h_ = nullptr;
+  }
+}
+
+void TcpStream::setCallbacks(StreamCallbacks& cb) {
+  callbacks_ = &cb;
+  maybeStartReading();
+}
+
+void TcpStream::connect() {
+  if (closed_ || connecting_ || connected_) return;
+  connecting_ = true;
+  if (h_ == nullptr) {
+    failLater(CloseReason::kConnectFailed, init_error_);
+    return;
+  }
+  int rc = uv_tcp_connect(&h_->connect, &h_->tcp, peer_.sa(), TcpCallbacks::onConnect);
+  if (rc != 0) failLater(CloseReason::kConnectFailed, uvError("connect", peerName(), rc));
+}
+
+void TcpStream::failLater(CloseReason reason, std::string detail) {
+  std::weak_ptr<bool> alive = alive_;
+  loop_.post([this, alive, reason, detail = std::move(detail)] {
+    if (alive.expired()) return;
+    close(reason, detail);
+  });
+}
+
+void TcpStream::write(BufferChain& data, bool end_stream) {
+  if (closed_ || write_end_) {
+    data.clear();  // nowhere to go; the caller learns via onClose
+    return;
+  }
+  write_end_ = end_stream;
+  if (!connected_) {
+    pending_.moveFrom(data);
+  } else {
+    flush(data);
+    maybeShutdown();
+  }
+  checkHighWatermark();
+}
+
+void TcpStream::flush(BufferChain& data) {
+  if (data.empty() || h_ == nullptr) return;
+  auto* stream = reinterpret_cast<uv_stream_t*>(&h_->tcp);
+  // Try the kernel directly only when nothing is queued, to keep order.
+  if (inflight_ == 0) {
+    std::vector<uv_buf_t> bufs = toBufs(data, kMaxTryIov);
+    int n =
+        bufs.empty() ? 0 : uv_try_write(stream, bufs.data(), static_cast<unsigned>(bufs.size()));
+    if (n > 0) {
+      data.drain(static_cast<size_t>(n));
+      bytes_sent_ += static_cast<uint64_t>(n);
+    }
+    // n < 0 (EAGAIN or a real error): uv_write below reports real errors
+    // through its callback, i.e. asynchronously.
+  }
+  if (data.empty()) return;
+  auto* w = new WriteReq;
+  w->req.data = w;
+  w->h = h_;
+  w->data.moveFrom(data);
+  w->bytes = w->data.size();
+  std::vector<uv_buf_t> bufs = toBufs(w->data, SIZE_MAX);
+  inflight_ += w->bytes;
+  int rc = uv_write(&w->req, stream, bufs.data(), static_cast<unsigned>(bufs.size()),
+                    TcpCallbacks::onWrite);
+  if (rc != 0) {
+    inflight_ -= w->bytes;
+    delete w;
+    failLater(CloseReason::kReset, uvError("write", peerName(), rc));
+  }
+}
+
+void TcpStream::maybeShutdown() {
+  if (!write_end_ || shutdown_sent_ || !connected_ || h_ == nullptr) return;
+  shutdown_sent_ = true;
+  // libuv runs the shutdown after every queued write has completed.
+  int rc = uv_shutdown(&h_->shutdown, reinterpret_cast<uv_stream_t*>(&h_->tcp),
+                       TcpCallbacks::onShutdown);
+  if (rc != 0) failLater(CloseReason::kReset, uvError("shutdown", peerName(), rc));
+}
+
+void TcpStream::readDisable(bool disable) {
+  if (closed_) return;
+  if (disable) {
+    if (read_disable_count_++ == 0) stopReading();
+    return;
+  }
+  if (read_disable_count_ == 0) return;  // unbalanced enable: ignore
+  if (--read_disable_count_ == 0) maybeStartReading();
+}
+
+void TcpStream::maybeStartReading() {
+  if (h_ == nullptr || !connected_ || callbacks_ == nullptr || read_eof_ || reading_ ||
+      read_disable_count_ > 0) {
+    return;
+  }
+  int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(&h_->tcp), TcpCallbacks::onAlloc,
+                         TcpCallbacks::onRead);
+  if (rc != 0) {
+    failLater(CloseReason::kReset, uvError("read", peerName(), rc));
+    return;
+  }
+  reading_ = true;
+}
+
+void TcpStream::stopReading() {
+  if (!reading_ || h_ == nullptr) return;
+  uv_read_stop(reinterpret_cast<uv_stream_t*>(&h_->tcp));
+  reading_ = false;
+}
+
+void TcpStream::maybeFinish(CloseReason reason) {
+  if (read_eof_ && shutdown_done_) close(reason, "both directions finished");
+}
+
+void TcpStream::checkHighWatermark() {
+  if (closed_ || above_high_ || bufferedBytes() <= wm_.high) return;
+  above_high_ = true;
+  if (callbacks_ != nullptr) callbacks_->onAboveHighWatermark();
+}
+
+void TcpStream::checkLowWatermark() {
+  if (closed_ || !above_high_ || bufferedBytes() > wm_.low) return;
+  above_high_ = false;
+  if (callbacks_ != nullptr) callbacks_->onBelowLowWatermark();
+}
+
+void TcpStream::close(CloseReason reason) {
+  close(reason, "");
+}
+
+void TcpStream::close(CloseReason reason, const std::string& detail) {
+  if (closed_) return;
+  closed_ = true;
+  if (h_ != nullptr) {
+    h_->owner = nullptr;
+    // Queued writes are cancelled: close() is abortive; a graceful end is
+    // write(..., true) and waiting for the peer.
+    uv_close(reinterpret_cast<uv_handle_t*>(&h_->tcp), TcpCallbacks::freeHandle);
+    h_ = nullptr;
+  }
+  reading_ = false;
+  pending_.clear();
+  StreamCallbacks* cb = std::exchange(callbacks_, nullptr);
+  VT_DEBUG("tcp %s closed: %s %s (up %llu down %llu)", peerName().c_str(), closeReasonName(reason),
+           detail.c_str(), static_cast<unsigned long long>(bytes_sent_),
+           static_cast<unsigned long long>(bytes_received_));
+  if (cb != nullptr) cb->onClose(reason, detail);
+}
+
+size_t TcpStream::bufferedBytes() const {
+  return pending_.size() + inflight_;
+}
+
+std::string TcpStream::peerName() const {
+  return peer_.toString();
+}
+
+void TcpStream::setNoDelay(bool enable) {
+  if (h_ != nullptr) uv_tcp_nodelay(&h_->tcp, enable ? 1 : 0);
+}
+
+void TcpStream::setKeepAlive(bool enable, unsigned delay_s) {
+  if (h_ != nullptr) uv_tcp_keepalive(&h_->tcp, enable ? 1 : 0, delay_s);
+}
+
+bool TcpStream::setMark(uint32_t fwmark) {
+#ifdef SO_MARK
+  uv_os_fd_t fd;
+  if (h_ == nullptr || uv_fileno(reinterpret_cast<uv_handle_t*>(&h_->tcp), &fd) != 0) return false;
+  if (setsockopt(fd, SOL_SOCKET, SO_MARK, &fwmark, sizeof fwmark) != 0) {
+    VT_WARN("SO_MARK %u on %s: %s", fwmark, peerName().c_str(), strerror(errno));
+    return false;
+  }
+  return true;
+#else
+  (void)fwmark;
+  return false;
+#endif
+}
+
+event::SocketAddress TcpStream::localAddress() const {
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  if (h_ == nullptr || uv_tcp_getsockname(&h_->tcp, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    return {};
+  }
+  return event::SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&ss));
+}
+
+// ---- TcpListener
+
+Result<std::unique_ptr<TcpListener>> TcpListener::listen(event::Loop& loop,
+                                                         const event::SocketAddress& addr,
+                                                         AcceptCallback on_accept, int backlog) {
+  std::unique_ptr<TcpListener> l(new TcpListener(loop, std::move(on_accept)));
+  auto* t = new uv_tcp_t;
+  int rc = uv_tcp_init_ex(loop.raw(), t, static_cast<unsigned>(addr.family()));
+  if (rc != 0) {
+    delete t;
+    return Error(Errc::kIo, uvError("socket for", addr.toString(), rc));
+  }
+  t->data = l.get();
+  l->handle_ = t;
+  // IPv6 listeners are IPv6 only, so that "0.0.0.0:443" and "[::]:443" can
+  // both be bound (Linux defaults to dual-stack, which would collide).
+  rc = uv_tcp_bind(t, addr.sa(), addr.family() == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
+  if (rc == 0)
+    rc = uv_listen(reinterpret_cast<uv_stream_t*>(t), backlog, &TcpListener::onConnection);
+  if (rc != 0) return Error(Errc::kIo, uvError("listen", addr.toString(), rc));
+  return l;
+}
+
+TcpListener::~TcpListener() {
+  if (handle_ == nullptr) return;
+  handle_->data = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(handle_),
+           [](uv_handle_t* x) { delete reinterpret_cast<uv_tcp_t*>(x); });
+}
+
+void TcpListener::onConnection(uv_stream_s* server, int status) {
+  auto* self = static_cast<TcpListener*>(server->data);
+  if (self == nullptr) return;
+  if (status < 0) {
+    // EMFILE and friends: keep listening; the kernel keeps the backlog.
+    VT_WARN("accept: %s", uv_strerror(status));
+    return;
+  }
+  auto s = TcpStream::accept(self->loop_, server);
+  if (!s) return;
+  // A copy: the callback may destroy the listener.
+  AcceptCallback cb = self->on_accept_;
+  cb(std::move(s));
+}
+
+event::SocketAddress TcpListener::localAddress() const {
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  if (handle_ == nullptr ||
+      uv_tcp_getsockname(handle_, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    return {};
+  }
+  return event::SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&ss));
+}
+
+}  // namespace vt::stream

@@ -1,0 +1,127 @@
+// TcpStream: a Stream over a libuv TCP socket; TcpListener accepts them.
+//
+// Lifetimes: the uv_tcp_t lives in a heap block that is freed only in its
+// close callback, so the TcpStream may be destroyed at any time (after
+// close(), or directly: the destructor closes without callbacks). Write
+// buffers are owned by their write request until its callback.
+//
+// Half-close: write(..., end_stream=true) shuts our direction down after
+// the queued bytes; a peer EOF arrives as onData(..., true). Once both
+// directions have finished the stream closes itself (kRemoteClose when the
+// peer finished last, kLocalClose when we did).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/error.h"
+#include "event/loop.h"
+#include "event/socket_address.h"
+#include "stream/stream.h"
+
+struct uv_tcp_s;
+struct uv_stream_s;
+
+namespace vt::stream {
+
+class TcpStream : public Stream, public event::DeferredDeletable {
+ public:
+  // Outbound: connect() dials `peer`.
+  static std::unique_ptr<TcpStream> create(event::Loop& loop, const event::SocketAddress& peer,
+                                           Watermarks wm = {});
+  ~TcpStream() override;
+  TcpStream(const TcpStream&) = delete;
+  TcpStream& operator=(const TcpStream&) = delete;
+
+  void setCallbacks(StreamCallbacks& cb) override;
+  void connect() override;
+  void write(BufferChain& data, bool end_stream) override;
+  void readDisable(bool disable) override;
+  void close(CloseReason reason) override;
+  size_t bufferedBytes() const override;
+  std::string peerName() const override;
+
+  void close(CloseReason reason, const std::string& detail);
+  void setWatermarks(Watermarks wm) { wm_ = wm; }
+  void setNoDelay(bool enable);
+  void setKeepAlive(bool enable, unsigned delay_s);
+  // SO_MARK (Linux, needs CAP_NET_ADMIN); call before connect(). Returns
+  // false (and logs) when the kernel refuses.
+  bool setMark(uint32_t fwmark);
+  event::SocketAddress localAddress() const;
+  event::SocketAddress peerAddress() const { return peer_; }
+  uint64_t bytesSent() const { return bytes_sent_; }
+  uint64_t bytesReceived() const { return bytes_received_; }
+  bool connected() const { return connected_; }
+
+ private:
+  friend class TcpListener;
+  struct Handle;
+  struct WriteReq;
+
+  TcpStream(event::Loop& loop, Watermarks wm);
+  // Accepts one pending connection from `server`; null on failure.
+  static std::unique_ptr<TcpStream> accept(event::Loop& loop, uv_stream_s* server);
+
+  friend struct TcpCallbacks;  // the libuv trampolines, in tcp_stream.cc
+
+  void failLater(CloseReason reason, std::string detail);
+  void flush(BufferChain& data);
+  void maybeShutdown();
+  void maybeStartReading();
+  void stopReading();
+  void checkHighWatermark();
+  void checkLowWatermark();
+  void maybeFinish(CloseReason reason);
+
+  event::Loop& loop_;
+  Watermarks wm_;
+  Handle* h_ = nullptr;  // null once closed (the close callback frees it)
+  StreamCallbacks* callbacks_ = nullptr;
+  event::SocketAddress peer_;
+  std::string init_error_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+
+  BufferChain pending_;  // written before the connection was up
+  BufferChain read_buf_;
+  size_t inflight_ = 0;  // bytes held by uv_write requests
+  uint64_t bytes_sent_ = 0;
+  uint64_t bytes_received_ = 0;
+  int read_disable_count_ = 0;
+  bool connecting_ = false;
+  bool connected_ = false;
+  bool closed_ = false;
+  bool reading_ = false;
+  bool read_eof_ = false;
+  bool write_end_ = false;      // end_stream was requested
+  bool shutdown_sent_ = false;  // uv_shutdown queued
+  bool shutdown_done_ = false;
+  bool above_high_ = false;
+};
+
+class TcpListener {
+ public:
+  using AcceptCallback = std::function<void(std::unique_ptr<TcpStream>)>;
+
+  static Result<std::unique_ptr<TcpListener>> listen(event::Loop& loop,
+                                                     const event::SocketAddress& addr,
+                                                     AcceptCallback on_accept, int backlog = 511);
+  ~TcpListener();
+  TcpListener(const TcpListener&) = delete;
+  TcpListener& operator=(const TcpListener&) = delete;
+
+  // The bound address (tests bind port 0 and read the port here).
+  event::SocketAddress localAddress() const;
+
+ private:
+  TcpListener(event::Loop& loop, AcceptCallback cb) : loop_(loop), on_accept_(std::move(cb)) {}
+  static void onConnection(uv_stream_s* server, int status);
+
+  event::Loop& loop_;
+  AcceptCallback on_accept_;
+  uv_tcp_s* handle_ = nullptr;  // heap; freed in its close callback
+};
+
+}  // namespace vt::stream

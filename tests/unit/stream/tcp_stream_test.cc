@@ -1,0 +1,269 @@
+#include "stream/tcp_stream.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <vector>
+
+#include "stream_test_util.h"
+
+namespace vt::stream {
+namespace {
+
+using testing::Endpoint;
+using testing::pattern;
+using testing::runUntil;
+
+event::SocketAddress loopback(uint16_t port = 0) {
+  return event::SocketAddress::ipv4(0x7f000001, port);
+}
+
+// A listener that keeps every accepted stream with an Endpoint of its own.
+struct Server {
+  explicit Server(event::Loop& loop, std::function<void(Endpoint&, TcpStream&)> setup = {})
+      : setup_(std::move(setup)) {
+    auto l = TcpListener::listen(loop, loopback(), [this](std::unique_ptr<TcpStream> s) {
+      auto ep = std::make_unique<Endpoint>();
+      if (setup_) setup_(*ep, *s);
+      ep->attach(*s);
+      ep->pump();
+      streams.push_back(std::move(s));
+      endpoints.push_back(std::move(ep));
+    });
+    EXPECT_TRUE(l.ok());
+    listener = std::move(l.value());
+  }
+  uint16_t port() const { return listener->localAddress().port(); }
+
+  std::function<void(Endpoint&, TcpStream&)> setup_;
+  std::unique_ptr<TcpListener> listener;
+  std::vector<std::unique_ptr<TcpStream>> streams;
+  std::vector<std::unique_ptr<Endpoint>> endpoints;
+};
+
+TEST(TcpStream, Echo) {
+  event::Loop loop;
+  Server server(loop, [](Endpoint& ep, TcpStream&) {
+    ep.on_data = [&ep](BufferChain& data, bool end) { ep.stream->write(data, end); };
+  });
+  EXPECT_EQ(server.listener->localAddress().ipString(), "127.0.0.1");
+  ASSERT_NE(server.port(), 0);
+
+  auto client = TcpStream::create(loop, loopback(server.port()));
+  Endpoint c;
+  c.attach(*client);
+  c.payload = "hello";
+  c.end = false;
+  (void)client->setMark(0);  // needs CAP_NET_ADMIN; must not break the dial either way
+  client->connect();
+  c.pump();  // before the connection is up: queued
+  EXPECT_FALSE(c.connected);
+  ASSERT_TRUE(runUntil(loop, [&] { return c.received == "hello"; }));
+  EXPECT_TRUE(c.connected);
+  EXPECT_EQ(client->peerName(), "127.0.0.1:" + std::to_string(server.port()));
+  EXPECT_EQ(client->localAddress().ipString(), "127.0.0.1");
+  ASSERT_EQ(server.streams.size(), 1u);
+  EXPECT_EQ(server.streams[0]->peerAddress(), client->localAddress());
+  client->setNoDelay(true);
+  client->setKeepAlive(true, 30);
+
+  // Half-close: the echo server mirrors our end_stream, then both finish.
+  BufferChain bye;
+  bye.append("bye");
+  client->write(bye, true);
+  ASSERT_TRUE(runUntil(loop, [&] { return c.closes == 1; }));
+  EXPECT_EQ(c.received, "hellobye");
+  EXPECT_TRUE(c.eof);
+  EXPECT_EQ(client->bytesSent(), 8u);
+  EXPECT_EQ(client->bytesReceived(), 8u);
+  ASSERT_TRUE(runUntil(loop, [&] { return server.endpoints[0]->closes == 1; }));
+}
+
+TEST(TcpStream, EightMegabytesEachWay) {
+  event::Loop loop;
+  const std::string up = pattern(8 << 20, 1);
+  const std::string down = pattern(8 << 20, 2);
+  Server server(loop, [&](Endpoint& ep, TcpStream&) { ep.payload = down; });
+  auto client = TcpStream::create(loop, loopback(server.port()));
+  Endpoint c;
+  c.attach(*client);
+  c.payload = up;
+  client->connect();
+  c.pump();
+  ASSERT_TRUE(runUntil(
+      loop,
+      [&] {
+        return c.closes == 1 && !server.endpoints.empty() && server.endpoints[0]->closes == 1;
+      },
+      30000));
+  Endpoint& s = *server.endpoints[0];
+  EXPECT_TRUE(c.eof);
+  EXPECT_TRUE(s.eof);
+  EXPECT_TRUE(c.received == down) << c.received.size();
+  EXPECT_TRUE(s.received == up) << s.received.size();
+  EXPECT_TRUE(c.reason == CloseReason::kLocalClose || c.reason == CloseReason::kRemoteClose);
+  EXPECT_EQ(c.after_close_events, 0);
+}
+
+TEST(TcpStream, HalfCloseBothDirections) {
+  event::Loop loop;
+  // The server answers only after our direction has ended.
+  Server server(loop, [](Endpoint& ep, TcpStream&) {
+    ep.on_data = [&ep](BufferChain& data, bool end) {
+      ep.received += data.toString();
+      data.drain(data.size());
+      if (end) {
+        BufferChain reply;
+        reply.append("got " + ep.received);
+        ep.stream->write(reply, true);
+      }
+    };
+  });
+  auto client = TcpStream::create(loop, loopback(server.port()));
+  Endpoint c;
+  c.attach(*client);
+  c.payload = "ping";
+  client->connect();
+  c.pump();
+  ASSERT_TRUE(runUntil(loop, [&] { return c.closes == 1; }));
+  EXPECT_EQ(c.received, "got ping");
+  EXPECT_TRUE(c.eof);
+  // The peer finished last: its EOF completed the pair.
+  EXPECT_EQ(c.reason, CloseReason::kRemoteClose);
+  ASSERT_TRUE(runUntil(loop, [&] { return server.endpoints[0]->closes == 1; }));
+  EXPECT_EQ(server.endpoints[0]->reason, CloseReason::kLocalClose);
+}
+
+TEST(TcpStream, ConnectRefusedIsAsync) {
+  event::Loop loop;
+  uint16_t port;
+  {
+    Server gone(loop);
+    port = gone.port();
+  }
+  auto client = TcpStream::create(loop, loopback(port));
+  Endpoint c;
+  c.attach(*client);
+  client->connect();
+  EXPECT_EQ(c.closes, 0);
+  ASSERT_TRUE(runUntil(loop, [&] { return c.closes == 1; }));
+  EXPECT_EQ(c.reason, CloseReason::kConnectFailed);
+  EXPECT_NE(c.detail.find("refused"), std::string::npos) << c.detail;
+  EXPECT_FALSE(c.connected);
+}
+
+TEST(TcpStream, ReadDisableAndWatermarks) {
+  event::Loop loop;
+  Server server(loop, [](Endpoint&, TcpStream& s) {
+    // Counted: two disables need two enables.
+    s.readDisable(true);
+    s.readDisable(true);
+  });
+  Watermarks wm{256 * 1024, 64 * 1024};
+  auto client = TcpStream::create(loop, loopback(server.port()), wm);
+  Endpoint c;
+  c.attach(*client);
+  c.payload = pattern(64 << 20, 3);  // more than the kernel buffers hold
+  c.end = false;
+  client->connect();
+  ASSERT_TRUE(runUntil(loop, [&] { return c.connected && !server.endpoints.empty(); }));
+  c.pump();
+  ASSERT_TRUE(runUntil(loop, [&] { return c.above == 1; }));
+  EXPECT_GT(client->bufferedBytes(), wm.high);
+  EXPECT_FALSE(c.sentAll());
+  Endpoint& s = *server.endpoints[0];
+  // Nothing is delivered while reading is disabled.
+  event::Timer wait(loop);
+  bool waited = false;
+  wait.start(50, [&] { waited = true; });
+  ASSERT_TRUE(runUntil(loop, [&] { return waited; }));
+  EXPECT_TRUE(s.received.empty());
+  EXPECT_EQ(c.below, 0);
+
+  server.streams[0]->readDisable(false);
+  waited = false;
+  wait.start(50, [&] { waited = true; });
+  ASSERT_TRUE(runUntil(loop, [&] { return waited; }));
+  EXPECT_TRUE(s.received.empty());  // still one disable outstanding
+
+  server.streams[0]->readDisable(false);
+  ASSERT_TRUE(runUntil(loop, [&] { return c.below >= 1; }));
+  EXPECT_LE(c.buffered_at_below, wm.low);
+  ASSERT_TRUE(runUntil(
+      loop, [&] { return s.received.size() == c.payload.size(); }, 30000));
+  EXPECT_TRUE(s.received == c.payload);
+  EXPECT_GE(c.above, 1);
+  EXPECT_EQ(c.above, c.below);
+}
+
+TEST(TcpStream, CloseIsIdempotentAndSilent) {
+  event::Loop loop;
+  Server server(loop, [](Endpoint& ep, TcpStream&) { ep.payload = "welcome"; });
+  auto client = TcpStream::create(loop, loopback(server.port()));
+  Endpoint c;
+  c.attach(*client);
+  client->connect();
+  ASSERT_TRUE(runUntil(loop, [&] { return c.connected; }));
+  client->close(CloseReason::kLocalClose);
+  EXPECT_EQ(c.closes, 1);  // delivered from close() itself
+  client->close(CloseReason::kReset);
+  EXPECT_EQ(c.closes, 1);
+  EXPECT_EQ(c.reason, CloseReason::kLocalClose);
+  BufferChain late;
+  late.append("late");
+  client->write(late, true);
+  EXPECT_TRUE(late.empty());
+  client->readDisable(true);
+  // The server sees our close as EOF (or a reset) and closes too.
+  ASSERT_TRUE(runUntil(
+      loop, [&] { return !server.endpoints.empty() && server.endpoints[0]->closes == 1; }));
+  EXPECT_EQ(c.after_close_events, 0);
+  loop.deferredDelete(std::move(client));
+  loop.runOnce();
+}
+
+TEST(TcpStream, DestroyWithoutCloseAndBeforeConnect) {
+  event::Loop loop;
+  Server server(loop);
+  {
+    auto client = TcpStream::create(loop, loopback(server.port()));
+    Endpoint c;
+    c.attach(*client);
+    client->connect();
+    BufferChain data;
+    data.append("x");
+    client->write(data, false);
+  }  // destroyed mid-connect: no callbacks, no leak (ASan checks)
+  auto never = TcpStream::create(loop, loopback(server.port()));
+  never.reset();
+  loop.runOnce();
+}
+
+TEST(TcpListener, BindConflictIsAnError) {
+  event::Loop loop;
+  Server server(loop);
+  auto again = TcpListener::listen(loop, loopback(server.port()), [](auto) {});
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code, Errc::kIo);
+  EXPECT_NE(again.error().message.find("127.0.0.1"), std::string::npos);
+}
+
+TEST(TcpListener, Ipv6Loopback) {
+  event::Loop loop;
+  auto any6 = event::SocketAddress::parse("[::1]:0");
+  std::unique_ptr<TcpStream> accepted;
+  auto l = TcpListener::listen(loop, *any6,
+                               [&](std::unique_ptr<TcpStream> s) { accepted = std::move(s); });
+  if (!l.ok()) GTEST_SKIP() << "no IPv6 loopback: " << l.error().toString();
+  auto client = TcpStream::create(
+      loop, event::SocketAddress::parse("[::1]:" + std::to_string(l.value()->localAddress().port()))
+                .value());
+  Endpoint c;
+  c.attach(*client);
+  client->connect();
+  ASSERT_TRUE(runUntil(loop, [&] { return c.connected && accepted != nullptr; }));
+  EXPECT_EQ(accepted->peerAddress().ipString(), "::1");
+}
+
+}  // namespace
+}  // namespace vt::stream
