@@ -30,7 +30,7 @@ _vt_cleanup() {
       tail -30 "$f"
     done
   fi
-  rm -rf "$VT_TMP"
+  [ -n "${VT_KEEP_TMP:-}" ] && echo "kept $VT_TMP" || rm -rf "$VT_TMP"
   exit $rc
 }
 trap _vt_cleanup EXIT

@@ -40,9 +40,9 @@ CFG
 start v2ray-server v2ray -config "$VT_TMP/v2ray-server.json"
 for p in $web $xfer $vs $v2; do wait_port 127.0.0.1 "$p"; done
 
-check_path() {  # NAME SERVER_PORT NC_ARGS...
-  local name=$1 port=$2
-  shift 2
+check_path() {  # NAME SERVER_PORT half-close|no-half-close NC_ARGS...
+  local name=$1 port=$2 mode=$3
+  shift 3
   local nc=("$VT_NC" --server "127.0.0.1:$port" --tls --sni test.name --ca "$VT_TMP/ca.pem" --uuid "$uuid" "$@")
   log "$name: page"
   local page
@@ -57,15 +57,21 @@ check_path() {  # NAME SERVER_PORT NC_ARGS...
   got=$(timeout 120 "${nc[@]}" --target "127.0.0.1:$xfer" --text 'GET\n' | sha256sum | cut -d' ' -f1)
   [ "$got" = "$want" ] || fail "$name: download corrupted"
   log "$name: upload ${size_mb} MiB"
-  got=$(timeout 120 "${nc[@]}" --target "127.0.0.1:$xfer" --text 'SUM\n' --send "$VT_TMP/big.bin") ||
-    fail "$name: upload failed"
+  if [ "$mode" = half-close ]; then
+    got=$(timeout 120 "${nc[@]}" --target "127.0.0.1:$xfer" --text 'SUM\n' --send "$VT_TMP/big.bin") ||
+      fail "$name: upload failed"
+  else
+    got=$(timeout 120 "${nc[@]}" --target "127.0.0.1:$xfer" --text "SUMN $((size_mb << 20))\\n" \
+          --send "$VT_TMP/big.bin" --no-half-close --read-bytes 65) || fail "$name: upload failed"
+  fi
   [ "$got" = "$want" ] || fail "$name: upload corrupted: $got"
 }
 
-check_path "v1 -> vless-server" "$vs" --version 1
-check_path "v1+want_ip -> vless-server" "$vs" --version 1 --want-ip
-check_path "v0 -> vless-server" "$vs" --version 0
-check_path "v0 -> v2ray" "$v2" --version 0
+check_path "v1 -> vless-server" "$vs" half-close --version 1
+check_path "v1+want_ip -> vless-server" "$vs" half-close --version 1 --want-ip
+check_path "v0 -> vless-server" "$vs" half-close --version 0
+# v2ray's server ends the whole connection when the client half-closes.
+check_path "v0 -> v2ray" "$v2" no-half-close --version 0
 
 log "v1 to a closed port: the client sees a failed dial, not a hang"
 dead=$(free_port)

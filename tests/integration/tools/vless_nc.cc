@@ -6,7 +6,10 @@
 //
 //   vless-nc --server 127.0.0.1:443 [--tls --sni NAME (--ca FILE | --insecure)]
 //            --uuid UUID [--version 0|1] [--want-ip] --target HOST:PORT
-//            [--text 'GET\n'] [--send FILE]
+//            [--text 'GET\n'] [--send FILE] [--no-half-close --read-bytes N]
+// --no-half-close keeps our direction open after the payload (for peers
+// such as v2ray that end the whole connection on a half-close); then
+// --read-bytes N ends the run after N bytes have arrived.
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -41,8 +44,13 @@ std::string unescape(const std::string& s) {
 
 class Client : public stream::StreamCallbacks {
  public:
-  Client(event::Loop& loop, stream::StreamPtr s, std::vector<uint8_t> payload)
-      : loop_(loop), stream_(std::move(s)), payload_(std::move(payload)) {
+  Client(event::Loop& loop, stream::StreamPtr s, std::vector<uint8_t> payload, bool half_close,
+         size_t read_bytes)
+      : loop_(loop),
+        stream_(std::move(s)),
+        payload_(std::move(payload)),
+        half_close_(half_close),
+        read_bytes_(read_bytes) {
     stream_->setCallbacks(*this);
   }
   void start() {
@@ -58,7 +66,7 @@ class Client : public stream::StreamCallbacks {
     }
     received_ += data.size();
     data.drain(data.size());
-    if (end_stream) {
+    if (end_stream || (read_bytes_ != 0 && received_ >= read_bytes_)) {
       fflush(stdout);
       ok_ = true;
       stream_->close(stream::CloseReason::kRemoteClose);
@@ -86,7 +94,7 @@ class Client : public stream::StreamCallbacks {
       chunk.append(payload_.data() + offset_, n);
       offset_ += n;
       finished_ = offset_ == payload_.size();
-      stream_->write(chunk, finished_);
+      stream_->write(chunk, finished_ && half_close_);
     }
   }
 
@@ -95,6 +103,8 @@ class Client : public stream::StreamCallbacks {
   std::vector<uint8_t> payload_;
   size_t offset_ = 0;
   size_t received_ = 0;
+  bool half_close_;
+  size_t read_bytes_;
   bool paused_ = false;
   bool finished_ = false;
   bool ok_ = false;
@@ -103,7 +113,8 @@ class Client : public stream::StreamCallbacks {
 int usage() {
   fprintf(stderr,
           "usage: vless-nc --server HOST:PORT [--tls --sni NAME (--ca FILE|--insecure)] --uuid U\n"
-          "                [--version 0|1] [--want-ip] --target HOST:PORT [--text T] [--send FILE]\n");
+          "                [--version 0|1] [--want-ip] --target HOST:PORT [--text T] [--send FILE]\n"
+          "                [--no-half-close --read-bytes N]\n");
   return 2;
 }
 
@@ -111,7 +122,8 @@ int usage() {
 
 int main(int argc, char** argv) {
   std::string server, sni, ca, uuid_text, target, text, send_file;
-  bool use_tls = false, insecure = false, want_ip = false;
+  bool use_tls = false, insecure = false, want_ip = false, half_close = true;
+  size_t read_bytes = 0;
   int version = 1;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -127,6 +139,8 @@ int main(int argc, char** argv) {
     else if (a == "--target") target = next();
     else if (a == "--text") text = unescape(next());
     else if (a == "--send") send_file = next();
+    else if (a == "--no-half-close") half_close = false;
+    else if (a == "--read-bytes") read_bytes = std::strtoul(next().c_str(), nullptr, 10);
     else return usage();
   }
   setLogLevel(LogLevel::kWarn);
@@ -169,7 +183,8 @@ int main(int argc, char** argv) {
     s = stream::TlsStream::create(std::move(s), ctx.value());
   }
   s = stream::VlessClientStream::create(std::move(s), req);
-  auto client = std::make_unique<Client>(loop, std::move(s), std::move(payload));
+  auto client = std::make_unique<Client>(loop, std::move(s), std::move(payload), half_close,
+                                         read_bytes);
   client->start();
   loop.run();
   int rc = client->exitCode();

@@ -5,6 +5,9 @@ server: listens on HOST:PORT; each connection sends one line:
   "GET\n"  -> the server sends the file given by --file, then closes
   "SUM\n"  -> the server reads until EOF (the peer half-closes) and answers
               with the sha256 hex of what it read, then closes
+  "SUMN n\n" -> reads exactly n bytes, answers with their sha256 hex, then
+              waits for the peer to close (for paths that do not carry a
+              half-close, such as v2ray's)
   "ECHO\n" -> echoes everything until EOF, then half-closes
 client: connects directly or through a SOCKS5 proxy (--socks), sends
   "SUM\n" + the bytes of --send FILE and half-closes, or "GET\n"; writes
@@ -48,6 +51,19 @@ def serve(args):
                         break
                     h.update(b)
                 conn.sendall(h.hexdigest().encode() + b"\n")
+            elif cmd.startswith(b"SUMN "):
+                left = int(cmd.split()[1])
+                h = hashlib.sha256()
+                while left > 0:
+                    b = conn.recv(min(left, 1 << 16))
+                    if not b:
+                        return
+                    h.update(b)
+                    left -= len(b)
+                conn.sendall(h.hexdigest().encode() + b"\n")
+                while conn.recv(1 << 16):
+                    pass
+                return
             elif cmd == b"ECHO":
                 while True:
                     b = conn.recv(1 << 16)
@@ -95,6 +111,18 @@ def client(args):
     else:
         s = socket.create_connection((host.strip("[]"), int(port)), timeout=60)
     s.settimeout(120)
+    if args.send and args.no_half_close:
+        s.sendall(b"SUMN %d\n" % os.path.getsize(args.send))
+        with open(args.send, "rb") as f:
+            s.sendfile(f)
+        line = b""
+        while not line.endswith(b"\n"):
+            b = s.recv(128)
+            if not b:
+                break
+            line += b
+        sys.stdout.buffer.write(line)
+        return
     if args.send:
         s.sendall(b"SUM\n")
         with open(args.send, "rb") as f:
@@ -146,6 +174,8 @@ def main():
     pc.add_argument("--target", required=True)
     pc.add_argument("--socks")
     pc.add_argument("--send")
+    pc.add_argument("--no-half-close", action="store_true",
+                    help="length-prefixed upload; do not rely on half-close")
     pr = sub.add_parser("raw")
     pr.add_argument("--target", required=True)
     pr.add_argument("--tls", action="store_true")

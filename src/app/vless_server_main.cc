@@ -1,0 +1,121 @@
+// vless-server: loads the config, starts the listeners, runs the loop until
+// SIGINT/SIGTERM, then closes listeners and sessions and exits.
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "config/server_config.h"
+#include "core/log.h"
+#include "event/loop.h"
+#include "event/signal_watcher.h"
+#include "event/timer.h"
+#include "server/server.h"
+
+namespace {
+
+constexpr const char* kVersion = "vless-server 0.1.0";
+// After a stop signal, sessions get this long to close before the loop is
+// stopped regardless.
+constexpr uint64_t kStopGraceMs = 5000;
+
+void usage(FILE* out) {
+  std::fprintf(
+      out,
+      "usage: vless-server -c FILE          run with the TOML config FILE\n"
+      "       vless-server --check -c FILE  validate FILE (and load its TLS files), print ok\n"
+      "       vless-server --version\n"
+      "       vless-server --help\n"
+      "Config reference: docs/server.md\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  bool check = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "-h" || a == "--help") {
+      usage(stdout);
+      return 0;
+    }
+    if (a == "-V" || a == "--version") {
+      std::printf("%s\n", kVersion);
+      return 0;
+    }
+    if (a == "--check") {
+      check = true;
+    } else if ((a == "-c" || a == "--config") && i + 1 < argc) {
+      config_path = argv[++i];
+    } else {
+      std::fprintf(stderr, "vless-server: unexpected argument '%s'\n", a.c_str());
+      usage(stderr);
+      return 2;
+    }
+  }
+  if (config_path.empty()) {
+    std::fprintf(stderr, "vless-server: missing -c FILE\n");
+    usage(stderr);
+    return 2;
+  }
+
+  auto cfg = vt::config::loadServerConfig(config_path);
+  if (!cfg.ok()) {
+    std::fprintf(stderr, "%s\n", cfg.error().message.c_str());
+    return 1;
+  }
+  // A write to a socket the peer reset must be an error code, not a signal.
+  std::signal(SIGPIPE, SIG_IGN);
+
+  vt::event::Loop loop;
+  auto server = vt::server::Server::create(loop, cfg.value());
+  if (!server.ok()) {
+    std::fprintf(stderr, "%s: tls: %s\n", config_path.c_str(), server.error().message.c_str());
+    return 1;
+  }
+  if (check) {
+    std::printf("ok\n");
+    return 0;
+  }
+  vt::setLogLevel(cfg.value().log_level);
+  std::unique_ptr<vt::server::Server> srv = std::move(server).value();
+  vt::Status st = srv->start();
+  if (!st.ok()) {
+    VT_ERROR("%s", st.error().message.c_str());
+    return 1;
+  }
+
+  std::unique_ptr<vt::event::SignalWatcher> sigint, sigterm;
+  vt::event::Timer stop_poll(loop);
+  uint64_t stop_deadline = 0;
+  auto onStop = [&] {
+    if (stop_deadline != 0) return;
+    VT_INFO("stopping");
+    stop_deadline = loop.now() + kStopGraceMs;
+    srv->stop();
+    // Watchers are destroyed outside their own callback.
+    loop.post([&] {
+      sigint.reset();
+      sigterm.reset();
+    });
+    stop_poll.start(
+        10,
+        [&] {
+          if (srv->sessionCount() == 0 || loop.now() >= stop_deadline) {
+            stop_poll.stop();
+            loop.stop();
+          }
+        },
+        50);
+  };
+  sigint = std::make_unique<vt::event::SignalWatcher>(loop, SIGINT, onStop);
+  sigterm = std::make_unique<vt::event::SignalWatcher>(loop, SIGTERM, onStop);
+  loop.run();
+  srv.reset();
+  sigint.reset();
+  sigterm.reset();
+  VT_INFO("stopped");
+  return 0;
+}

@@ -1,0 +1,133 @@
+#include "config/config_util.h"
+
+#include <arpa/inet.h>
+
+#include <cctype>
+
+namespace vt::config {
+namespace {
+
+int hexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool isDnsName(std::string_view s) {
+  if (s.empty() || s.size() > 253) return false;
+  size_t label = 0;
+  for (char c : s) {
+    if (c == '.') {
+      if (label == 0) return false;
+      label = 0;
+      continue;
+    }
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) return false;
+    if (++label > 63) return false;
+  }
+  return label > 0 || s.size() > 1;  // allows one trailing dot
+}
+
+}  // namespace
+
+std::optional<UuidBytes> parseUuidText(std::string_view text) {
+  bool dashed = text.size() == 36;
+  if (!dashed && text.size() != 32) return std::nullopt;
+  UuidBytes out{};
+  size_t n = 0;
+  int hi = -1;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (dashed && (i == 8 || i == 13 || i == 18 || i == 23)) {
+      if (text[i] != '-') return std::nullopt;
+      continue;
+    }
+    int v = hexValue(text[i]);
+    if (v < 0) return std::nullopt;
+    if (hi < 0) {
+      hi = v;
+    } else {
+      out[n++] = static_cast<uint8_t>((hi << 4) | v);
+      hi = -1;
+    }
+  }
+  if (n != 16) return std::nullopt;
+  return out;
+}
+
+std::string uuidText(const UuidBytes& u) {
+  static const char kHex[] = "0123456789abcdef";
+  std::string s;
+  for (size_t i = 0; i < u.size(); ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) s.push_back('-');
+    s.push_back(kHex[u[i] >> 4]);
+    s.push_back(kHex[u[i] & 15]);
+  }
+  return s;
+}
+
+std::optional<uint64_t> parseDurationMs(std::string_view text) {
+  size_t i = 0;
+  uint64_t v = 0;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+    if (v > 1'000'000'000ULL) return std::nullopt;  // absurd, and keeps * below safe
+    v = v * 10 + static_cast<uint64_t>(text[i] - '0');
+    ++i;
+  }
+  if (i == 0) return std::nullopt;
+  std::string_view unit = text.substr(i);
+  if (unit == "ms") return v;
+  if (unit == "s") return v * 1000;
+  if (unit == "m") return v * 60'000;
+  if (unit == "h") return v * 3'600'000;
+  return std::nullopt;
+}
+
+std::string HostPort::toString() const {
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+std::optional<HostPort> parseHostPort(std::string_view text, bool allow_domain) {
+  HostPort hp;
+  std::string_view port_text;
+  if (!text.empty() && text[0] == '[') {
+    size_t close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return std::nullopt;
+    }
+    hp.host = std::string(text.substr(1, close - 1));
+    port_text = text.substr(close + 2);
+    in6_addr a6;
+    if (inet_pton(AF_INET6, hp.host.c_str(), &a6) != 1) return std::nullopt;
+    hp.is_ip = true;
+  } else {
+    size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos || colon == 0) return std::nullopt;
+    hp.host = std::string(text.substr(0, colon));
+    port_text = text.substr(colon + 1);
+    if (hp.host.find(':') != std::string::npos) return std::nullopt;  // IPv6 needs brackets
+    in_addr a4;
+    if (inet_pton(AF_INET, hp.host.c_str(), &a4) == 1) {
+      hp.is_ip = true;
+    } else if (!allow_domain || !isDnsName(hp.host)) {
+      return std::nullopt;
+    } else {
+      // All-digit-and-dot names that failed inet_pton are typos of an IPv4.
+      bool numeric = true;
+      for (char c : hp.host) numeric = numeric && (c == '.' || (c >= '0' && c <= '9'));
+      if (numeric) return std::nullopt;
+    }
+  }
+  if (port_text.empty() || port_text.size() > 5) return std::nullopt;
+  uint32_t port = 0;
+  for (char c : port_text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    port = port * 10 + static_cast<uint32_t>(c - '0');
+  }
+  if (port == 0 || port > 65535) return std::nullopt;
+  hp.port = static_cast<uint16_t>(port);
+  return hp;
+}
+
+}  // namespace vt::config

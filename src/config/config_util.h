@@ -1,0 +1,33 @@
+// Value parsers shared by the config loaders: durations, UUIDs, host:port.
+// Pure functions over strings so that they can be tested without TOML.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace vt::config {
+
+using UuidBytes = std::array<uint8_t, 16>;
+
+// "a684455c-b14f-11ea-bf0d-42010aaa0003": 36 characters with dashes at the
+// canonical places, or 32 hex digits.
+std::optional<UuidBytes> parseUuidText(std::string_view text);
+std::string uuidText(const UuidBytes& u);
+
+// "500ms", "10s", "5m", "1h" -> milliseconds. No sign, no fractions.
+std::optional<uint64_t> parseDurationMs(std::string_view text);
+
+// "host:port" where host is an IPv4 literal, a bracketed IPv6 literal
+// ("[::1]:443") or, if allow_domain, a DNS name. Port 1..65535.
+struct HostPort {
+  std::string host;  // without brackets
+  uint16_t port = 0;
+  bool is_ip = false;
+  std::string toString() const;  // brackets IPv6 again
+};
+std::optional<HostPort> parseHostPort(std::string_view text, bool allow_domain);
+
+}  // namespace vt::config

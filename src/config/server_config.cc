@@ -1,0 +1,348 @@
+#include "config/server_config.h"
+
+#include <toml++/toml.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+namespace vt::config {
+namespace {
+
+constexpr const char* kUuidExample = "a684455c-b14f-11ea-bf0d-42010aaa0003";
+
+// Collects the first error with file:line:col and the dotted key. toml++
+// throws only while parsing; after that we walk nodes, which does not throw.
+class Reader {
+ public:
+  explicit Reader(std::string source) : source_(std::move(source)) {}
+
+  bool failed() const { return error_.has_value(); }
+  Error takeError() { return Error(Errc::kConfig, std::move(*error_)); }
+
+  void fail(const toml::source_region* where, const std::string& key, const std::string& what) {
+    if (error_) return;  // the first error is the useful one
+    std::string msg = source_;
+    if (where != nullptr && where->begin.line != 0) {
+      msg += ":" + std::to_string(where->begin.line) + ":" + std::to_string(where->begin.column);
+    }
+    msg += ": ";
+    if (!key.empty()) msg += key + ": ";
+    msg += what;
+    error_ = std::move(msg);
+  }
+  void fail(const toml::node& n, const std::string& key, const std::string& what) {
+    fail(&n.source(), key, what);
+  }
+
+  // Rejects keys not in `allowed` so that typos do not pass silently.
+  void checkKeys(const toml::table& t, const std::string& prefix,
+                 std::initializer_list<std::string_view> allowed) {
+    for (const auto& [k, v] : t) {
+      bool known = false;
+      for (auto a : allowed) known = known || k.str() == a;
+      if (!known) {
+        std::string list;
+        for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+        fail(&k.source(), join(prefix, std::string(k.str())),
+             "unknown key; expected one of: " + list);
+      }
+    }
+  }
+
+  static std::string join(const std::string& prefix, const std::string& key) {
+    return prefix.empty() ? key : prefix + "." + key;
+  }
+
+  static std::string typeName(const toml::node& n) {
+    switch (n.type()) {
+      case toml::node_type::table: return "a table";
+      case toml::node_type::array: return "an array";
+      case toml::node_type::string: return "a string";
+      case toml::node_type::integer: return "an integer";
+      case toml::node_type::floating_point: return "a float";
+      case toml::node_type::boolean: return "a boolean";
+      default: return "a date/time";
+    }
+  }
+
+  const std::string* str(const toml::node& n, const std::string& key, const std::string& expect) {
+    if (const auto* v = n.as_string()) return &v->get();
+    fail(n, key, "expected " + expect + ", got " + typeName(n));
+    return nullptr;
+  }
+
+  std::optional<int64_t> integer(const toml::node& n, const std::string& key, int64_t lo,
+                                 int64_t hi) {
+    const auto* v = n.as_integer();
+    if (v == nullptr || v->get() < lo || v->get() > hi) {
+      fail(n, key,
+           "expected an integer in " + std::to_string(lo) + ".." + std::to_string(hi) +
+               (v == nullptr ? ", got " + typeName(n) : ", got " + std::to_string(v->get())));
+      return std::nullopt;
+    }
+    return v->get();
+  }
+
+  const toml::array* array(const toml::node& n, const std::string& key, const std::string& of) {
+    if (const auto* a = n.as_array()) return a;
+    fail(n, key, "expected an array of " + of + ", got " + typeName(n));
+    return nullptr;
+  }
+
+  std::optional<uint64_t> duration(const toml::node& n, const std::string& key) {
+    const std::string expect =
+        "a duration > 0 such as \"500ms\", \"10s\", \"5m\", \"1h\" or an integer of seconds";
+    std::optional<uint64_t> ms;
+    if (const auto* i = n.as_integer()) {
+      if (i->get() > 0 && i->get() < 100'000'000) ms = static_cast<uint64_t>(i->get()) * 1000;
+    } else if (const auto* s = n.as_string()) {
+      ms = parseDurationMs(s->get());
+    }
+    if (!ms || *ms == 0) {
+      fail(n, key, "expected " + expect);
+      return std::nullopt;
+    }
+    return ms;
+  }
+
+ private:
+  std::string source_;
+  std::optional<std::string> error_;
+};
+
+std::string resolvePath(const std::string& base_dir, const std::string& p) {
+  if (p.empty() || p[0] == '/' || base_dir.empty()) return p;
+  return base_dir + "/" + p;
+}
+
+void readTls(Reader& r, const toml::node& node, const std::string& base_dir, ServerConfig& cfg) {
+  const auto* t = node.as_table();
+  if (t == nullptr) {
+    r.fail(node, "tls", "expected a table with cert and key, got " + Reader::typeName(node));
+    return;
+  }
+  r.checkKeys(*t, "tls", {"cert", "key", "alpn"});
+  ServerTlsConfig tls;
+  for (const char* k : {"cert", "key"}) {
+    const toml::node* n = t->get(k);
+    std::string key = std::string("tls.") + k;
+    if (n == nullptr) {
+      r.fail(&t->source(), key, "missing; expected the path of a PEM file");
+      return;
+    }
+    const std::string* s = r.str(*n, key, "the path of a PEM file");
+    if (s == nullptr) return;
+    if (s->empty()) {
+      r.fail(*n, key, "expected the path of a PEM file, got an empty string");
+      return;
+    }
+    (k[0] == 'c' ? tls.cert_file : tls.key_file) = resolvePath(base_dir, *s);
+  }
+  if (const toml::node* n = t->get("alpn")) {
+    const auto* a = r.array(*n, "tls.alpn", "protocol names such as \"http/1.1\"");
+    if (a == nullptr) return;
+    for (size_t i = 0; i < a->size(); ++i) {
+      std::string key = "tls.alpn[" + std::to_string(i) + "]";
+      const std::string* s = r.str(*a->get(i), key, "a protocol name such as \"http/1.1\"");
+      if (s == nullptr) return;
+      if (s->empty() || s->size() > 255) {
+        r.fail(*a->get(i), key, "expected a protocol name of 1..255 bytes");
+        return;
+      }
+      tls.alpn.push_back(*s);
+    }
+  }
+  cfg.tls = std::move(tls);
+}
+
+void readUsers(Reader& r, const toml::table& root, ServerConfig& cfg) {
+  const toml::node* node = root.get("users");
+  if (node == nullptr) {
+    r.fail(nullptr, "users", "missing; expected at least one [[users]] table with name and uuid");
+    return;
+  }
+  const auto* a = node->as_array();
+  if (a == nullptr || a->empty()) {
+    r.fail(*node, "users", "expected at least one [[users]] table with name and uuid");
+    return;
+  }
+  for (size_t i = 0; i < a->size(); ++i) {
+    std::string prefix = "users[" + std::to_string(i) + "]";
+    const auto* t = a->get(i)->as_table();
+    if (t == nullptr) {
+      r.fail(*a->get(i), prefix, "expected a table with name and uuid");
+      return;
+    }
+    r.checkKeys(*t, prefix, {"name", "uuid"});
+    ServerUser user;
+    const toml::node* un = t->get("uuid");
+    if (un == nullptr) {
+      r.fail(&t->source(), prefix + ".uuid",
+             std::string("missing; expected a UUID like ") + kUuidExample);
+      return;
+    }
+    const std::string* us =
+        r.str(*un, prefix + ".uuid", std::string("a UUID like ") + kUuidExample);
+    if (us == nullptr) return;
+    auto uuid = parseUuidText(*us);
+    if (!uuid) {
+      r.fail(*un, prefix + ".uuid",
+             std::string("expected a UUID like ") + kUuidExample + ", got \"" + *us + "\"");
+      return;
+    }
+    user.uuid = *uuid;
+    for (size_t j = 0; j < cfg.users.size(); ++j) {
+      if (cfg.users[j].uuid == user.uuid) {
+        r.fail(*un, prefix + ".uuid",
+               "expected a unique UUID; users[" + std::to_string(j) + "] has the same one");
+        return;
+      }
+    }
+    if (const toml::node* nn = t->get("name")) {
+      const std::string* s = r.str(*nn, prefix + ".name", "a user name (for logs)");
+      if (s == nullptr) return;
+      user.name = *s;
+    }
+    // Logs need some name; the index is stable and does not leak the UUID.
+    if (user.name.empty()) user.name = "user" + std::to_string(i);
+    cfg.users.push_back(std::move(user));
+  }
+}
+
+void readRoot(Reader& r, const toml::table& root, const std::string& base_dir, ServerConfig& cfg) {
+  r.checkKeys(root, "",
+              {"log_level", "listen", "versions", "fallback", "handshake_timeout", "idle_timeout",
+               "max_connections", "tls", "users"});
+  if (r.failed()) return;
+
+  if (const toml::node* n = root.get("log_level")) {
+    const std::string* s = r.str(*n, "log_level", "one of trace, debug, info, warn, error, off");
+    if (s == nullptr) return;
+    if (!parseLogLevel(*s, cfg.log_level)) {
+      r.fail(*n, "log_level",
+             "expected one of trace, debug, info, warn, error, off, got \"" + *s + "\"");
+      return;
+    }
+  }
+
+  const std::string listen_expect = "an address like \"0.0.0.0:443\" or \"[::]:443\"";
+  if (const toml::node* n = root.get("listen")) {
+    // A single string is accepted too: listen = "0.0.0.0:443".
+    std::vector<const toml::node*> items;
+    std::vector<std::string> keys;
+    if (n->is_string()) {
+      items.push_back(n);
+      keys.push_back("listen");
+    } else if (const auto* a = r.array(*n, "listen", listen_expect.substr(3))) {
+      for (size_t i = 0; i < a->size(); ++i) {
+        items.push_back(a->get(i));
+        keys.push_back("listen[" + std::to_string(i) + "]");
+      }
+    } else {
+      return;
+    }
+    if (items.empty()) {
+      r.fail(*n, "listen", "expected at least one " + listen_expect);
+      return;
+    }
+    for (size_t i = 0; i < items.size(); ++i) {
+      const std::string* s = r.str(*items[i], keys[i], listen_expect);
+      if (s == nullptr) return;
+      auto hp = parseHostPort(*s, false);
+      if (!hp) {
+        r.fail(*items[i], keys[i],
+               "expected " + listen_expect + " (IP literal and port 1..65535), got \"" + *s + "\"");
+        return;
+      }
+      cfg.listen.push_back(*hp);
+    }
+  } else {
+    r.fail(nullptr, "listen", "missing; expected " + listen_expect);
+    return;
+  }
+
+  if (const toml::node* n = root.get("versions")) {
+    const std::string expect = "a non-empty array of VLESS versions from {0, 1}";
+    const auto* a = r.array(*n, "versions", "versions from {0, 1}");
+    if (a == nullptr) return;
+    if (a->empty()) {
+      r.fail(*n, "versions", "expected " + expect);
+      return;
+    }
+    cfg.accept_v0 = cfg.accept_v1 = false;
+    for (size_t i = 0; i < a->size(); ++i) {
+      auto v = r.integer(*a->get(i), "versions[" + std::to_string(i) + "]", 0, 1);
+      if (!v) return;
+      (*v == 0 ? cfg.accept_v0 : cfg.accept_v1) = true;
+    }
+  }
+
+  if (const toml::node* n = root.get("fallback")) {
+    const std::string expect = "an address like \"127.0.0.1:8080\" or \"web.internal:80\"";
+    const std::string* s = r.str(*n, "fallback", expect);
+    if (s == nullptr) return;
+    auto hp = parseHostPort(*s, true);
+    if (!hp) {
+      r.fail(*n, "fallback", "expected " + expect + ", got \"" + *s + "\"");
+      return;
+    }
+    cfg.fallback = *hp;
+  }
+
+  if (const toml::node* n = root.get("handshake_timeout")) {
+    auto ms = r.duration(*n, "handshake_timeout");
+    if (!ms) return;
+    cfg.handshake_timeout_ms = *ms;
+  }
+  if (const toml::node* n = root.get("idle_timeout")) {
+    auto ms = r.duration(*n, "idle_timeout");
+    if (!ms) return;
+    cfg.idle_timeout_ms = *ms;
+  }
+  if (const toml::node* n = root.get("max_connections")) {
+    auto v = r.integer(*n, "max_connections", 1, 10'000'000);
+    if (!v) return;
+    cfg.max_connections = static_cast<uint32_t>(*v);
+  }
+  if (const toml::node* n = root.get("tls")) {
+    readTls(r, *n, base_dir, cfg);
+    if (r.failed()) return;
+  }
+  readUsers(r, root, cfg);
+}
+
+}  // namespace
+
+Result<ServerConfig> parseServerConfig(std::string_view text, const std::string& source,
+                                       const std::string& base_dir) {
+  Reader r(source);
+  toml::table root;
+  try {
+    root = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    r.fail(&e.source(), "", std::string("TOML syntax: ") + std::string(e.description()));
+    return r.takeError();
+  }
+  ServerConfig cfg;
+  readRoot(r, root, base_dir, cfg);
+  if (r.failed()) return r.takeError();
+  return cfg;
+}
+
+Result<ServerConfig> loadServerConfig(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Error(Errc::kConfig, path + ": cannot open the config file");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return Error(Errc::kConfig, path + ": cannot read the config file");
+  std::string base_dir;
+  size_t slash = path.rfind('/');
+  if (slash != std::string::npos)
+    base_dir = path.substr(0, slash == 0 ? 1 : slash);
+  else
+    base_dir = ".";
+  return parseServerConfig(ss.str(), path, base_dir);
+}
+
+}  // namespace vt::config

@@ -1,0 +1,51 @@
+// ServerConfig: what vless-server reads from its TOML file. Plain structs;
+// the loader validates everything so that the server never sees a value it
+// has to second-guess. Reference: docs/server.md.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config_util.h"
+#include "core/error.h"
+#include "core/log.h"
+
+namespace vt::config {
+
+struct ServerTlsConfig {
+  std::string cert_file;  // absolute, or relative to the process cwd
+  std::string key_file;
+  std::vector<std::string> alpn;
+};
+
+struct ServerUser {
+  std::string name;
+  UuidBytes uuid{};
+};
+
+struct ServerConfig {
+  LogLevel log_level = LogLevel::kInfo;
+  std::vector<HostPort> listen;  // IP literals only, at least one
+  bool accept_v0 = true;         // from `versions`
+  bool accept_v1 = true;
+  std::optional<HostPort> fallback;  // may be a DNS name
+  uint64_t handshake_timeout_ms = 10'000;
+  uint64_t idle_timeout_ms = 300'000;
+  uint32_t max_connections = 10'000;
+  std::optional<ServerTlsConfig> tls;  // absent: plain TCP
+  std::vector<ServerUser> users;       // at least one, UUIDs unique
+};
+
+// Reads and validates a file. Errors (Errc::kConfig) read like
+//   "/etc/vless/server.toml:7:8: users[1].uuid: expected a UUID like ..."
+Result<ServerConfig> loadServerConfig(const std::string& path);
+
+// The same from a string; `source` names it in errors and `base_dir`
+// anchors relative cert/key paths ("" = leave them as written).
+Result<ServerConfig> parseServerConfig(std::string_view text, const std::string& source,
+                                       const std::string& base_dir);
+
+}  // namespace vt::config

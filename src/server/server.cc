@@ -1,0 +1,108 @@
+#include "server/server.h"
+
+#include "core/log.h"
+#include "server/server_session.h"
+#include "stream/tcp_stream.h"
+#include "stream/tls_stream.h"
+#include "tls/tls_engine.h"
+
+namespace vt::server {
+
+Result<std::unique_ptr<Server>> Server::create(event::Loop& loop, const config::ServerConfig& cfg) {
+  std::shared_ptr<tls::TlsContext> ctx;
+  if (cfg.tls) {
+    tls::TlsOptions opts;
+    opts.role = tls::Role::kServer;
+    opts.cert_file = cfg.tls->cert_file;
+    opts.key_file = cfg.tls->key_file;
+    opts.alpn = cfg.tls->alpn;
+    auto r = tls::TlsContext::create(opts);
+    if (!r.ok()) return r.error();
+    ctx = std::move(r).value();
+  }
+  return std::make_unique<Server>(loop, cfg, std::move(ctx));
+}
+
+Server::Server(event::Loop& loop, const config::ServerConfig& cfg,
+               std::shared_ptr<tls::TlsContext> tls)
+    : loop_(loop), cfg_(cfg), auth_(cfg.users), tls_(std::move(tls)) {}
+
+Server::~Server() {
+  stop();
+  // Sessions still waiting for a stream's onClose are dropped here; see the
+  // lifetime note in the header.
+  sessions_.clear();
+}
+
+Status Server::start() {
+  for (const auto& hp : cfg_.listen) {
+    auto addr = event::SocketAddress::parseIp(hp.host, hp.port);
+    if (!addr) return Error(Errc::kInvalidArgument, "bad listen address " + hp.toString());
+    auto l = stream::TcpListener::listen(
+        loop_, *addr, [this](std::unique_ptr<stream::TcpStream> s) { onAccept(std::move(s)); });
+    if (!l.ok()) {
+      return Error(l.error().code, "listen " + hp.toString() + ": " + l.error().message);
+    }
+    std::unique_ptr<stream::TcpListener> listener = std::move(l).value();
+    VT_INFO("listening on %s%s", listener->localAddress().toString().c_str(), tls_ ? " (tls)" : "");
+    listeners_.push_back(std::move(listener));
+  }
+  return Status::okStatus();
+}
+
+void Server::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  listeners_.clear();
+  std::vector<ServerSession*> live;
+  live.reserve(sessions_.size());
+  for (auto& [p, s] : sessions_) live.push_back(p);
+  for (ServerSession* s : live) {
+    if (sessions_.count(s) != 0) s->close(stream::CloseReason::kLocalClose, "server stopping");
+  }
+}
+
+std::vector<event::SocketAddress> Server::localAddresses() const {
+  std::vector<event::SocketAddress> out;
+  for (const auto& l : listeners_) out.push_back(l->localAddress());
+  return out;
+}
+
+void Server::onAccept(std::unique_ptr<stream::TcpStream> tcp) {
+  if (stopped_) {
+    tcp->close(stream::CloseReason::kLocalClose);
+    loop_.deferredDelete(std::move(tcp));
+    return;
+  }
+  tcp->setNoDelay(true);
+  uint64_t id = next_id_++;
+  std::unique_ptr<ServerSession> session;
+  stream::TlsStream* tls_raw = nullptr;
+  if (tls_) {
+    auto tls = stream::TlsStream::create(std::move(tcp), tls_);
+    tls_raw = tls.get();
+    session = std::make_unique<ServerSession>(*this, tls_raw, std::move(tls), id);
+  } else {
+    stream::TcpStream* raw = tcp.get();
+    session = std::make_unique<ServerSession>(*this, raw, std::move(tcp), id);
+  }
+  ServerSession* p = session.get();
+  sessions_.emplace(p, std::move(session));
+  ++active_;
+  if (active_ > cfg_.max_connections) {
+    p->refuse("max_connections (" + std::to_string(cfg_.max_connections) + ") reached");
+    return;
+  }
+  p->start(tls_raw != nullptr);
+  // After the session has set its callbacks: the handshake may report.
+  if (tls_raw != nullptr) tls_raw->startServer();
+}
+
+void Server::onSessionDone(ServerSession* s) {
+  auto it = sessions_.find(s);
+  if (it == sessions_.end()) return;
+  loop_.deferredDelete(std::move(it->second));
+  sessions_.erase(it);
+}
+
+}  // namespace vt::server

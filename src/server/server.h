@@ -1,0 +1,73 @@
+// Server: the listeners of vless-server and the table of live sessions.
+// No globals: a test can run two servers on one loop.
+//
+// Lifetime: stop() closes the listeners and every session; sessions finish
+// asynchronously (each waits for its streams' onClose). Destroy the Server
+// only after activeSessions() + closingSessions() reached 0, or after the
+// loop has stopped for good.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "config/server_config.h"
+#include "core/error.h"
+#include "event/loop.h"
+#include "event/socket_address.h"
+#include "server/authenticator.h"
+
+namespace vt::tls {
+class TlsContext;
+}
+namespace vt::stream {
+class TcpListener;
+class TcpStream;
+}  // namespace vt::stream
+
+namespace vt::server {
+
+class ServerSession;
+
+class Server {
+ public:
+  // Builds the TLS context (when cfg.tls is set) from the cert/key files.
+  static Result<std::unique_ptr<Server>> create(event::Loop& loop, const config::ServerConfig& cfg);
+  Server(event::Loop& loop, const config::ServerConfig& cfg, std::shared_ptr<tls::TlsContext> tls);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds every `listen` address; fails if any cannot be bound.
+  Status start();
+  // Closes the listeners and all sessions. Idempotent.
+  void stop();
+
+  // Bound addresses (port 0 in the config becomes the real port).
+  std::vector<event::SocketAddress> localAddresses() const;
+  size_t activeSessions() const { return active_; }
+  size_t sessionCount() const { return sessions_.size(); }
+
+  // For sessions.
+  event::Loop& loop() { return loop_; }
+  const config::ServerConfig& config() const { return cfg_; }
+  const Authenticator& auth() const { return auth_; }
+  void onSessionClosing() { --active_; }
+  void onSessionDone(ServerSession* s);
+
+ private:
+  void onAccept(std::unique_ptr<stream::TcpStream> tcp);
+
+  event::Loop& loop_;
+  config::ServerConfig cfg_;
+  Authenticator auth_;
+  std::shared_ptr<tls::TlsContext> tls_;
+  std::vector<std::unique_ptr<stream::TcpListener>> listeners_;
+  std::unordered_map<ServerSession*, std::unique_ptr<ServerSession>> sessions_;
+  size_t active_ = 0;  // sessions not yet closing; checked against max_connections
+  uint64_t next_id_ = 1;
+  bool stopped_ = false;
+};
+
+}  // namespace vt::server

@@ -1,0 +1,376 @@
+#include "server/server_session.h"
+
+#include <arpa/inet.h>
+
+#include <cinttypes>
+
+#include "core/log.h"
+#include "server/server.h"
+#include "stream/tcp_stream.h"
+
+namespace vt::server {
+namespace {
+
+// While a dial runs the inbound is read-disabled; bytes that still arrive
+// (a read already in flight) are kept up to this bound.
+constexpr size_t kMaxHeldWhileDialling = 256 * 1024;
+// Once both directions have ended, queued bytes get this long to flush.
+constexpr uint64_t kDrainLimitMs = 5000;
+constexpr uint64_t kDrainPollMs = 10;
+
+}  // namespace
+
+ServerSession::ServerSession(Server& server, stream::Stream* inbound,
+                             std::unique_ptr<event::DeferredDeletable> inbound_owner, uint64_t id)
+    : server_(server),
+      loop_(server.loop()),
+      id_(id),
+      in_(inbound),
+      in_owner_(std::move(inbound_owner)),
+      timer_(loop_),
+      drain_timer_(loop_),
+      started_ms_(loop_.now()) {
+  in_->setCallbacks(in_cb_);
+  peer_name_ = in_->peerName();
+}
+
+// The streams die with us: this runs from the loop's deferred delete (or
+// ~Server), never inside a stream callback, and a stream destroyed without
+// close() closes silently.
+ServerSession::~ServerSession() = default;
+
+void ServerSession::start(bool tls) {
+  in_ready_ = !tls;
+  // Covers the TLS handshake and the VLESS header together.
+  timer_.start(server_.config().handshake_timeout_ms, [this] { onTimer(); });
+}
+
+void ServerSession::refuse(const std::string& why) {
+  close(stream::CloseReason::kEvicted, why);
+}
+
+void ServerSession::onTimer() {
+  switch (state_) {
+    case State::kHandshake:
+      if (!in_ready_) {
+        // TLS never finished: there is no plaintext to hand to a fallback.
+        close(stream::CloseReason::kTimeout, "tls handshake timeout");
+      } else {
+        rejectInput("handshake timeout with " + std::to_string(held_.size()) + " bytes received");
+      }
+      break;
+    case State::kDialling: onDialFailed("dial timeout"); break;
+    case State::kRelay:
+    case State::kDraining: {
+      uint64_t idle = server_.config().idle_timeout_ms;
+      uint64_t quiet = loop_.now() - last_active_ms_;
+      if (quiet >= idle) {
+        close(stream::CloseReason::kTimeout, "idle timeout");
+      } else {
+        timer_.start(idle - quiet, [this] { onTimer(); });
+      }
+      break;
+    }
+    case State::kClosed: break;
+  }
+}
+
+void ServerSession::onConnected(Side side) {
+  if (side == Side::kOut && state_ == State::kDialling) onDialled();
+  // Inbound: the TLS handshake is done; the header timer keeps running.
+  if (side == Side::kIn) in_ready_ = true;
+}
+
+void ServerSession::onData(Side side, BufferChain& data, bool end_stream) {
+  if (side == Side::kIn) {
+    switch (state_) {
+      case State::kHandshake: onHandshakeBytes(data, end_stream); return;
+      case State::kDialling:
+        held_.moveFrom(data);
+        in_eof_ = in_eof_ || end_stream;
+        if (held_.size() > kMaxHeldWhileDialling) {
+          close(stream::CloseReason::kProtocolError, "too many bytes before the dial finished");
+        }
+        return;
+      case State::kRelay:
+      case State::kDraining:
+        if (in_eof_) {  // nothing may follow end_stream
+          data.clear();
+          return;
+        }
+        up_ += data.size();
+        last_active_ms_ = loop_.now();
+        in_eof_ = end_stream;
+        out_->write(data, end_stream);
+        if (end_stream) maybeFinished();
+        return;
+      case State::kClosed: data.clear(); return;
+    }
+  }
+  if ((state_ != State::kRelay && state_ != State::kDraining) || out_eof_) {
+    data.clear();
+    return;
+  }
+  down_ += data.size();
+  last_active_ms_ = loop_.now();
+  out_eof_ = end_stream;
+  in_->write(data, end_stream);
+  if (end_stream) maybeFinished();
+}
+
+void ServerSession::onWatermark(Side side, bool above) {
+  if (state_ == State::kClosed) return;
+  if (side == Side::kOut) {
+    // The target is slow: stop reading the client.
+    if (in_closed_ || in_bp_paused_ == above) return;
+    in_bp_paused_ = above;
+    in_->readDisable(above);
+  } else {
+    if (out_ == nullptr || out_closed_ || out_bp_paused_ == above) return;
+    out_bp_paused_ = above;
+    out_->readDisable(above);
+  }
+}
+
+void ServerSession::onStreamClose(Side side, stream::CloseReason reason,
+                                  const std::string& detail) {
+  (side == Side::kIn ? in_closed_ : out_closed_) = true;
+  if (state_ == State::kClosed) {
+    maybeRelease();
+    return;
+  }
+  if (side == Side::kOut && state_ == State::kDialling) {
+    // This address failed; the next one may work.
+    last_dial_error_ =
+        std::string(stream::closeReasonName(reason)) + (detail.empty() ? "" : ": " + detail);
+    out_ = nullptr;
+    loop_.deferredDelete(std::move(out_owner_));
+    dialNext();
+    return;
+  }
+  if (state_ == State::kDraining &&
+      (reason == stream::CloseReason::kRemoteClose || reason == stream::CloseReason::kLocalClose)) {
+    maybeDrained();  // the other side may still be flushing
+    return;
+  }
+  std::string why = std::string(side == Side::kIn ? "client " : "target ") +
+                    stream::closeReasonName(reason) + (detail.empty() ? "" : " (" + detail + ")");
+  close(reason, why);
+}
+
+void ServerSession::onHandshakeBytes(BufferChain& data, bool end_stream) {
+  held_.moveFrom(data);
+  in_eof_ = in_eof_ || end_stream;
+  codec::RequestDecodeResult r = codec::decodeRequest(held_, request_);
+  switch (r.status) {
+    case codec::DecodeStatus::kNeedMore:
+      if (held_.size() >= kMaxHandshakeBytes) {
+        rejectInput("header longer than " + std::to_string(kMaxHandshakeBytes) + " bytes");
+      } else if (in_eof_ && held_.empty()) {
+        // Connected and left without a byte: nothing to hand anyone.
+        close(stream::CloseReason::kRemoteClose, "client closed before a request");
+      } else if (in_eof_) {
+        rejectInput("client closed mid-header after " + std::to_string(held_.size()) + " bytes");
+      }
+      return;
+    case codec::DecodeStatus::kInvalid:
+      rejectInput(r.error.empty() ? "malformed header" : r.error);
+      return;
+    case codec::DecodeStatus::kDone: onRequest(r.consumed); return;
+  }
+}
+
+void ServerSession::onRequest(size_t header_len) {
+  const config::ServerConfig& cfg = server_.config();
+  // The user lookup runs before any other check so that timing does not
+  // depend on which check failed.
+  const config::ServerUser* user = server_.auth().find(request_.uuid);
+  bool version_ok = request_.version == 0 ? cfg.accept_v0 : cfg.accept_v1;
+  if (!version_ok) {
+    rejectInput("version " + std::to_string(request_.version) + " not accepted");
+    return;
+  }
+  if (user == nullptr) {
+    rejectInput("unknown user");
+    return;
+  }
+  user_ = user->name.c_str();
+  if (request_.command != codec::Command::kTcp || !request_.target) {
+    rejectInput("command " + std::to_string(static_cast<int>(request_.command)) +
+                " not supported yet");
+    return;
+  }
+  target_ = request_.target->toString();
+  held_.drain(header_len);  // the payload stays for the target
+  state_ = State::kDialling;
+  setDialPause(true);
+  timer_.start(cfg.handshake_timeout_ms, [this] { onTimer(); });
+  const codec::Address& t = *request_.target;
+  dialTarget(t.hostString(), t.isIp(), t.port);
+}
+
+void ServerSession::rejectInput(const std::string& why) {
+  const config::ServerConfig& cfg = server_.config();
+  rejected_ = why;
+  if (!cfg.fallback) {
+    close(stream::CloseReason::kProtocolError, "rejected: " + why);
+    return;
+  }
+  // Everything received so far, header included, goes to the fallback so
+  // that it answers as if it had been contacted directly.
+  VT_DEBUG("conn #%" PRIu64 " %s: %s; to fallback", id_, peer_name_.c_str(), why.c_str());
+  fallback_ = true;
+  target_ = "fallback " + cfg.fallback->toString();
+  state_ = State::kDialling;
+  setDialPause(true);
+  timer_.start(cfg.handshake_timeout_ms, [this] { onTimer(); });
+  dialTarget(cfg.fallback->host, cfg.fallback->is_ip, cfg.fallback->port);
+}
+
+void ServerSession::dialTarget(const std::string& host, bool is_ip, uint16_t port) {
+  if (is_ip) {
+    auto addr = event::SocketAddress::parseIp(host, port);
+    if (!addr) {
+      onDialFailed("unusable address " + host);
+      return;
+    }
+    dial_addrs_.assign(1, *addr);
+    dialNext();
+    return;
+  }
+  resolver_ = std::make_unique<event::Resolver>(loop_);
+  resolver_->resolve(host, port, [this](Result<std::vector<event::SocketAddress>> r) {
+    onResolved(std::move(r));
+  });
+}
+
+void ServerSession::onResolved(Result<std::vector<event::SocketAddress>> r) {
+  if (state_ != State::kDialling) return;
+  if (!r.ok()) {
+    onDialFailed("resolve: " + r.error().message);
+    return;
+  }
+  dial_addrs_ = std::move(r).value();
+  if (dial_addrs_.empty()) {
+    onDialFailed("resolve: no addresses");
+    return;
+  }
+  dialNext();
+}
+
+void ServerSession::dialNext() {
+  if (dial_next_ >= dial_addrs_.size()) {
+    onDialFailed("connect: " + last_dial_error_);
+    return;
+  }
+  dialled_ = dial_addrs_[dial_next_++];
+  auto tcp = stream::TcpStream::create(loop_, dialled_);
+  tcp->setNoDelay(true);
+  out_ = tcp.get();
+  out_owner_ = std::move(tcp);
+  out_closed_ = false;
+  out_->setCallbacks(out_cb_);
+  out_->connect();
+}
+
+void ServerSession::onDialFailed(const std::string& why) {
+  // v1: EOF before the first byte is how the client learns the dial
+  // failed; v0 has no way to say it either. So: close, write nothing.
+  close(stream::CloseReason::kConnectFailed, (fallback_ ? "fallback " : "") + why);
+}
+
+void ServerSession::onDialled() {
+  state_ = State::kRelay;
+  last_active_ms_ = loop_.now();
+  timer_.start(server_.config().idle_timeout_ms, [this] { onTimer(); });
+  if (!fallback_) {
+    BufferChain head;
+    if (request_.version == 0) {
+      // Sent at once rather than with the first response byte: the client
+      // then knows the dial worked even if the target speaks second.
+      codec::encodeV0Response(head);
+    } else if (request_.want_ip) {
+      std::optional<codec::Address> ip;
+      const sockaddr* sa = dialled_.sa();
+      if (sa->sa_family == AF_INET) {
+        const auto* s4 = reinterpret_cast<const sockaddr_in*>(sa);
+        ip = codec::Address::ipv4(ntohl(s4->sin_addr.s_addr), 0);
+      } else if (sa->sa_family == AF_INET6) {
+        const auto* s6 = reinterpret_cast<const sockaddr_in6*>(sa);
+        ip = codec::Address::ipv6(s6->sin6_addr.s6_addr, 0);
+      }
+      codec::encodeWantIpPrefix(ip, head);
+    }
+    if (!head.empty()) in_->write(head, false);
+  }
+  if (state_ != State::kRelay) return;  // the write may have failed and closed us
+  if (!held_.empty() || in_eof_) {
+    up_ += held_.size();
+    out_->write(held_, in_eof_);
+  }
+  if (state_ != State::kRelay) return;
+  setDialPause(false);
+  maybeFinished();
+}
+
+void ServerSession::setDialPause(bool pause) {
+  if (in_closed_ || in_dial_paused_ == pause) return;
+  in_dial_paused_ = pause;
+  in_->readDisable(pause);
+}
+
+void ServerSession::maybeFinished() {
+  if (state_ != State::kRelay || !in_eof_ || !out_eof_) return;
+  state_ = State::kDraining;
+  drain_deadline_ms_ = loop_.now() + kDrainLimitMs;
+  maybeDrained();
+}
+
+void ServerSession::maybeDrained() {
+  if (state_ != State::kDraining) return;
+  bool in_empty = in_closed_ || in_->bufferedBytes() == 0;
+  bool out_empty = out_closed_ || out_ == nullptr || out_->bufferedBytes() == 0;
+  if (in_empty && out_empty) {
+    close(stream::CloseReason::kLocalClose, "done");
+  } else if (loop_.now() >= drain_deadline_ms_) {
+    close(stream::CloseReason::kTimeout, "flush timeout");
+  } else {
+    drain_timer_.start(kDrainPollMs, [this] { maybeDrained(); });
+  }
+}
+
+void ServerSession::close(stream::CloseReason reason, const std::string& detail) {
+  if (state_ == State::kClosed) return;
+  state_ = State::kClosed;
+  server_.onSessionClosing();
+  timer_.stop();
+  drain_timer_.stop();
+  if (resolver_) resolver_->cancel();
+  logClose(reason, detail);
+  if (!in_closed_) in_->close(reason);
+  if (out_ != nullptr && !out_closed_) out_->close(reason);
+  maybeRelease();
+}
+
+void ServerSession::maybeRelease() {
+  if (state_ != State::kClosed || released_ || !in_closed_ || !out_closed_) return;
+  released_ = true;
+  server_.onSessionDone(this);  // deferred delete; `this` stays valid for now
+}
+
+void ServerSession::logClose(stream::CloseReason reason, const std::string& detail) {
+  uint64_t ms = loop_.now() - started_ms_;
+  LogLevel level = LogLevel::kInfo;
+  if (reason == stream::CloseReason::kProtocolError || reason == stream::CloseReason::kEvicted ||
+      fallback_) {
+    level = LogLevel::kWarn;  // probes and refusals stand out from normal traffic
+  }
+  std::string why = detail.empty() ? stream::closeReasonName(reason) : detail;
+  if (fallback_) why = "fallback after: " + rejected_ + "; then " + why;
+  VT_LOG(level,
+         "conn #%" PRIu64 " peer=%s user=%s target=%s up=%" PRIu64 " down=%" PRIu64 " ms=%" PRIu64
+         " close=%s",
+         id_, peer_name_.c_str(), user_, target_.c_str(), up_, down_, ms, why.c_str());
+}
+
+}  // namespace vt::server

@@ -1,0 +1,140 @@
+// ServerSession: one accepted connection, from the first byte to the one
+// log line at close.
+//
+//   kHandshake --header ok--> kDialling --connected--> kRelay --both done--> kDraining
+//       |  bad input / timeout            (v0: response header; v1 want_ip: prefix)
+//       +--fallback set--> kDialling(fallback) --connected--> kRelay (all bytes replayed)
+//       +--no fallback---> closed without writing a byte
+//
+// Reading the inbound stops while a dial is in progress, so the bytes held
+// are at most the header limit plus one read. After the dial the two
+// streams relay with backpressure: when one side's write queue is above its
+// high watermark, the other side stops reading until the low watermark.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "buffer/buffer_chain.h"
+#include "codec/vless.h"
+#include "event/loop.h"
+#include "event/resolver.h"
+#include "event/socket_address.h"
+#include "event/timer.h"
+#include "stream/stream.h"
+
+namespace vt::server {
+
+class Server;
+
+class ServerSession : public event::DeferredDeletable {
+ public:
+  // Longest request header we wait for: the codec's bound (a v1 header
+  // with the largest TLV list and a 255-byte domain); more is a probe.
+  static constexpr size_t kMaxHandshakeBytes = codec::kMaxRequestHeader;
+
+  // `inbound` is already accepted (TLS handshake may still be running).
+  // `inbound_owner` is the same object, for deferred deletion.
+  ServerSession(Server& server, stream::Stream* inbound,
+                std::unique_ptr<event::DeferredDeletable> inbound_owner, uint64_t id);
+  ~ServerSession() override;
+  ServerSession(const ServerSession&) = delete;
+  ServerSession& operator=(const ServerSession&) = delete;
+
+  // `tls`: the inbound is a TlsStream whose handshake is still to run.
+  void start(bool tls);
+  // Refuses at once (connection cap): closes without reading.
+  void refuse(const std::string& why);
+  // Idempotent; logs once; the Server deletes us after both streams closed.
+  void close(stream::CloseReason reason, const std::string& detail);
+  bool closing() const { return state_ == State::kClosed; }
+
+ private:
+  enum class State { kHandshake, kDialling, kRelay, kDraining, kClosed };
+  enum class Side { kIn, kOut };
+
+  // One callback object per stream; both forward to the session.
+  class SideCallbacks : public stream::StreamCallbacks {
+   public:
+    SideCallbacks(ServerSession& s, Side side) : s_(s), side_(side) {}
+    void onConnected() override { s_.onConnected(side_); }
+    void onData(BufferChain& data, bool end_stream) override { s_.onData(side_, data, end_stream); }
+    void onAboveHighWatermark() override { s_.onWatermark(side_, true); }
+    void onBelowLowWatermark() override { s_.onWatermark(side_, false); }
+    void onClose(stream::CloseReason r, const std::string& d) override {
+      s_.onStreamClose(side_, r, d);
+    }
+
+   private:
+    ServerSession& s_;
+    Side side_;
+  };
+
+  void onConnected(Side side);
+  void onData(Side side, BufferChain& data, bool end_stream);
+  void onWatermark(Side side, bool above);
+  void onStreamClose(Side side, stream::CloseReason reason, const std::string& detail);
+
+  void onHandshakeBytes(BufferChain& data, bool end_stream);
+  void onRequest(size_t header_len);
+  void rejectInput(const std::string& why);
+  void dialTarget(const std::string& host, bool is_ip, uint16_t port);
+  void onResolved(Result<std::vector<event::SocketAddress>> r);
+  void dialNext();
+  void onDialled();
+  void onDialFailed(const std::string& why);
+  void onTimer();
+  void setDialPause(bool pause);
+  void maybeDrained();
+  void maybeFinished();
+  void maybeRelease();
+  void logClose(stream::CloseReason reason, const std::string& detail);
+
+  Server& server_;
+  event::Loop& loop_;
+  uint64_t id_;
+  State state_ = State::kHandshake;
+
+  stream::Stream* in_;
+  std::unique_ptr<event::DeferredDeletable> in_owner_;
+  bool in_closed_ = false;
+  SideCallbacks in_cb_{*this, Side::kIn};
+
+  stream::Stream* out_ = nullptr;
+  std::unique_ptr<event::DeferredDeletable> out_owner_;
+  bool out_closed_ = true;  // no outbound yet
+  SideCallbacks out_cb_{*this, Side::kOut};
+
+  std::string peer_name_;
+  BufferChain held_;  // handshake bytes, then the payload waiting for the dial
+  codec::Request request_;
+  const char* user_ = "-";
+  std::string target_ = "-";
+  bool fallback_ = false;
+  bool in_ready_ = false;        // inbound usable (TLS handshake done)
+  bool in_eof_ = false;          // inbound finished its direction
+  bool out_eof_ = false;         // outbound finished its direction
+  bool in_dial_paused_ = false;  // our own pause while dialling
+  bool in_bp_paused_ = false;    // paused because the outbound is full
+  bool out_bp_paused_ = false;   // outbound paused because the inbound is full
+
+  std::unique_ptr<event::Resolver> resolver_;
+  std::vector<event::SocketAddress> dial_addrs_;
+  size_t dial_next_ = 0;
+  event::SocketAddress dialled_{};
+  std::string last_dial_error_ = "no address";
+  std::string rejected_;  // why the input went to the fallback
+
+  event::Timer timer_;  // handshake / dial deadline, then idle
+  event::Timer drain_timer_;
+  uint64_t drain_deadline_ms_ = 0;
+  uint64_t started_ms_;
+  uint64_t last_active_ms_ = 0;
+  uint64_t up_ = 0;    // client -> target bytes
+  uint64_t down_ = 0;  // target -> client bytes
+  bool released_ = false;
+};
+
+}  // namespace vt::server

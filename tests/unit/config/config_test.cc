@@ -1,0 +1,220 @@
+// Server config loader: a full valid file, and every kind of error naming
+// the file, the key and what was expected.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "config/server_config.h"
+
+namespace vt::config {
+namespace {
+
+const char* kFull = R"(
+log_level = "debug"
+listen = ["0.0.0.0:443", "[::]:443"]
+versions = [0, 1]
+fallback = "127.0.0.1:8080"
+handshake_timeout = "500ms"
+idle_timeout = 300
+max_connections = 100
+[tls]
+cert = "cert.pem"
+key = "/abs/key.pem"
+alpn = ["h2", "http/1.1"]
+[[users]]
+name = "alice"
+uuid = "a684455c-b14f-11ea-bf0d-42010aaa0003"
+[[users]]
+uuid = "b684455cb14f11eabf0d42010aaa0003"
+)";
+
+const char* kMinimal = R"(
+listen = "127.0.0.1:1"
+[[users]]
+uuid = "a684455c-b14f-11ea-bf0d-42010aaa0003"
+)";
+
+std::string parseError(const std::string& text) {
+  auto r = parseServerConfig(text, "srv.toml", "/etc/v");
+  EXPECT_FALSE(r.ok()) << text;
+  if (r.ok()) return "";
+  EXPECT_EQ(r.error().code, Errc::kConfig);
+  EXPECT_EQ(r.error().message.rfind("srv.toml", 0), 0u) << r.error().message;
+  return r.error().message;
+}
+
+TEST(ServerConfig, FullValid) {
+  auto r = parseServerConfig(kFull, "srv.toml", "/etc/v");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  const ServerConfig& c = r.value();
+  EXPECT_EQ(c.log_level, LogLevel::kDebug);
+  ASSERT_EQ(c.listen.size(), 2u);
+  EXPECT_EQ(c.listen[0].host, "0.0.0.0");
+  EXPECT_EQ(c.listen[0].port, 443);
+  EXPECT_EQ(c.listen[1].host, "::");
+  EXPECT_EQ(c.listen[1].toString(), "[::]:443");
+  EXPECT_TRUE(c.accept_v0);
+  EXPECT_TRUE(c.accept_v1);
+  ASSERT_TRUE(c.fallback.has_value());
+  EXPECT_EQ(c.fallback->toString(), "127.0.0.1:8080");
+  EXPECT_EQ(c.handshake_timeout_ms, 500u);
+  EXPECT_EQ(c.idle_timeout_ms, 300'000u);
+  EXPECT_EQ(c.max_connections, 100u);
+  ASSERT_TRUE(c.tls.has_value());
+  EXPECT_EQ(c.tls->cert_file, "/etc/v/cert.pem");
+  EXPECT_EQ(c.tls->key_file, "/abs/key.pem");
+  EXPECT_EQ(c.tls->alpn, (std::vector<std::string>{"h2", "http/1.1"}));
+  ASSERT_EQ(c.users.size(), 2u);
+  EXPECT_EQ(c.users[0].name, "alice");
+  EXPECT_EQ(uuidText(c.users[0].uuid), "a684455c-b14f-11ea-bf0d-42010aaa0003");
+  EXPECT_EQ(c.users[1].name, "user1");
+  EXPECT_EQ(uuidText(c.users[1].uuid), "b684455c-b14f-11ea-bf0d-42010aaa0003");
+}
+
+TEST(ServerConfig, MinimalDefaults) {
+  auto r = parseServerConfig(kMinimal, "srv.toml", "");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_FALSE(r.value().tls.has_value());
+  EXPECT_FALSE(r.value().fallback.has_value());
+  EXPECT_EQ(r.value().handshake_timeout_ms, 10'000u);
+  EXPECT_TRUE(r.value().accept_v0 && r.value().accept_v1);
+}
+
+TEST(ServerConfig, LoadFileResolvesRelativePaths) {
+  std::string dir = ::testing::TempDir();
+  std::string path = dir + "/vt_config_test.toml";
+  {
+    std::ofstream f(path);
+    f << kFull;
+  }
+  auto r = loadServerConfig(path);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  std::string expect_dir = path.substr(0, path.rfind('/'));
+  EXPECT_EQ(r.value().tls->cert_file, expect_dir + "/cert.pem");
+  std::remove(path.c_str());
+
+  auto missing = loadServerConfig(dir + "/does-not-exist.toml");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message.find("does-not-exist.toml"), std::string::npos);
+}
+
+TEST(ServerConfig, MissingUsers) {
+  std::string m = parseError("listen = [\"127.0.0.1:1\"]\n");
+  EXPECT_NE(m.find("users"), std::string::npos) << m;
+  EXPECT_NE(m.find("at least one [[users]]"), std::string::npos) << m;
+}
+
+TEST(ServerConfig, BadUuidNamesIndexAndExample) {
+  std::string m =
+      parseError(std::string(kMinimal) + "[[users]]\nuuid = \"nope\"\n[[users]]\nuuid = \"x\"\n");
+  EXPECT_NE(m.find("users[1].uuid"), std::string::npos) << m;
+  EXPECT_NE(m.find("expected a UUID like a684455c-b14f-11ea-bf0d-42010aaa0003"), std::string::npos)
+      << m;
+  EXPECT_NE(m.find("srv.toml:6:"), std::string::npos) << m;  // line:column of the value
+}
+
+TEST(ServerConfig, DuplicateUuid) {
+  std::string m = parseError(std::string(kMinimal) +
+                             "[[users]]\nuuid = \"A684455C-B14F-11EA-BF0D-42010AAA0003\"\n");
+  EXPECT_NE(m.find("users[1].uuid"), std::string::npos) << m;
+  EXPECT_NE(m.find("unique"), std::string::npos) << m;
+}
+
+TEST(ServerConfig, BadDuration) {
+  for (const char* v :
+       {"\"10\"", "\"-1s\"", "\"1.5s\"", "\"10 s\"", "\"0s\"", "0", "-3", "\"5d\"", "true"}) {
+    std::string m = parseError(std::string("handshake_timeout = ") + v + "\n" + kMinimal);
+    EXPECT_NE(m.find("srv.toml:1:"), std::string::npos) << m;
+    EXPECT_NE(m.find("handshake_timeout: expected a duration"), std::string::npos) << m;
+  }
+  std::string m = parseError(std::string("idle_timeout = \"never\"\n") + kMinimal);
+  EXPECT_NE(m.find("idle_timeout: expected a duration"), std::string::npos) << m;
+}
+
+TEST(ServerConfig, UnknownKeys) {
+  std::string m = parseError(std::string("handshake_timout = \"1s\"\n") + kMinimal);
+  EXPECT_NE(m.find("srv.toml:1:1: handshake_timout: unknown key"), std::string::npos) << m;
+  m = parseError(std::string(kMinimal) + "[tls]\ncert = \"a\"\nkey = \"b\"\nalpm = []\n");
+  EXPECT_NE(m.find("tls.alpm: unknown key"), std::string::npos) << m;
+  m = parseError(std::string(kMinimal) + "nmae = \"bob\"\n");
+  EXPECT_NE(m.find("users[0].nmae: unknown key"), std::string::npos) << m;
+}
+
+TEST(ServerConfig, BadListen) {
+  for (const char* v :
+       {"\"0.0.0.0\"", "\"::1:443\"", "\"1.2.3.4:0\"", "\"1.2.3.4:70000\"", "\"example.com:443\"",
+        "\"[::1]443\"", "\"300.1.1.1:1\"", "\"1.2.3.4:x\""}) {
+    std::string m = parseError(std::string("listen = [") + v +
+                               "]\n[[users]]\nuuid = \"a684455c-b14f-11ea-bf0d-42010aaa0003\"\n");
+    EXPECT_NE(m.find("listen[0]: expected an address like"), std::string::npos) << v << " -> " << m;
+  }
+  std::string m =
+      parseError("listen = []\n[[users]]\nuuid = \"a684455c-b14f-11ea-bf0d-42010aaa0003\"\n");
+  EXPECT_NE(m.find("listen: expected at least one"), std::string::npos) << m;
+  m = parseError("[[users]]\nuuid = \"a684455c-b14f-11ea-bf0d-42010aaa0003\"\n");
+  EXPECT_NE(m.find("listen: missing"), std::string::npos) << m;
+}
+
+TEST(ServerConfig, BadVersions) {
+  std::string m = parseError(std::string("versions = [0, 2]\n") + kMinimal);
+  EXPECT_NE(m.find("versions[1]: expected an integer in 0..1, got 2"), std::string::npos) << m;
+  m = parseError(std::string("versions = []\n") + kMinimal);
+  EXPECT_NE(m.find("versions: expected a non-empty array"), std::string::npos) << m;
+  m = parseError(std::string("versions = 1\n") + kMinimal);
+  EXPECT_NE(m.find("versions: expected an array"), std::string::npos) << m;
+  auto r = parseServerConfig(std::string("versions = [1]\n") + kMinimal, "srv.toml", "");
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r.value().accept_v0);
+  EXPECT_TRUE(r.value().accept_v1);
+}
+
+TEST(ServerConfig, WrongTypes) {
+  std::string m = parseError(std::string("max_connections = \"10\"\n") + kMinimal);
+  EXPECT_NE(m.find("max_connections: expected an integer in 1..10000000, got a string"),
+            std::string::npos)
+      << m;
+  m = parseError(std::string("max_connections = 0\n") + kMinimal);
+  EXPECT_NE(m.find("max_connections: expected an integer"), std::string::npos) << m;
+  m = parseError(std::string("log_level = \"loud\"\n") + kMinimal);
+  EXPECT_NE(m.find("log_level: expected one of"), std::string::npos) << m;
+  m = parseError(std::string("fallback = 8080\n") + kMinimal);
+  EXPECT_NE(m.find("fallback: expected an address"), std::string::npos) << m;
+  m = parseError(std::string("tls = \"yes\"\n") + kMinimal);
+  EXPECT_NE(m.find("tls: expected a table"), std::string::npos) << m;
+  m = parseError(std::string(kMinimal) + "[tls]\ncert = \"a\"\n");
+  EXPECT_NE(m.find("tls.key: missing"), std::string::npos) << m;
+  m = parseError(std::string(kMinimal) + "[tls]\ncert = \"a\"\nkey = 3\n");
+  EXPECT_NE(m.find("tls.key: expected the path of a PEM file, got an integer"), std::string::npos)
+      << m;
+  m = parseError("listen = \"127.0.0.1:1\"\nusers = \"alice\"\n");
+  EXPECT_NE(m.find("users: expected at least one"), std::string::npos) << m;
+  m = parseError("listen = \"127.0.0.1:1\"\n[[users]]\nname = \"x\"\n");
+  EXPECT_NE(m.find("users[0].uuid: missing"), std::string::npos) << m;
+}
+
+TEST(ServerConfig, SyntaxErrorHasPosition) {
+  std::string m = parseError("listen = [\"127.0.0.1:1\"\n[[users]]\n");
+  EXPECT_NE(m.find("TOML syntax"), std::string::npos) << m;
+  EXPECT_NE(m.find("srv.toml:"), std::string::npos) << m;
+}
+
+TEST(ConfigUtil, Values) {
+  EXPECT_EQ(parseDurationMs("500ms"), 500u);
+  EXPECT_EQ(parseDurationMs("10s"), 10'000u);
+  EXPECT_EQ(parseDurationMs("5m"), 300'000u);
+  EXPECT_EQ(parseDurationMs("1h"), 3'600'000u);
+  EXPECT_FALSE(parseDurationMs("s").has_value());
+  EXPECT_FALSE(parseDurationMs("99999999999999999999s").has_value());
+  auto hp = parseHostPort("web.internal:80", true);
+  ASSERT_TRUE(hp.has_value());
+  EXPECT_FALSE(hp->is_ip);
+  EXPECT_FALSE(parseHostPort("web.internal:80", false).has_value());
+  EXPECT_FALSE(parseHostPort("1.2.3:80", true).has_value());
+  EXPECT_FALSE(parseUuidText("a684455c-b14f-11ea-bf0d-42010aaa000").has_value());
+  EXPECT_FALSE(parseUuidText("a684455cXb14f-11ea-bf0d-42010aaa0003").has_value());
+}
+
+}  // namespace
+}  // namespace vt::config
