@@ -1,6 +1,19 @@
-/* lwIP options for vless-tun: NO_SYS=1, driven from the libuv loop thread.
- * The netstack issue tunes these (window, segment and pbuf counts); this
- * is the first, conservative set. */
+/* lwIP options for vless-tun: NO_SYS=1, everything on the libuv loop thread.
+ *
+ * Shape of the deployment these numbers are for: lwIP terminates TCP from
+ * apps on the same host (the kernel hands us their packets through a TUN),
+ * so the "network" between the app and lwIP has ~0 RTT, no loss and no
+ * reordering. The slow path is the proxy upstream, not this hop. Hence:
+ * small-but-not-tiny windows, no static pools, checksum checks off.
+ *
+ * Memory per idle TCP flow (no data queued either way):
+ *   struct tcp_pcb 280 B (x86-64; malloc'd, MEMP_MEM_MALLOC) +
+ *   vt::netstack::TcpFlow ~200 B, ~0.5 KiB with malloc overhead. Buffers
+ *   are only held while bytes are in flight: at most
+ *   TCP_WND received-but-unconsumed bytes (the app's own pbufs, adopted by
+ *   the owner) and at most TCP_SND_BUF copied bytes waiting for the app's
+ *   ACK. Far below the 8 KiB/idle-flow budget of the client.
+ */
 #ifndef VT_LWIPOPTS_H
 #define VT_LWIPOPTS_H
 
@@ -8,12 +21,19 @@
 #define SYS_LIGHTWEIGHT_PROT 0
 #define LWIP_NETCONN 0
 #define LWIP_SOCKET 0
-#define LWIP_TIMERS 1
+/* NetStack::onTimer() calls tcp_tmr() every TCP_TMR_INTERVAL itself (the
+ * owner's loop timer runs only while there are pcbs), like hev and badvpn.
+ * lwIP's own timeout list would need sys_now() polling even when idle. */
+#define LWIP_TIMERS 0
 
 #define LWIP_IPV4 1
 #define LWIP_IPV6 1
 #define LWIP_TCP 1
+/* UDP stays compiled in for the coming UdpFlow; NetStack drops UDP before
+ * lwIP sees it for now. */
 #define LWIP_UDP 1
+/* ICMP: lwIP answers echo only for the TUN's own addresses (the accept-any
+ * patch lets only TCP/UDP through for foreign destinations). */
 #define LWIP_ICMP 1
 #define LWIP_RAW 0
 #define LWIP_DHCP 0
@@ -22,38 +42,82 @@
 #define LWIP_DNS 0
 #define LWIP_ARP 0
 #define LWIP_ETHERNET 0
+/* IPv6 on, but a point-to-point TUN has no neighbours: no MLD, no SLAAC, no
+ * router solicitation, no duplicate address detection. */
 #define LWIP_IPV6_MLD 0
 #define LWIP_IPV6_AUTOCONFIG 0
 #define LWIP_IPV6_DHCP6 0
-#define LWIP_IPV6_ND 0
+#define LWIP_IPV6_SEND_ROUTER_SOLICIT 0
+#define LWIP_IPV6_DUP_DETECT_ATTEMPTS 0
 #define LWIP_ND6_QUEUEING 0
-#define LWIP_IPV6_FRAG 1
-#define LWIP_IPV6_REASS 1
-#define IP_REASSEMBLY 1
+#define LWIP_IPV6_NUM_ADDRESSES 2
+/* No reassembly: the kernel never fragments the TCP it sends into a TUN
+ * (DF/PMTU), and NetStack drops fragments before lwIP (counted). The UDP
+ * issue may turn reassembly back on (then add ip_reass_tmr to onTimer).
+ * Fragmenting our own output stays possible. */
+#define IP_REASSEMBLY 0
+#define LWIP_IPV6_REASS 0
 #define IP_FRAG 1
+#define LWIP_IPV6_FRAG 1
+#define IP_DEFAULT_TTL 64
 #define LWIP_STATS 0
 #define LWIP_NETIF_STATUS_CALLBACK 0
+#define LWIP_NETIF_LINK_CALLBACK 0
 #define LWIP_SINGLE_NETIF 1
 /* Our patch (accept-any.patch): a netif with this flag takes TCP and UDP for
  * any destination address and port (the TUN). */
 #define NETIF_FLAG_ACCEPT_ANY 0x80U
 
+/* Packets come from the local kernel, which computed (or offloaded and then
+ * completed) every checksum; checking again costs a pass over each byte.
+ * Generation stays on, and is folded into the copy in tcp_write. */
+#define CHECKSUM_CHECK_IP 0
+#define CHECKSUM_CHECK_TCP 0
+#define CHECKSUM_CHECK_UDP 0
+#define CHECKSUM_CHECK_ICMP 0
+#define CHECKSUM_CHECK_ICMP6 0
+#define LWIP_CHECKSUM_ON_COPY 1
+
+/* Heap for everything. Static memp pools would cap pcbs in lwIP, but they
+ * cost BSS sized for the worst case and never shrink after a burst;
+ * NetStack enforces its own caps (max flows, max pending SYNs) instead, so
+ * the MEMP_NUM_* counts below are not limits (memp.c calls malloc). */
 #define MEM_LIBC_MALLOC 1
 #define MEMP_MEM_MALLOC 1
 #define MEM_ALIGNMENT 8
-
-#define TCP_MSS 1460
-#define TCP_WND (64 * 1024)
-#define LWIP_WND_SCALE 1
-#define TCP_RCV_SCALE 2
-#define TCP_SND_BUF (64 * 1024)
-#define TCP_SND_QUEUELEN 512
 #define MEMP_NUM_TCP_PCB 16384
 #define MEMP_NUM_UDP_PCB 4096
 #define MEMP_NUM_TCP_SEG 8192
-#define PBUF_POOL_SIZE 512
+#define PBUF_POOL_SIZE 64
+
+/* TCP_MSS is the largest MSS we ever use, so that a TUN MTU up to 9000 can
+ * be used (fewer segments per byte); the MSS actually advertised and used
+ * is clamped to netif MTU - 40 (IPv4) / - 60 (IPv6) by lwIP
+ * (TCP_CALCULATE_EFF_SEND_MSS), i.e. 1460 on a 1500 MTU. */
+#define TCP_MSS 8960
+#define TCP_CALCULATE_EFF_SEND_MSS 1
+/* 64 KiB receive window: enough for a ~0 RTT local hop at any rate the
+ * upstream can take, and the upper bound of unconsumed bytes per flow
+ * (backpressure: tcp_recved only for what the owner accepted). 65536 does
+ * not fit the 16-bit field, hence window scaling. */
+#define TCP_WND (64 * 1024)
+#define LWIP_WND_SCALE 1
+#define TCP_RCV_SCALE 2
+/* Copied bytes waiting for the app's ACK; bounded per flow. */
+#define TCP_SND_BUF (64 * 1024)
+/* pbufs per flow's send queue: TcpFlow writes whole slices (<= 16 KiB) so
+ * 4 per MSS-sized segment of a 1460 MSS is ample. */
+#define TCP_SND_QUEUELEN ((4 * TCP_SND_BUF + 1459) / 1460)
+/* Only the sockets API reads this; it just has to pass lwIP's sanity checks. */
+#define TCP_SNDLOWAT (16 * 1024)
+#define TCP_QUEUE_OOSEQ 1
+#define TCP_OOSEQ_MAX_PBUFS 16
+/* The app opens one socket per connection; TIME_WAIT protects nothing on a
+ * host-local hop, but keeps pcbs (and our timer) alive: 2*MSL = 20 s. */
+#define TCP_MSL 10000UL
 #define TCP_LISTEN_BACKLOG 0
 #define LWIP_TCP_KEEPALIVE 1
-#define LWIP_CHECKSUM_ON_COPY 1
+#define LWIP_TCP_TIMESTAMPS 0
+#define LWIP_TCP_SACK_OUT 0
 
 #endif

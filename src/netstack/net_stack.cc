@@ -1,0 +1,490 @@
+#include "netstack/net_stack.h"
+
+#include <atomic>
+#include <cassert>
+#include <cstring>
+
+#include "core/log.h"
+#include "netstack/tcp_flow.h"
+
+extern "C" {
+#include "lwip/init.h"
+#include "lwip/ip.h"
+#include "lwip/netif.h"
+#include "lwip/pbuf.h"
+#include "lwip/priv/tcp_priv.h"
+#include "lwip/tcp.h"
+}
+
+namespace vt::netstack {
+namespace {
+
+// lwIP keeps its pcb lists, netif list and timers in C globals; this flag
+// mirrors that fact so a second NetStack fails loudly instead of sharing.
+std::atomic<bool> gInstanceExists{false};
+bool gLwipInitialized = false;  // lwip_init() once per process
+constexpr int kMaxIov = 64;
+
+void toLwip(const IpAddress& a, ip_addr_t& out, netif* zoneNetif) noexcept {
+  std::memset(&out, 0, sizeof out);
+  if (a.isV4()) {
+    IP_SET_TYPE_VAL(out, IPADDR_TYPE_V4);
+    std::memcpy(&ip_2_ip4(&out)->addr, a.bytes.data(), 4);
+  } else {
+    IP_SET_TYPE_VAL(out, IPADDR_TYPE_V6);
+    std::memcpy(ip_2_ip6(&out)->addr, a.bytes.data(), 16);
+    ip6_addr_clear_zone(ip_2_ip6(&out));
+    if (zoneNetif != nullptr) {
+      ip6_addr_assign_zone(ip_2_ip6(&out), IP6_UNKNOWN, zoneNetif);
+    }
+  }
+}
+
+IpAddress fromLwip(const ip_addr_t& a) noexcept {
+  if (IP_IS_V6_VAL(a)) return IpAddress::v6(reinterpret_cast<const uint8_t*>(ip_2_ip6(&a)->addr));
+  return IpAddress::v4(reinterpret_cast<const uint8_t*>(&ip_2_ip4(&a)->addr));
+}
+
+bool pcbMatches(const tcp_pcb* pcb, const FlowKey& key, const ip_addr_t& src,
+                const ip_addr_t& dst) noexcept {
+  return pcb->remote_port == key.srcPort && pcb->local_port == key.dstPort &&
+         ip_addr_eq(&pcb->remote_ip, &src) && ip_addr_eq(&pcb->local_ip, &dst);
+}
+
+}  // namespace
+
+// SAFETY (all trampolines): called by lwIP on the NetStack thread only;
+// `state`/`arg` is the NetStack that registered them and outlives the
+// netif and listener.
+struct NetStackGlue {
+  static err_t netifInit(netif* n) noexcept {
+    auto* self = static_cast<NetStack*>(n->state);
+    n->name[0] = 'v';
+    n->name[1] = 't';
+    n->mtu = self->options_.mtu;
+#if LWIP_ND6_ALLOW_RA_UPDATES
+    n->mtu6 = self->options_.mtu;
+#endif
+    n->output = output4;
+    n->output_ip6 = output6;
+    n->flags = NETIF_FLAG_ACCEPT_ANY;
+    return ERR_OK;
+  }
+  static err_t output4(netif* n, pbuf* p, const ip4_addr_t*) noexcept {
+    static_cast<NetStack*>(n->state)->emit(p);
+    return ERR_OK;
+  }
+  static err_t output6(netif* n, pbuf* p, const ip6_addr_t*) noexcept {
+    static_cast<NetStack*>(n->state)->emit(p);
+    return ERR_OK;
+  }
+  // The app ACKed our SYN-ACK. `pcb` is ESTABLISHED; returning ERR_ABRT
+  // tells lwIP that we aborted it ourselves.
+  static err_t onAccept(void* arg, tcp_pcb* pcb, err_t err) noexcept {
+    auto* self = static_cast<NetStack*>(arg);
+    if (self == nullptr || pcb == nullptr || err != ERR_OK) return ERR_VAL;
+    if (self->flowCount_ >= self->options_.maxFlows) {
+      self->stats_.synOverFlowCap++;
+      tcp_abort(pcb);
+      return ERR_ABRT;
+    }
+    FlowKey key{fromLwip(pcb->remote_ip), pcb->remote_port, fromLwip(pcb->local_ip),
+                pcb->local_port};
+    std::unique_ptr<TcpFlow> flow(new TcpFlow(*self, pcb, key));
+    self->stats_.flowsAccepted++;
+    self->acceptingPcb_ = pcb;
+    self->acceptingAborted_ = false;
+    self->callbacks_.onTcpAccepted(std::move(flow));
+    self->acceptingPcb_ = nullptr;
+    return self->acceptingAborted_ ? ERR_ABRT : ERR_OK;
+  }
+};
+
+InputBuffer::~InputBuffer() {
+  if (p_ != nullptr) pbuf_free(p_);
+}
+InputBuffer::InputBuffer(InputBuffer&& o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
+InputBuffer& InputBuffer::operator=(InputBuffer&& o) noexcept {
+  if (this != &o) {
+    if (p_ != nullptr) pbuf_free(p_);
+    p_ = std::exchange(o.p_, nullptr);
+  }
+  return *this;
+}
+uint8_t* InputBuffer::data() noexcept {
+  return p_ != nullptr ? static_cast<uint8_t*>(p_->payload) : nullptr;
+}
+size_t InputBuffer::capacity() const noexcept {
+  return p_ != nullptr ? p_->len : 0;
+}
+
+Result<std::unique_ptr<NetStack>> NetStack::create(const NetStackOptions& options,
+                                                   Callbacks& callbacks) {
+  if (options.mtu < 1280) {
+    return Error(Errc::kInvalidArgument,
+                 "netstack: mtu " + std::to_string(options.mtu) + " is below 1280 (IPv6 minimum)");
+  }
+  if ((options.ipv4 && !options.ipv4->isV4()) || (options.ipv6 && !options.ipv6->isV6()) ||
+      options.ipv4Prefix > 32) {
+    return Error(Errc::kInvalidArgument,
+                 "netstack: ipv4/ipv6 option has the wrong family or prefix");
+  }
+  if (gInstanceExists.exchange(true)) {
+    return Error(Errc::kLimit,
+                 "netstack: a NetStack already exists in this process (lwIP state is global)");
+  }
+  std::unique_ptr<NetStack> stack(new NetStack(options, callbacks));
+  Status st = stack->start();
+  if (!st.ok()) return st.error();
+  return stack;
+}
+
+NetStack::NetStack(const NetStackOptions& options, Callbacks& callbacks)
+    : options_(options), callbacks_(callbacks) {
+  if (options_.maxPendingSyns == 0) options_.maxPendingSyns = 1;
+}
+
+Status NetStack::start() {
+  if (!gLwipInitialized) {
+    lwip_init();
+    gLwipInitialized = true;
+  }
+  netif_ = new netif{};
+  netif* added = nullptr;
+  if (options_.ipv4) {
+    ip4_addr_t addr, mask, gw;
+    std::memcpy(&addr.addr, options_.ipv4->bytes.data(), 4);
+    uint32_t m = options_.ipv4Prefix == 0 ? 0 : ~uint32_t{0} << (32 - options_.ipv4Prefix);
+    mask.addr = lwip_htonl(m);
+    ip4_addr_set_zero(&gw);
+    added = netif_add(netif_, &addr, &mask, &gw, this, NetStackGlue::netifInit, ip_input);
+  } else {
+    added = netif_add_noaddr(netif_, this, NetStackGlue::netifInit, ip_input);
+  }
+  if (added == nullptr) {
+    delete netif_;
+    netif_ = nullptr;
+    return Error(Errc::kIo, "netstack: netif_add failed");
+  }
+  if (options_.ipv6) {
+    ip6_addr_t a;
+    std::memcpy(a.addr, options_.ipv6->bytes.data(), 16);
+    ip6_addr_clear_zone(&a);
+    netif_ip6_addr_set(netif_, 0, &a);
+    netif_ip6_addr_set_state(netif_, 0, IP6_ADDR_PREFERRED);
+  }
+  netif_set_default(netif_);
+  netif_set_link_up(netif_);
+  netif_set_up(netif_);
+
+  tcp_pcb* pcb = tcp_new_ip_type(IPADDR_TYPE_ANY);
+  if (pcb == nullptr) return Error(Errc::kIo, "netstack: tcp_new failed");
+  tcp_bind_netif(pcb, netif_);
+  if (tcp_bind(pcb, IP_ANY_TYPE, 0) != ERR_OK) {
+    tcp_close(pcb);
+    return Error(Errc::kIo, "netstack: tcp_bind of the catch-all listener failed");
+  }
+  err_t err = ERR_OK;
+  listener_ = tcp_listen_with_backlog_and_err(pcb, TCP_DEFAULT_LISTEN_BACKLOG, &err);
+  if (listener_ == nullptr) {
+    tcp_close(pcb);
+    return Error(Errc::kIo, "netstack: tcp_listen failed (lwIP err " + std::to_string(err) + ")");
+  }
+  tcp_arg(listener_, this);
+  tcp_accept(listener_, NetStackGlue::onAccept);
+  return Status::okStatus();
+}
+
+NetStack::~NetStack() {
+  destroying_ = true;  // no onOutput while tearing down
+  for (Pending& pd : pending_) pbuf_free(pd.syn);
+  pending_.clear();
+  for (Deferred& d : deferred_) pbuf_free(d.pending.syn);
+  deferred_.clear();
+  while (flows_ != nullptr) flows_->stackGone();  // unlinks itself
+  // Whatever lwIP still holds (closing, TIME_WAIT, half-open) belongs to
+  // no one else; a later NetStack must start from empty globals.
+  while (tcp_active_pcbs != nullptr) tcp_abort(tcp_active_pcbs);
+  while (tcp_tw_pcbs != nullptr) tcp_abort(tcp_tw_pcbs);
+  if (listener_ != nullptr) tcp_close(listener_);
+  if (netif_ != nullptr) {
+    netif_remove(netif_);
+    delete netif_;
+  }
+  gInstanceExists.store(false);
+}
+
+InputBuffer NetStack::allocInput(size_t capacity) {
+  if (capacity == 0 || capacity > 0xFFFF) return InputBuffer();
+  return InputBuffer(pbuf_alloc(PBUF_RAW, static_cast<u16_t>(capacity), PBUF_RAM));
+}
+
+void NetStack::input(const uint8_t* packet, size_t len) {
+  InputBuffer buf = allocInput(len);
+  if (!buf.valid()) {
+    stats_.packetsIn++;
+    stats_.malformed++;
+    return;
+  }
+  std::memcpy(buf.data(), packet, len);
+  input(std::move(buf), len);
+}
+
+void NetStack::input(InputBuffer&& buffer, size_t len) {
+  pbuf* p = std::exchange(buffer.p_, nullptr);
+  if (p == nullptr) return;
+  stats_.packetsIn++;
+  if (depth_ > 0) {
+    // From inside a callback: lwIP is mid-operation. Not supported.
+    assert(!"NetStack::input called from inside a NetStack callback");
+    stats_.malformed++;
+    pbuf_free(p);
+    return;
+  }
+  if (len == 0 || len > p->len) {
+    stats_.malformed++;
+    pbuf_free(p);
+    return;
+  }
+  pbuf_realloc(p, static_cast<u16_t>(len));
+  ++depth_;
+  dispatch(p);
+  --depth_;
+  leave();
+}
+
+void NetStack::dispatch(pbuf* p) {
+  IpPacketInfo info;
+  const auto* bytes = static_cast<const uint8_t*>(p->payload);
+  if (!parseIpPacket(bytes, p->len, info)) {
+    stats_.malformed++;
+    pbuf_free(p);
+    return;
+  }
+  if (info.totalLen < p->tot_len) pbuf_realloc(p, static_cast<u16_t>(info.totalLen));
+  switch (info.kind) {
+    case IpKind::kTcp: handleTcp(p, info); return;
+    case IpKind::kFragment: stats_.fragments++; break;
+    case IpKind::kUdp:
+      stats_.udpDropped++;  // UdpFlow comes with the UDP issue
+      break;
+    case IpKind::kIcmp:
+    case IpKind::kOther:
+      if (isOwnAddress(info.dst)) {
+        inject(p);  // echo to the TUN's own address: lwIP answers
+        return;
+      }
+      if (callbacks_.onOtherPacket(bytes, info.totalLen)) break;
+      // Nobody proxies it: lwIP drops it, since accept-any.patch takes only
+      // TCP/UDP for foreign addresses (no fake echo replies; tested).
+      stats_.otherDropped++;
+      inject(p);
+      return;
+  }
+  pbuf_free(p);
+}
+
+void NetStack::handleTcp(pbuf* p, const IpPacketInfo& info) {
+  const uint8_t flags = info.tcpFlags;
+  const FlowKey key = info.flowKey();
+  const bool syn = (flags & tcpflag::kSyn) != 0 && (flags & (tcpflag::kAck | tcpflag::kRst)) == 0;
+  if (syn && !lwipHasPcb(key)) {
+    if (!isUnicast(key.src) || !isUnicast(key.dst)) {  // lwIP would drop it too
+      stats_.synNotUnicast++;
+      pbuf_free(p);
+      return;
+    }
+    if (findPending(key) != pending_.end()) {
+      stats_.synRetransmitDropped++;
+      pbuf_free(p);
+      return;
+    }
+    const uint32_t segLen =
+        1 + static_cast<uint32_t>(info.payloadLen) + ((flags & tcpflag::kFin) != 0 ? 1 : 0);
+    if (flowCount_ >= options_.maxFlows) {
+      stats_.synOverFlowCap++;
+      sendRst(key, info.seq, segLen);
+      pbuf_free(p);
+      return;
+    }
+    // Hold a right-sized copy: the input pbuf may be MTU-sized.
+    pbuf* copy = pbuf_alloc(PBUF_RAW, p->tot_len, PBUF_RAM);
+    if (copy == nullptr) {
+      pbuf_free(p);
+      return;
+    }
+    pbuf_copy(copy, p);
+    pbuf_free(p);
+    if (pending_.size() >= options_.maxPendingSyns) {
+      pbuf_free(pending_.front().syn);
+      pending_.pop_front();
+      stats_.synEvicted++;
+    }
+    pending_.push_back(Pending{key, copy, info.seq, segLen, tick_});
+    stats_.synHeld++;
+    callbacks_.onTcpSyn(key);
+    return;
+  }
+  if ((flags & tcpflag::kRst) != 0) {
+    auto it = findPending(key);
+    if (it != pending_.end()) {  // the app gave up before we decided
+      pbuf_free(it->syn);
+      pending_.erase(it);
+      stats_.synAborted++;
+      pbuf_free(p);
+      return;
+    }
+  }
+  inject(p);
+}
+
+bool NetStack::lwipHasPcb(const FlowKey& key) const noexcept {
+  ip_addr_t src, dst;
+  toLwip(key.src, src, netif_);
+  toLwip(key.dst, dst, netif_);
+  for (const tcp_pcb* pcb = tcp_active_pcbs; pcb != nullptr; pcb = pcb->next) {
+    if (pcbMatches(pcb, key, src, dst)) return true;
+  }
+  for (const tcp_pcb* pcb = tcp_tw_pcbs; pcb != nullptr; pcb = pcb->next) {
+    if (pcbMatches(pcb, key, src, dst)) return true;
+  }
+  return false;
+}
+
+bool NetStack::isOwnAddress(const IpAddress& a) const noexcept {
+  return (options_.ipv4 && *options_.ipv4 == a) || (options_.ipv6 && *options_.ipv6 == a);
+}
+
+std::list<NetStack::Pending>::iterator NetStack::findPending(const FlowKey& key) {
+  for (auto it = pending_.begin(); it != pending_.end(); ++it) {
+    if (it->key == key) return it;
+  }
+  return pending_.end();
+}
+
+bool NetStack::acceptPending(const FlowKey& key) {
+  return decide(key, true);
+}
+bool NetStack::rejectPending(const FlowKey& key) {
+  return decide(key, false);
+}
+
+bool NetStack::decide(const FlowKey& key, bool accept) {
+  auto it = findPending(key);
+  if (it == pending_.end()) return false;
+  deferred_.push_back(Deferred{*it, accept});
+  pending_.erase(it);
+  if (depth_ == 0) leave();  // not inside input()/onTimer()/lwIP: run now
+  return true;
+}
+
+void NetStack::inject(pbuf* p) {
+  // ip_input owns p when it returns ERR_OK (it always does for IPv4/IPv6).
+  if (ip_input(p, netif_) != ERR_OK) pbuf_free(p);
+}
+
+void NetStack::sendRst(const FlowKey& key, uint32_t seq, uint32_t segLen) {
+  ip_addr_t local, remote;
+  toLwip(key.dst, local, netif_);
+  toLwip(key.src, remote, netif_);
+  // tcp_rst without a pcb routes with ip_route, which refuses a netif
+  // without an address of that family; a stand-in pcb bound to our netif
+  // (all tcp_rst reads: netif index, ttl, tos, hints) avoids that.
+  tcp_pcb via{};
+  via.netif_idx = netif_get_index(netif_);
+  via.ttl = TCP_TTL;
+  // RFC 9293 3.10.7.1: in reply to a SYN, <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
+  tcp_rst(&via, 0, seq + segLen, &local, &remote, key.dstPort, key.srcPort);
+  stats_.rstSent++;
+}
+
+void NetStack::leave() {
+  if (depth_ > 0 || destroying_) return;
+  while (!deferred_.empty()) {
+    std::vector<Deferred> batch;
+    batch.swap(deferred_);
+    ++depth_;
+    for (Deferred& d : batch) {
+      if (d.accept) {
+        inject(d.pending.syn);
+      } else {
+        sendRst(d.pending.key, d.pending.seq, d.pending.segLen);
+        pbuf_free(d.pending.syn);
+      }
+    }
+    --depth_;
+  }
+  updateTimer();
+}
+
+void NetStack::onTimer() {
+  if (depth_ > 0) return;
+  ++depth_;
+  ++tick_;
+  tcp_tmr();
+  const uint64_t maxAge = options_.pendingSynTimeoutMs / kTimerIntervalMs;
+  while (!pending_.empty() && tick_ - pending_.front().heldAtTick > maxAge) {
+    pbuf_free(pending_.front().syn);
+    pending_.pop_front();
+    stats_.synExpired++;
+  }
+  --depth_;
+  leave();
+}
+
+bool NetStack::timerNeeded() const noexcept {
+  return tcp_active_pcbs != nullptr || tcp_tw_pcbs != nullptr || !pending_.empty() ||
+         !deferred_.empty();
+}
+
+void NetStack::updateTimer() {
+  if (depth_ > 0 || destroying_) return;
+  const bool need = timerNeeded();
+  if (need != timerOn_) {
+    timerOn_ = need;
+    callbacks_.onTimerNeeded(need);
+  }
+}
+
+void NetStack::emit(pbuf* p) {
+  if (destroying_) return;
+  iovec iov[kMaxIov];
+  int n = 0;
+  const pbuf* q = p;
+  for (; q != nullptr && n < kMaxIov; q = q->next) {
+    if (q->len == 0) continue;
+    iov[n].iov_base = q->payload;
+    iov[n].iov_len = q->len;
+    ++n;
+  }
+  std::vector<uint8_t> flat;
+  if (q != nullptr) {  // a chain longer than kMaxIov: rare, flatten it
+    flat.resize(p->tot_len);
+    pbuf_copy_partial(p, flat.data(), p->tot_len, 0);
+    iov[0].iov_base = flat.data();
+    iov[0].iov_len = flat.size();
+    n = 1;
+  }
+  stats_.packetsOut++;
+  ++depth_;  // acceptPending etc. from onOutput are deferred
+  callbacks_.onOutput(PacketView{iov, n, p->tot_len});
+  --depth_;
+}
+
+void NetStack::linkFlow(TcpFlow* flow) noexcept {
+  flow->next_ = flows_;
+  if (flows_ != nullptr) flows_->prev_ = flow;
+  flows_ = flow;
+  ++flowCount_;
+}
+
+void NetStack::unlinkFlow(TcpFlow* flow) noexcept {
+  if (flow->prev_ != nullptr) flow->prev_->next_ = flow->next_;
+  if (flow->next_ != nullptr) flow->next_->prev_ = flow->prev_;
+  if (flows_ == flow) flows_ = flow->next_;
+  flow->prev_ = flow->next_ = nullptr;
+  --flowCount_;
+  updateTimer();
+}
+
+}  // namespace vt::netstack

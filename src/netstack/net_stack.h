@@ -1,0 +1,205 @@
+// NetStack: the lwIP instance behind the TUN. It owns the netif, one
+// catch-all TCP listener (IPv4+IPv6, every address and port, thanks to
+// accept-any.patch) and tracks every TcpFlow it handed out.
+//
+// Drive it from one thread (the loop):
+//   - each packet read from the TUN: allocInput() + read() into it + input()
+//     (zero copy: the bytes land in a pbuf), or input(ptr, len) (copies);
+//   - onTimer() every kTimerIntervalMs while the last onTimerNeeded() said
+//     true (lwIP has pcbs or SYNs are pending), no timer otherwise;
+//   - Callbacks::onOutput() hands out each packet for the TUN.
+//
+// SYN gating: a SYN for a 4-tuple lwIP does not know is held here, not
+// answered. The owner hears onTcpSyn(key) and later calls acceptPending()
+// (lwIP then answers SYN-ACK; onTcpAccepted follows once the app ACKs) or
+// rejectPending() (the app gets a RST: "connection refused"). So the app
+// never sees a fake handshake for a destination that turns out dead.
+//
+// lwIP keeps its state in globals, so at most one NetStack exists at a time
+// per process; create() fails with Errc::kLimit otherwise. TcpFlows may
+// outlive the NetStack (they are then dead: no callbacks, no I/O).
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "core/error.h"
+#include "netstack/flow_key.h"
+#include "netstack/ip_packet.h"
+
+struct pbuf;
+struct netif;
+struct tcp_pcb;
+
+namespace vt::netstack {
+
+class TcpFlow;
+
+// One outgoing IP packet as an iovec array over lwIP's pbuf chain: no
+// copy. Valid only during the onOutput() call; write it with writev.
+struct PacketView {
+  const iovec* iov = nullptr;
+  int iovCount = 0;
+  size_t size = 0;
+};
+
+// A pbuf to read one packet into. Move-only; frees the pbuf unless it was
+// handed to NetStack::input().
+class InputBuffer {
+ public:
+  InputBuffer() = default;
+  ~InputBuffer();
+  InputBuffer(InputBuffer&& o) noexcept;
+  InputBuffer& operator=(InputBuffer&& o) noexcept;
+  InputBuffer(const InputBuffer&) = delete;
+  InputBuffer& operator=(const InputBuffer&) = delete;
+
+  bool valid() const noexcept { return p_ != nullptr; }
+  uint8_t* data() noexcept;
+  size_t capacity() const noexcept;
+
+ private:
+  friend class NetStack;
+  explicit InputBuffer(pbuf* p) noexcept : p_(p) {}
+  pbuf* p_ = nullptr;
+};
+
+struct NetStackOptions {
+  uint16_t mtu = 1500;  // of the TUN; MSS = mtu - 40 (IPv4) / - 60 (IPv6)
+  // The TUN's own addresses. lwIP answers ICMP echo for these only.
+  std::optional<IpAddress> ipv4;
+  uint8_t ipv4Prefix = 24;
+  std::optional<IpAddress> ipv6;
+  size_t maxFlows = 4096;                // accepted, not yet destroyed TcpFlows
+  size_t maxPendingSyns = 256;           // held SYNs; the oldest is dropped beyond
+  uint32_t pendingSynTimeoutMs = 30000;  // undecided SYNs are dropped after
+};
+
+struct NetStackStats {
+  uint64_t packetsIn = 0;
+  uint64_t packetsOut = 0;
+  uint64_t malformed = 0;     // header did not parse: dropped
+  uint64_t fragments = 0;     // IP fragments: dropped (no reassembly)
+  uint64_t udpDropped = 0;    // no UDP yet
+  uint64_t otherDropped = 0;  // not TCP/UDP, not for us, nobody took it
+  uint64_t synHeld = 0;       // onTcpSyn calls
+  uint64_t synRetransmitDropped = 0;
+  uint64_t synEvicted = 0;      // over maxPendingSyns
+  uint64_t synExpired = 0;      // pendingSynTimeoutMs passed
+  uint64_t synOverFlowCap = 0;  // answered RST: maxFlows reached
+  uint64_t synAborted = 0;      // the app sent RST while pending
+  uint64_t synNotUnicast = 0;   // SYN from/to broadcast, multicast, any
+  uint64_t rstSent = 0;         // by rejectPending or the flow cap
+  uint64_t flowsAccepted = 0;
+};
+
+class NetStack {
+ public:
+  static constexpr uint32_t kTimerIntervalMs = 250;  // TCP_TMR_INTERVAL
+
+  class Callbacks {
+   public:
+    // One packet for the TUN; see PacketView for the lifetime. Must not
+    // call back into NetStack (acceptPending etc. are deferred if it does).
+    virtual void onOutput(const PacketView& packet) = 0;
+    // A new connection attempt; answer with acceptPending/rejectPending,
+    // now (even from inside this call) or later.
+    virtual void onTcpSyn(const FlowKey& key) = 0;
+    // The handshake completed. Call flow->setCallbacks() before returning;
+    // never destroy a flow from inside a NetStack or TcpFlow callback.
+    virtual void onTcpAccepted(std::unique_ptr<TcpFlow> flow) = 0;
+    // Start (true) or stop (false) calling onTimer() periodically.
+    virtual void onTimerNeeded(bool needed) = 0;
+    // Non-TCP/UDP packets not addressed to the TUN itself (ICMP to remote
+    // hosts, ...): return true if taken (bytes valid during the call).
+    virtual bool onOtherPacket(const uint8_t* /*packet*/, size_t /*len*/) { return false; }
+
+   protected:
+    ~Callbacks() = default;
+  };
+
+  static Result<std::unique_ptr<NetStack>> create(const NetStackOptions& options,
+                                                  Callbacks& callbacks);
+  ~NetStack();
+  NetStack(const NetStack&) = delete;
+  NetStack& operator=(const NetStack&) = delete;
+
+  // A buffer for one packet of up to `capacity` bytes (<= 65535), or an
+  // invalid one if memory is short.
+  InputBuffer allocInput(size_t capacity);
+  // One IP packet of `len` bytes (<= capacity) in `buffer`.
+  void input(InputBuffer&& buffer, size_t len);
+  // One IP packet, copied.
+  void input(const uint8_t* packet, size_t len);
+
+  // Both return false if the key is not pending (never was, answered,
+  // evicted, expired, or the app gave up). Safe from inside callbacks:
+  // then the work happens when the outermost input()/onTimer() returns.
+  bool acceptPending(const FlowKey& key);
+  bool rejectPending(const FlowKey& key);
+
+  void onTimer();
+
+  bool timerNeeded() const noexcept;
+  size_t flowCount() const noexcept { return flowCount_; }
+  size_t pendingCount() const noexcept { return pending_.size(); }
+  const NetStackStats& stats() const noexcept { return stats_; }
+  const NetStackOptions& options() const noexcept { return options_; }
+
+ private:
+  friend class TcpFlow;
+  struct Pending {
+    FlowKey key;
+    pbuf* syn = nullptr;  // a copy of the SYN packet
+    uint32_t seq = 0;
+    uint32_t segLen = 0;  // SYN + payload, for the RST's ack number
+    uint64_t heldAtTick = 0;
+  };
+  struct Deferred {
+    Pending pending;
+    bool accept = false;
+  };
+
+  NetStack(const NetStackOptions& options, Callbacks& callbacks);
+  Status start();
+  void dispatch(pbuf* p);
+  void handleTcp(pbuf* p, const IpPacketInfo& info);
+  bool lwipHasPcb(const FlowKey& key) const noexcept;
+  bool isOwnAddress(const IpAddress& a) const noexcept;
+  std::list<Pending>::iterator findPending(const FlowKey& key);
+  bool decide(const FlowKey& key, bool accept);
+  void inject(pbuf* p);
+  void sendRst(const FlowKey& key, uint32_t seq, uint32_t segLen);
+  void leave();  // end of an outermost entry: run deferred work, timer state
+  void updateTimer();
+  void emit(pbuf* p);
+  void linkFlow(TcpFlow* flow) noexcept;
+  void unlinkFlow(TcpFlow* flow) noexcept;
+
+  // lwIP trampolines (static noexcept, in net_stack.cc).
+  friend struct NetStackGlue;
+
+  NetStackOptions options_;
+  Callbacks& callbacks_;
+  netif* netif_ = nullptr;
+  tcp_pcb* listener_ = nullptr;
+  std::list<Pending> pending_;
+  std::vector<Deferred> deferred_;
+  TcpFlow* flows_ = nullptr;  // intrusive list of live flows
+  size_t flowCount_ = 0;
+  int depth_ = 0;  // >0: inside input()/onTimer()/lwIP
+  bool timerOn_ = false;
+  bool destroying_ = false;
+  tcp_pcb* acceptingPcb_ = nullptr;  // set during onTcpAccepted
+  bool acceptingAborted_ = false;
+  uint64_t tick_ = 0;
+  NetStackStats stats_;
+};
+
+}  // namespace vt::netstack
