@@ -1,0 +1,241 @@
+// vless-tun: loads the config, creates (or adopts) the TUN, runs the
+// client core on one loop until SIGINT/SIGTERM, then resets the flows and
+// exits. Config reference: docs/client.md.
+#include <csignal>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "client/client.h"
+#include "client/tun_pump.h"
+#include "config/client_config.h"
+#include "core/log.h"
+#include "event/loop.h"
+#include "event/signal_watcher.h"
+#include "route_manager.h"
+#include "tls/tls_engine.h"
+#include "tun_device.h"
+
+namespace {
+
+constexpr const char* kVersion = "vless-tun 0.1.0";
+
+void usage(FILE* out) {
+  std::fprintf(out,
+               "usage: vless-tun -c FILE          run with the TOML config FILE (needs "
+               "CAP_NET_ADMIN)\n"
+               "       vless-tun --check -c FILE  validate FILE (and load its CA file), print ok\n"
+               "       vless-tun --version\n"
+               "       vless-tun --help\n"
+               "Config reference: docs/client.md\n");
+}
+
+// --check: what Client::create would load, without a TUN or a NetStack.
+int check(const vt::config::ClientConfig& cfg, const std::string& path) {
+  if (cfg.server.tls) {
+    vt::tls::TlsOptions o;
+    o.role = vt::tls::Role::kClient;
+    o.server_name = cfg.server.sni;
+    o.alpn = cfg.server.alpn;
+    o.ca_file = cfg.server.ca_file;
+    o.insecure = cfg.server.insecure;
+    auto ctx = vt::tls::TlsContext::create(o);
+    if (!ctx.ok()) {
+      std::fprintf(stderr, "%s: server.ca: %s\n", path.c_str(), ctx.error().message.c_str());
+      return 1;
+    }
+  }
+  std::printf("ok\n");
+  return 0;
+}
+
+vt::platform::RouteOptions routeOptions(const vt::config::ClientConfig& cfg,
+                                        const std::string& tun_name, int ifindex) {
+  vt::platform::RouteOptions o;
+  o.tunName = tun_name;
+  o.tunIfindex = ifindex;
+  o.fwmark = cfg.route.fwmark;
+  o.table = cfg.route.table;
+  o.priority = cfg.route.priority;
+  if (cfg.route.capture) {
+    o.captureV4.clear();
+    o.captureV6.clear();
+    for (const auto& c : *cfg.route.capture) (c.v6 ? o.captureV6 : o.captureV4).push_back(c.toString());
+  }
+  if (cfg.route.bypass) {
+    o.bypass.clear();
+    for (const auto& c : *cfg.route.bypass) o.bypass.push_back(c.toString());
+  }
+  o.keepLan = cfg.route.keep_lan;
+  o.carryIpv6 = cfg.route.carry_ipv6;
+  o.stateFile = cfg.route.state_file;
+  return o;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  bool check_only = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "-h" || a == "--help") {
+      usage(stdout);
+      return 0;
+    }
+    if (a == "-V" || a == "--version") {
+      std::printf("%s\n", kVersion);
+      return 0;
+    }
+    if (a == "--check") {
+      check_only = true;
+    } else if ((a == "-c" || a == "--config") && i + 1 < argc) {
+      config_path = argv[++i];
+    } else {
+      std::fprintf(stderr, "vless-tun: unexpected argument '%s'\n", a.c_str());
+      usage(stderr);
+      return 2;
+    }
+  }
+  if (config_path.empty()) {
+    std::fprintf(stderr, "vless-tun: missing -c FILE\n");
+    usage(stderr);
+    return 2;
+  }
+  auto loaded = vt::config::loadClientConfig(config_path);
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "%s\n", loaded.error().message.c_str());
+    return 1;
+  }
+  const vt::config::ClientConfig& cfg = loaded.value();
+  if (check_only) return check(cfg, config_path);
+  vt::setLogLevel(cfg.log_level);
+  // A write to a socket the peer reset must be an error code, not a signal.
+  std::signal(SIGPIPE, SIG_IGN);
+
+  // auto_route: undo what a crashed earlier run left behind before touching
+  // anything (the state file is named after the TUN).
+  if (cfg.route.auto_route && !cfg.tun.fd) {
+    vt::platform::RouteManager probe(routeOptions(cfg, cfg.tun.name, 0));
+    if (vt::Status st = vt::platform::RouteManager::recover(probe.stateFile()); !st.ok()) {
+      VT_WARN("auto_route: recovering %s: %s", probe.stateFile().c_str(),
+              st.error().message.c_str());
+    }
+  }
+
+  std::unique_ptr<vt::platform::TunDevice> tun;
+  if (cfg.tun.fd) {
+    auto t = vt::platform::TunDevice::adopt(*cfg.tun.fd);
+    if (!t.ok()) {
+      VT_ERROR("cannot adopt the TUN fd %d: %s", *cfg.tun.fd, t.error().message.c_str());
+      return 1;
+    }
+    tun = std::move(t).value();
+  } else {
+    vt::platform::TunConfig tc;
+    tc.name = cfg.tun.name;
+    tc.mtu = cfg.tun.mtu;
+    if (cfg.tun.ipv4) {
+      tc.ipv4 = cfg.tun.ipv4->address;
+      tc.ipv4Prefix = cfg.tun.ipv4->prefix;
+    }
+    if (cfg.tun.ipv6) {
+      tc.ipv6 = cfg.tun.ipv6->address;
+      tc.ipv6Prefix = cfg.tun.ipv6->prefix;
+    }
+    auto t = vt::platform::TunDevice::create(tc);
+    if (!t.ok()) {
+      VT_ERROR("cannot create the TUN device %s (vless-tun needs root or CAP_NET_ADMIN): %s",
+               cfg.tun.name.c_str(), t.error().message.c_str());
+      return 1;
+    }
+    tun = std::move(t).value();
+  }
+
+  vt::event::Loop loop;
+  auto created = vt::client::Client::create(loop, cfg);
+  if (!created.ok()) {
+    VT_ERROR("%s", created.error().message.c_str());
+    return 1;
+  }
+  std::unique_ptr<vt::client::Client> client = std::move(created).value();
+  auto pump = std::make_unique<vt::client::TunPump>(loop, tun->fd(), client->stack(), cfg.tun.mtu);
+  client->setPacketSink(pump.get());
+  // The client outlives the pump: detach it on every exit path.
+  struct SinkGuard {
+    vt::client::Client* c;
+    ~SinkGuard() { c->setPacketSink(nullptr); }
+  } sink_guard{client.get()};
+  if (vt::Status st = pump->start(); !st.ok()) {
+    VT_ERROR("%s", st.error().message.c_str());
+    return 1;
+  }
+  client->start();
+
+  std::unique_ptr<vt::platform::RouteManager> routes;
+  std::unique_ptr<vt::event::SignalWatcher> sigint, sigterm;
+  bool stopping = false;
+  auto onStop = [&] {
+    if (stopping) return;
+    stopping = true;
+    const vt::client::ClientStats& cs = client->stats();
+    VT_INFO("stopping: %llu flows (%llu evicted, %llu failed dials, %llu loops refused), "
+            "up %llu B, down %llu B, tun drops %llu",
+            static_cast<unsigned long long>(cs.flowsOpened),
+            static_cast<unsigned long long>(cs.evicted),
+            static_cast<unsigned long long>(cs.connectFailed),
+            static_cast<unsigned long long>(cs.loopsRefused),
+            static_cast<unsigned long long>(cs.bytesUp),
+            static_cast<unsigned long long>(cs.bytesDown),
+            static_cast<unsigned long long>(pump->stats().writeDropped));
+    client->stop();  // resets every flow: the RSTs go out through the pump now
+    pump->stop();
+    if (routes) {
+      if (vt::Status st = routes->restore(); !st.ok()) {
+        VT_ERROR("auto_route: restoring: %s", st.error().message.c_str());
+      }
+    }
+    // Watchers are destroyed outside their own callback.
+    loop.post([&] {
+      sigint.reset();
+      sigterm.reset();
+      loop.stop();
+    });
+  };
+  // Installed before the routes: a signal from here on is delivered by the
+  // loop and restores them.
+  sigint = std::make_unique<vt::event::SignalWatcher>(loop, SIGINT, onStop);
+  sigterm = std::make_unique<vt::event::SignalWatcher>(loop, SIGTERM, onStop);
+  int exit_code = 0;
+  pump->onFatalError([&](const std::string&) {
+    exit_code = 1;
+    onStop();
+  });
+
+  // Routes go in once the TUN is up and every outbound socket is marked
+  // (the config sets server.fwmark to the route fwmark). The destructor
+  // restores them on every exit path from here on.
+  if (cfg.route.auto_route) {
+    if (tun->name().empty()) {
+      VT_ERROR("auto_route needs the TUN's name; the adopted fd %d has none", *cfg.tun.fd);
+      return 1;
+    }
+    routes = std::make_unique<vt::platform::RouteManager>(
+        routeOptions(cfg, tun->name(), tun->ifindex()));
+    if (vt::Status st = routes->apply(); !st.ok()) {
+      VT_ERROR("auto_route: %s", st.error().message.c_str());
+      return 1;
+    }
+  }
+
+  std::string tun_name = tun->name().empty() ? "fd " + std::to_string(*cfg.tun.fd) : tun->name();
+  VT_INFO("vless-tun started: tun %s mtu %u, server %s (v%u, %s)", tun_name.c_str(),
+          static_cast<unsigned>(cfg.tun.mtu), cfg.server.address.toString().c_str(),
+          static_cast<unsigned>(cfg.server.version), cfg.server.tls ? "tls" : "plain");
+  loop.run();
+  routes.reset();
+  sigint.reset();
+  sigterm.reset();
+  VT_INFO("stopped");
+  return exit_code;
+}

@@ -1,0 +1,262 @@
+#include "client/client.h"
+
+#include <algorithm>
+#include <cinttypes>
+
+#include "client/tcp_session.h"
+#include "codec/address.h"
+#include "codec/vless.h"
+#include "core/log.h"
+#include "netstack/tcp_flow.h"
+#include "stream/tcp_stream.h"
+#include "stream/tls_stream.h"
+#include "stream/vless_client_stream.h"
+#include "tls/tls_engine.h"
+
+namespace vt::client {
+
+size_t FlowKeyHash::operator()(const netstack::FlowKey& k) const noexcept {
+  // FNV-1a over the fields that identify the flow.
+  uint64_t h = 1469598103934665603ULL;
+  auto mix = [&h](const uint8_t* p, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+      h ^= p[i];
+      h *= 1099511628211ULL;
+    }
+  };
+  mix(k.src.bytes.data(), k.src.size());
+  mix(k.dst.bytes.data(), k.dst.size());
+  uint8_t ports[5] = {static_cast<uint8_t>(k.srcPort >> 8), static_cast<uint8_t>(k.srcPort),
+                      static_cast<uint8_t>(k.dstPort >> 8), static_cast<uint8_t>(k.dstPort),
+                      k.src.family};
+  mix(ports, sizeof(ports));
+  return static_cast<size_t>(h);
+}
+
+Client::Client(event::Loop& loop, const config::ClientConfig& cfg)
+    : loop_(loop), cfg_(cfg), stackTimer_(loop), resolver_(loop) {}
+
+Result<std::unique_ptr<Client>> Client::create(event::Loop& loop,
+                                               const config::ClientConfig& cfg) {
+  std::unique_ptr<Client> c(new Client(loop, cfg));
+  if (cfg.server.tls) {
+    tls::TlsOptions o;
+    o.role = tls::Role::kClient;
+    o.server_name = cfg.server.sni;
+    o.alpn = cfg.server.alpn;
+    o.ca_file = cfg.server.ca_file;
+    o.insecure = cfg.server.insecure;
+    auto ctx = tls::TlsContext::create(o);
+    if (!ctx.ok()) return Error(ctx.error().code, "tls: " + ctx.error().message);
+    c->tls_ = std::move(ctx).value();
+  }
+  if (cfg.server.address.is_ip) {
+    auto a = event::SocketAddress::parseIp(cfg.server.address.host, cfg.server.address.port);
+    if (!a) return Error(Errc::kConfig, "server address " + cfg.server.address.toString());
+    c->serverAddrs_.push_back(*a);
+  }
+  netstack::NetStackOptions opt;
+  opt.mtu = static_cast<uint16_t>(cfg.tun.mtu);
+  if (cfg.tun.ipv4) {
+    netstack::IpAddress ip;
+    if (netstack::IpAddress::parse(cfg.tun.ipv4->address, ip)) {
+      opt.ipv4 = ip;
+      opt.ipv4Prefix = cfg.tun.ipv4->prefix;
+    }
+  }
+  if (cfg.tun.ipv6) {
+    netstack::IpAddress ip;
+    if (netstack::IpAddress::parse(cfg.tun.ipv6->address, ip)) opt.ipv6 = ip;
+  }
+  // Sessions evict at max_flows; the netstack's own cap is only a backstop
+  // for flows whose session is already closing.
+  opt.maxFlows = cfg.limits.max_flows + cfg.limits.max_flows / 8 + 16;
+  opt.maxPendingSyns = std::max<size_t>(256, cfg.limits.max_flows / 4);
+  // A held SYN must outlive the connect timeout, or wait mode could never
+  // answer a slow dial.
+  opt.pendingSynTimeoutMs = static_cast<uint32_t>(
+      std::min<uint64_t>(std::max<uint64_t>(30'000, cfg.limits.connect_timeout_ms + 2'000),
+                         UINT32_MAX));
+  auto stack = netstack::NetStack::create(opt, *c);
+  if (!stack.ok()) return Error(stack.error().code, "netstack: " + stack.error().message);
+  c->stack_ = std::move(stack).value();
+  return c;
+}
+
+Client::~Client() {
+  stop();
+  stackTimer_.stop();
+  resolver_.cancel();
+}
+
+void Client::start() {
+  if (serverAddrs_.empty() && !resolvePending_) resolve();
+}
+
+void Client::stop() {
+  stopped_ = true;
+  std::vector<TcpSession*> all(lru_.begin(), lru_.end());
+  for (TcpSession* s : all) s->close("shutdown", true);
+}
+
+void Client::touch(TcpSession& s) {
+  if (s.closed_) return;
+  lru_.splice(lru_.begin(), lru_, s.lru_);
+}
+
+void Client::onOutput(const netstack::PacketView& packet) {
+  if (sink_ != nullptr) sink_->writePacket(packet);
+}
+
+bool Client::isServerItself(const netstack::FlowKey& key) const {
+  std::string dst = key.dst.toString();
+  for (const auto& a : serverAddrs_) {
+    if (a.port() == key.dstPort && a.ipString() == dst) return true;
+  }
+  return false;
+}
+
+void Client::onTcpSyn(const netstack::FlowKey& key) {
+  if (stopped_) {
+    stack_->rejectPending(key);
+    return;
+  }
+  if (isServerItself(key)) {
+    // Our own tunnel traffic came back through the TUN: the routes (or a
+    // missing fwmark rule) send the server's address into the tunnel.
+    ++stats_.loopsRefused;
+    VT_WARN("refused %s: it is the server's own address (a routing loop through the TUN)",
+            key.toString().c_str());
+    stack_->rejectPending(key);
+    return;
+  }
+  auto it = sessions_.find(key);
+  if (it != sessions_.end()) {
+    // A stale session for this 4-tuple; the SYN now pending is the new
+    // one's, so the old session must not reject it on its way out.
+    it->second->accepted_ = true;
+    it->second->close("replaced", true);
+  }
+  while (!lru_.empty() && sessions_.size() >= cfg_.limits.max_flows) evictOne();
+
+  auto s = std::make_unique<TcpSession>(*this, key);
+  TcpSession* raw = s.get();
+  lru_.push_front(raw);
+  raw->lru_ = lru_.begin();
+  sessions_.emplace(key, std::move(s));
+  ++stats_.flowsOpened;
+  raw->start();
+}
+
+void Client::evictOne() {
+  TcpSession* victim = lru_.back();
+  ++stats_.evicted;
+  victim->close("evicted", true);
+}
+
+void Client::onTcpAccepted(std::unique_ptr<netstack::TcpFlow> flow) {
+  auto it = sessions_.find(flow->key());
+  if (it == sessions_.end() || it->second->closed()) {
+    // The session ended while the handshake completed: dropping the flow
+    // here resets the app.
+    return;
+  }
+  it->second->attach(std::move(flow));
+}
+
+void Client::onTimerNeeded(bool needed) {
+  if (needed) {
+    if (!stackTimer_.active()) {
+      stackTimer_.start(
+          netstack::NetStack::kTimerIntervalMs, [this] { stack_->onTimer(); },
+          netstack::NetStack::kTimerIntervalMs);
+    }
+  } else {
+    stackTimer_.stop();
+  }
+}
+
+stream::StreamPtr Client::makeOutbound(const netstack::FlowKey& key, bool want_ip) {
+  if (serverAddrs_.empty()) return nullptr;
+  auto tcp = stream::TcpStream::create(loop_, serverAddrs_.front());
+  if (cfg_.server.fwmark != 0) tcp->setMark(cfg_.server.fwmark);
+  tcp->setNoDelay(true);
+  stream::StreamPtr s = std::move(tcp);
+  if (tls_) s = stream::TlsStream::create(std::move(s), tls_);
+  codec::Request req;
+  req.version = cfg_.server.version;
+  req.uuid = cfg_.server.uuid;
+  req.command = codec::Command::kTcp;
+  req.target = key.dst.isV4() ? codec::Address::ipv4(key.dst.bytes.data(), key.dstPort)
+                              : codec::Address::ipv6(key.dst.bytes.data(), key.dstPort);
+  req.want_ip = want_ip && cfg_.server.version == 1;
+  return stream::VlessClientStream::create(std::move(s), std::move(req));
+}
+
+void Client::waitForServerAddress(const netstack::FlowKey& key) {
+  // Bounded: one entry per live session at most (max_flows), duplicates
+  // only when a session retries.
+  if (waiting_.size() < cfg_.limits.max_flows * 2u) waiting_.push_back(key);
+  if (!resolvePending_) resolve();
+}
+
+void Client::onDialFailed() {
+  ++stats_.connectFailed;
+  // The next session tries the next address (a name may have IPv6 and
+  // IPv4 answers of which only one works).
+  if (serverAddrs_.size() > 1) {
+    lastFailed_ = serverAddrs_.front();
+    std::rotate(serverAddrs_.begin(), serverAddrs_.begin() + 1, serverAddrs_.end());
+  }
+  // A name may have moved: look it up again, keeping the old answer for
+  // the sessions that start meanwhile.
+  if (!cfg_.server.address.is_ip && !resolvePending_) resolve();
+}
+
+void Client::resolve() {
+  resolvePending_ = true;
+  resolver_.resolve(cfg_.server.address.host, cfg_.server.address.port,
+                    [this](Result<std::vector<event::SocketAddress>> r) { onResolved(std::move(r)); });
+}
+
+void Client::onResolved(Result<std::vector<event::SocketAddress>> r) {
+  resolvePending_ = false;
+  std::vector<netstack::FlowKey> waiting;
+  waiting.swap(waiting_);
+  if (r.ok() && !r.value().empty()) {
+    serverAddrs_ = std::move(r).value();
+    if (serverAddrs_.size() > 1 && lastFailed_ && serverAddrs_.front() == *lastFailed_) {
+      std::rotate(serverAddrs_.begin(), serverAddrs_.begin() + 1, serverAddrs_.end());
+    }
+    VT_INFO("server %s resolved to %s", cfg_.server.address.toString().c_str(),
+            serverAddrs_.front().toString().c_str());
+    for (const auto& k : waiting) {
+      auto it = sessions_.find(k);
+      if (it != sessions_.end()) it->second->dialReady();
+    }
+    return;
+  }
+  std::string why = r.ok() ? "no addresses" : r.error().message;
+  VT_WARN("cannot resolve the server %s: %s", cfg_.server.address.toString().c_str(), why.c_str());
+  for (const auto& k : waiting) {
+    auto it = sessions_.find(k);
+    if (it == sessions_.end()) continue;
+    if (!serverAddrs_.empty()) {
+      it->second->dialReady();  // keep using the previous answer
+    } else {
+      it->second->dialImpossible(why);
+    }
+  }
+}
+
+void Client::onSessionClosed(TcpSession& s) {
+  ++stats_.flowsClosed;
+  lru_.erase(s.lru_);
+  auto it = sessions_.find(s.key());
+  if (it == sessions_.end() || it->second.get() != &s) return;
+  std::unique_ptr<TcpSession> owned = std::move(it->second);
+  sessions_.erase(it);
+  loop_.deferredDelete(std::move(owned));
+}
+
+}  // namespace vt::client

@@ -1,0 +1,123 @@
+// TcpSession: one app TCP connection relayed to the server over VLESS.
+//
+//   app <-> TcpFlow (lwIP) <-> TcpSession <-> VlessClientStream[Tls[Tcp]] <-> server
+//
+// Backpressure both ways, nothing absorbed:
+//   up   (app -> server): bytes go to the outbound at once; the flow is told
+//        consumed() only while the outbound is below its high watermark, so
+//        lwIP's window closes when the server side is slow.
+//   down (server -> app): at most writeSpace() goes to the flow; the rest
+//        (one read) is held and the outbound read-disabled until onWritable.
+// Lifetime: created on the app's SYN (before the flow exists), closed once
+// (one log line), deleted by the Client through the loop's deferred delete
+// once the outbound reported its onClose.
+#pragma once
+
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <string>
+
+#include "buffer/buffer_chain.h"
+#include "event/loop.h"
+#include "event/timer.h"
+#include "netstack/flow_key.h"
+#include "netstack/tcp_flow.h"
+#include "stream/stream.h"
+
+namespace vt::client {
+
+class Client;
+
+class TcpSession final : public event::DeferredDeletable, private netstack::TcpFlow::Callbacks {
+ public:
+  TcpSession(Client& client, const netstack::FlowKey& key);
+  ~TcpSession() override;
+  TcpSession(const TcpSession&) = delete;
+  TcpSession& operator=(const TcpSession&) = delete;
+
+  // Called once after insertion in the table: answers the SYN (immediate
+  // mode) and dials (or waits for the server address).
+  void start();
+  // The server address became known (or could not be resolved).
+  void dialReady();
+  void dialImpossible(const std::string& why);
+  // The app completed the handshake.
+  void attach(std::unique_ptr<netstack::TcpFlow> flow);
+  // Idempotent. `reset`: RST to the app (failure), else a FIN.
+  void close(const char* reason, bool reset);
+
+  const netstack::FlowKey& key() const { return key_; }
+  uint64_t id() const { return id_; }
+  bool closed() const { return closed_; }
+
+ private:
+  friend class Client;
+
+  // TcpFlow::Callbacks (app side)
+  void onData(BufferChain& data, bool endStream) override;
+  void onWritable() override;
+  void onClosed(netstack::TcpFlow::CloseReason reason) override;
+  // Server side. StreamCallbacks::onData has the same signature as the
+  // flow's, so the stream talks to this adapter instead.
+  struct OutCallbacks final : stream::StreamCallbacks {
+    explicit OutCallbacks(TcpSession& s) : session(s) {}
+    void onConnected() override { session.onOutConnected(); }
+    void onData(BufferChain& data, bool end_stream) override {
+      session.onServerData(data, end_stream);
+    }
+    void onAboveHighWatermark() override { session.onOutAbove(); }
+    void onBelowLowWatermark() override { session.onOutBelow(); }
+    void onClose(stream::CloseReason reason, const std::string& detail) override {
+      session.onOutClose(reason, detail);
+    }
+    TcpSession& session;
+  };
+  void onOutConnected();
+  void onOutAbove();
+  void onOutBelow();
+  void onOutClose(stream::CloseReason reason, const std::string& detail);
+
+  void dial();
+  void onServerData(BufferChain& data, bool end_stream);
+  void flushUp();
+  void pumpDown();
+  void setOutReadDisabled(bool disable);
+  void checkFinished();
+  void armTimer();
+  void onTimer();
+  void touch();
+
+  Client& client_;
+  event::Loop& loop_;
+  netstack::FlowKey key_;
+  uint64_t id_;
+  uint64_t startMs_;
+  uint64_t lastActivityMs_;
+  uint64_t finishStartMs_ = 0;  // one direction finished: drain clock runs
+  std::list<TcpSession*>::iterator lru_;
+  event::Timer timer_;
+  OutCallbacks outCb_{*this};
+
+  std::unique_ptr<netstack::TcpFlow> flow_;
+  stream::StreamPtr out_;
+  BufferChain up_;    // app bytes not yet given to the outbound (no address yet)
+  BufferChain down_;  // server bytes the flow had no room for (one read at most)
+  size_t unconsumed_ = 0;  // given to the outbound, not yet consumed() on the flow
+
+  bool waitMode_;
+  bool accepted_ = false;  // acceptPending was called
+  bool outConnected_ = false;
+  bool outAbove_ = false;
+  bool outReadDisabled_ = false;
+  bool outClosed_ = false;  // onClose came from the outbound
+  bool appFin_ = false;     // the app sent FIN
+  bool upFinSent_ = false;  // ...and it was passed to the outbound
+  bool serverFin_ = false;  // the outbound delivered end_stream
+  bool downFinSent_ = false;  // shutdownWrite() on the flow
+  bool closed_ = false;
+  uint64_t up_bytes_ = 0;
+  uint64_t down_bytes_ = 0;
+};
+
+}  // namespace vt::client

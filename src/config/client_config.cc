@@ -1,0 +1,385 @@
+#include "config/client_config.h"
+
+#include <arpa/inet.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "config/toml_reader.h"
+
+namespace vt::config {
+namespace {
+
+constexpr const char* kUuidExample = "a684455c-b14f-11ea-bf0d-42010aaa0003";
+
+std::string resolvePath(const std::string& base_dir, const std::string& p) {
+  if (p.empty() || p[0] == '/' || base_dir.empty()) return p;
+  return base_dir + "/" + p;
+}
+
+const toml::table* section(TomlReader& r, const toml::table& root, const char* name) {
+  const toml::node* n = root.get(name);
+  if (n == nullptr) return nullptr;
+  const auto* t = n->as_table();
+  if (t == nullptr) r.fail(*n, name, "expected a table [" + std::string(name) + "], got " +
+                                        TomlReader::typeName(*n));
+  return t;
+}
+
+void readTun(TomlReader& r, const toml::table& t, ClientTunConfig& tun) {
+  r.checkKeys(t, "tun", {"name", "mtu", "ipv4", "ipv6", "fd"});
+  if (r.failed()) return;
+  if (const toml::node* n = t.get("name")) {
+    const std::string* s = r.str(*n, "tun.name", "an interface name of 1..15 characters");
+    if (s == nullptr) return;
+    if (s->empty() || s->size() > 15 || s->find_first_of("/ \t%") != std::string::npos) {
+      r.fail(*n, "tun.name",
+             "expected an interface name of 1..15 characters without '/', '%' or spaces, got \"" +
+                 *s + "\"");
+      return;
+    }
+    tun.name = *s;
+  }
+  if (const toml::node* n = t.get("mtu")) {
+    auto v = r.integer(*n, "tun.mtu", 576, 65535);
+    if (!v) return;
+    tun.mtu = static_cast<uint32_t>(*v);
+  }
+  for (const char* fam : {"ipv4", "ipv6"}) {
+    const toml::node* n = t.get(fam);
+    if (n == nullptr) continue;
+    std::string key = std::string("tun.") + fam;
+    bool v6 = fam[3] == '6';
+    std::string expect = v6 ? "an IPv6 address/prefix like \"2001:db8:2::1/64\""
+                            : "an IPv4 address/prefix like \"198.18.2.1/30\"";
+    const std::string* s = r.str(*n, key, expect);
+    if (s == nullptr) return;
+    auto c = parseCidr(*s);
+    if (!c || c->v6 != v6) {
+      r.fail(*n, key, "expected " + expect + ", got \"" + *s + "\"");
+      return;
+    }
+    (v6 ? tun.ipv6 : tun.ipv4) = *c;
+  }
+  if (const toml::node* n = t.get("fd")) {
+    auto v = r.integer(*n, "tun.fd", 0, 1'000'000);
+    if (!v) return;
+    tun.fd = static_cast<int>(*v);
+  }
+}
+
+void readServer(TomlReader& r, const toml::table* t, ClientServerConfig& s) {
+  if (t == nullptr) {
+    r.fail(nullptr, "server", "missing; expected a [server] table with address and uuid");
+    return;
+  }
+  r.checkKeys(*t, "server",
+              {"address", "uuid", "version", "tls", "sni", "alpn", "ca", "insecure",
+               "connect_mode", "fwmark"});
+  if (r.failed()) return;
+
+  const std::string addr_expect =
+      "an address like \"198.18.0.2:443\", \"[2001:db8::2]:443\" or \"vpn.example.com:443\"";
+  const toml::node* an = t->get("address");
+  if (an == nullptr) {
+    r.fail(&t->source(), "server.address", "missing; expected " + addr_expect);
+    return;
+  }
+  const std::string* as = r.str(*an, "server.address", addr_expect);
+  if (as == nullptr) return;
+  auto hp = parseHostPort(*as, true);
+  if (!hp) {
+    r.fail(*an, "server.address", "expected " + addr_expect + ", got \"" + *as + "\"");
+    return;
+  }
+  s.address = *hp;
+
+  const toml::node* un = t->get("uuid");
+  if (un == nullptr) {
+    r.fail(&t->source(), "server.uuid", std::string("missing; expected a UUID like ") + kUuidExample);
+    return;
+  }
+  const std::string* us = r.str(*un, "server.uuid", std::string("a UUID like ") + kUuidExample);
+  if (us == nullptr) return;
+  auto uuid = parseUuidText(*us);
+  if (!uuid) {
+    r.fail(*un, "server.uuid",
+           std::string("expected a UUID like ") + kUuidExample + ", got \"" + *us + "\"");
+    return;
+  }
+  s.uuid = *uuid;
+
+  if (const toml::node* n = t->get("version")) {
+    auto v = r.integer(*n, "server.version", 0, 1);
+    if (!v) return;
+    s.version = static_cast<uint8_t>(*v);
+  }
+  s.connect_mode = s.version == 1 ? ConnectMode::kWait : ConnectMode::kImmediate;
+  if (const toml::node* n = t->get("connect_mode")) {
+    const std::string* m = r.str(*n, "server.connect_mode", "\"wait\" or \"immediate\"");
+    if (m == nullptr) return;
+    if (*m == "wait") {
+      if (s.version == 0) {
+        r.fail(*n, "server.connect_mode",
+               "expected \"immediate\" with version = 0 (VLESS v0 has no connected signal; "
+               "\"wait\" needs version = 1)");
+        return;
+      }
+      s.connect_mode = ConnectMode::kWait;
+    } else if (*m == "immediate") {
+      s.connect_mode = ConnectMode::kImmediate;
+    } else {
+      r.fail(*n, "server.connect_mode", "expected \"wait\" or \"immediate\", got \"" + *m + "\"");
+      return;
+    }
+  }
+  if (const toml::node* n = t->get("tls")) {
+    auto b = r.boolean(*n, "server.tls");
+    if (!b) return;
+    s.tls = *b;
+  }
+  s.sni = s.address.host;
+  if (const toml::node* n = t->get("sni")) {
+    const std::string* v = r.str(*n, "server.sni", "a host name");
+    if (v == nullptr) return;
+    if (v->empty() || v->size() > 255) {
+      r.fail(*n, "server.sni", "expected a host name of 1..255 characters");
+      return;
+    }
+    s.sni = *v;
+  }
+  if (const toml::node* n = t->get("alpn")) {
+    const auto* a = r.array(*n, "server.alpn", "protocol names such as \"http/1.1\"");
+    if (a == nullptr) return;
+    for (size_t i = 0; i < a->size(); ++i) {
+      std::string key = "server.alpn[" + std::to_string(i) + "]";
+      const std::string* v = r.str(*a->get(i), key, "a protocol name such as \"http/1.1\"");
+      if (v == nullptr) return;
+      if (v->empty() || v->size() > 255) {
+        r.fail(*a->get(i), key, "expected a protocol name of 1..255 bytes");
+        return;
+      }
+      s.alpn.push_back(*v);
+    }
+  }
+  if (const toml::node* n = t->get("ca")) {
+    const std::string* v = r.str(*n, "server.ca", "the path of a PEM file of CA certificates");
+    if (v == nullptr) return;
+    if (v->empty()) {
+      r.fail(*n, "server.ca", "expected the path of a PEM file, got an empty string");
+      return;
+    }
+    s.ca_file = *v;
+  }
+  if (const toml::node* n = t->get("insecure")) {
+    auto b = r.boolean(*n, "server.insecure");
+    if (!b) return;
+    s.insecure = *b;
+  }
+  if (const toml::node* n = t->get("fwmark")) {
+    auto v = r.integer(*n, "server.fwmark", 0, 0xffffffffLL);
+    if (!v) return;
+    s.fwmark = static_cast<uint32_t>(*v);
+  }
+}
+
+std::optional<std::vector<Cidr>> cidrList(TomlReader& r, const toml::node& n, const std::string& key) {
+  const std::string expect = "CIDRs like \"0.0.0.0/0\" or \"2001:db8::/32\"";
+  const auto* a = r.array(n, key, expect);
+  if (a == nullptr) return std::nullopt;
+  std::vector<Cidr> out;
+  for (size_t i = 0; i < a->size(); ++i) {
+    std::string k = key + "[" + std::to_string(i) + "]";
+    const std::string* s = r.str(*a->get(i), k, "a CIDR like \"10.0.0.0/8\"");
+    if (s == nullptr) return std::nullopt;
+    auto c = parseCidr(*s);
+    if (!c) {
+      r.fail(*a->get(i), k, "expected a CIDR like \"10.0.0.0/8\" or \"fc00::/7\", got \"" + *s + "\"");
+      return std::nullopt;
+    }
+    out.push_back(*c);
+  }
+  return out;
+}
+
+void readRoute(TomlReader& r, const toml::table& t, ClientRouteConfig& route,
+               ClientServerConfig& server) {
+  r.checkKeys(t, "route",
+              {"auto_route", "fwmark", "table", "priority", "capture", "bypass", "keep_lan",
+               "carry_ipv6", "state_file"});
+  if (r.failed()) return;
+  struct B {
+    const char* name;
+    bool* out;
+  };
+  for (B b : {B{"auto_route", &route.auto_route}, B{"keep_lan", &route.keep_lan},
+              B{"carry_ipv6", &route.carry_ipv6}}) {
+    const toml::node* n = t.get(b.name);
+    if (n == nullptr) continue;
+    auto v = r.boolean(*n, std::string("route.") + b.name);
+    if (!v) return;
+    *b.out = *v;
+  }
+  bool mark_set = false;
+  if (const toml::node* n = t.get("fwmark")) {
+    auto v = r.integer(*n, "route.fwmark", 1, 0xffffffffLL);
+    if (!v) return;
+    route.fwmark = static_cast<uint32_t>(*v);
+    mark_set = true;
+    if (route.auto_route && server.fwmark != 0 && server.fwmark != route.fwmark) {
+      r.fail(*n, "route.fwmark",
+             "expected the same mark as server.fwmark (" + std::to_string(server.fwmark) +
+                 "): the tunnel's sockets must carry the mark the rules skip");
+      return;
+    }
+  }
+  if (const toml::node* n = t.get("table")) {
+    auto v = r.integer(*n, "route.table", 1, 0xffffffffLL);
+    if (!v) return;
+    if (*v == 253 || *v == 254 || *v == 255) {
+      r.fail(*n, "route.table",
+             "expected a table of our own, not 253/254/255 (default/main/local)");
+      return;
+    }
+    route.table = static_cast<uint32_t>(*v);
+  }
+  if (const toml::node* n = t.get("priority")) {
+    auto v = r.integer(*n, "route.priority", 1, 32000);
+    if (!v) return;
+    route.priority = static_cast<uint32_t>(*v);
+  }
+  if (const toml::node* n = t.get("capture")) {
+    route.capture = cidrList(r, *n, "route.capture");
+    if (r.failed()) return;
+    if (route.capture->empty()) {
+      r.fail(*n, "route.capture", "expected at least one CIDR to send into the TUN");
+      return;
+    }
+  }
+  if (const toml::node* n = t.get("bypass")) {
+    route.bypass = cidrList(r, *n, "route.bypass");
+    if (r.failed()) return;
+  }
+  if (const toml::node* n = t.get("state_file")) {
+    const std::string* v = r.str(*n, "route.state_file", "a file path");
+    if (v == nullptr) return;
+    if (v->empty()) {
+      r.fail(*n, "route.state_file", "expected a file path, got an empty string");
+      return;
+    }
+    route.state_file = *v;
+  }
+  if (route.auto_route) {
+    if (!mark_set && server.fwmark != 0) route.fwmark = server.fwmark;
+    server.fwmark = route.fwmark;  // every outbound socket skips the TUN
+  }
+}
+
+void readLimits(TomlReader& r, const toml::table& t, ClientLimits& l) {
+  r.checkKeys(t, "limits", {"max_flows", "idle_timeout", "drain_timeout", "connect_timeout"});
+  if (r.failed()) return;
+  if (const toml::node* n = t.get("max_flows")) {
+    auto v = r.integer(*n, "limits.max_flows", 1, 1'000'000);
+    if (!v) return;
+    l.max_flows = static_cast<uint32_t>(*v);
+  }
+  struct D {
+    const char* name;
+    uint64_t* out;
+  };
+  for (D d : {D{"idle_timeout", &l.idle_timeout_ms}, D{"drain_timeout", &l.drain_timeout_ms},
+              D{"connect_timeout", &l.connect_timeout_ms}}) {
+    const toml::node* n = t.get(d.name);
+    if (n == nullptr) continue;
+    auto ms = r.duration(*n, std::string("limits.") + d.name);
+    if (!ms) return;
+    *d.out = *ms;
+  }
+}
+
+void readRoot(TomlReader& r, const toml::table& root, const std::string& base_dir,
+              ClientConfig& cfg) {
+  r.checkKeys(root, "", {"log_level", "tun", "server", "route", "limits"});
+  if (r.failed()) return;
+  if (const toml::node* n = root.get("log_level")) {
+    const std::string* s = r.str(*n, "log_level", "one of trace, debug, info, warn, error, off");
+    if (s == nullptr) return;
+    if (!parseLogLevel(*s, cfg.log_level)) {
+      r.fail(*n, "log_level",
+             "expected one of trace, debug, info, warn, error, off, got \"" + *s + "\"");
+      return;
+    }
+  }
+  if (const toml::table* t = section(r, root, "tun")) readTun(r, *t, cfg.tun);
+  if (r.failed()) return;
+  const toml::table* st = section(r, root, "server");
+  if (r.failed()) return;
+  readServer(r, st, cfg.server);
+  if (r.failed()) return;
+  cfg.server.ca_file = resolvePath(base_dir, cfg.server.ca_file);
+  if (const toml::table* t = section(r, root, "route")) readRoute(r, *t, cfg.route, cfg.server);
+  cfg.route.state_file = resolvePath(base_dir, cfg.route.state_file);
+  if (r.failed()) return;
+  if (const toml::table* t = section(r, root, "limits")) readLimits(r, *t, cfg.limits);
+}
+
+}  // namespace
+
+std::optional<Cidr> parseCidr(std::string_view text) {
+  size_t slash = text.find('/');
+  if (slash == std::string_view::npos || slash == 0) return std::nullopt;
+  Cidr c;
+  c.address = std::string(text.substr(0, slash));
+  std::string_view p = text.substr(slash + 1);
+  if (p.empty() || p.size() > 3) return std::nullopt;
+  unsigned prefix = 0;
+  for (char ch : p) {
+    if (ch < '0' || ch > '9') return std::nullopt;
+    prefix = prefix * 10 + static_cast<unsigned>(ch - '0');
+  }
+  uint8_t buf[16];
+  if (inet_pton(AF_INET, c.address.c_str(), buf) == 1) {
+    if (prefix > 32) return std::nullopt;
+  } else if (inet_pton(AF_INET6, c.address.c_str(), buf) == 1) {
+    if (prefix > 128) return std::nullopt;
+    c.v6 = true;
+  } else {
+    return std::nullopt;
+  }
+  c.prefix = static_cast<uint8_t>(prefix);
+  return c;
+}
+
+const char* connectModeName(ConnectMode m) noexcept {
+  return m == ConnectMode::kWait ? "wait" : "immediate";
+}
+
+Result<ClientConfig> parseClientConfig(std::string_view text, const std::string& source,
+                                       const std::string& base_dir) {
+  TomlReader r(source);
+  toml::table root;
+  try {
+    root = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    r.fail(&e.source(), "", std::string("TOML syntax: ") + std::string(e.description()));
+    return r.takeError();
+  }
+  ClientConfig cfg;
+  readRoot(r, root, base_dir, cfg);
+  if (r.failed()) return r.takeError();
+  return cfg;
+}
+
+Result<ClientConfig> loadClientConfig(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Error(Errc::kConfig, path + ": cannot open the config file");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return Error(Errc::kConfig, path + ": cannot read the config file");
+  std::string base_dir = ".";
+  size_t slash = path.rfind('/');
+  if (slash != std::string::npos) base_dir = path.substr(0, slash == 0 ? 1 : slash);
+  return parseClientConfig(ss.str(), path, base_dir);
+}
+
+}  // namespace vt::config

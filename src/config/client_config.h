@@ -1,0 +1,95 @@
+// ClientConfig: what vless-tun reads from its TOML file ([tun], [server],
+// [route], [limits]). Plain structs; the loader validates everything.
+// Reference: docs/client.md.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config_util.h"
+#include "core/error.h"
+#include "core/log.h"
+
+namespace vt::config {
+
+// "198.18.2.1/30" or "2001:db8:2::1/64".
+struct Cidr {
+  std::string address;  // IP literal, no brackets
+  uint8_t prefix = 0;
+  bool v6 = false;
+  std::string toString() const { return address + "/" + std::to_string(prefix); }
+};
+// Parses an IPv4 (prefix 0..32) or IPv6 (0..128) CIDR; nullopt otherwise.
+std::optional<Cidr> parseCidr(std::string_view text);
+
+struct ClientTunConfig {
+  std::string name = "vt0";
+  uint32_t mtu = 1500;  // 576..65535
+  std::optional<Cidr> ipv4;
+  std::optional<Cidr> ipv6;
+  std::optional<int> fd;  // adopt this open TUN fd instead of creating one
+};
+
+enum class ConnectMode {
+  kWait,       // SYN-ACK only once the server reports the dial made (v1 want_ip)
+  kImmediate,  // SYN-ACK at once
+};
+const char* connectModeName(ConnectMode m) noexcept;
+
+struct ClientServerConfig {
+  HostPort address;  // may be a DNS name
+  UuidBytes uuid{};
+  uint8_t version = 1;  // 0 or 1
+  bool tls = true;
+  std::string sni;  // default: the host of `address`
+  std::vector<std::string> alpn;
+  std::string ca_file;  // empty: the system CA store
+  bool insecure = false;
+  ConnectMode connect_mode = ConnectMode::kWait;  // kImmediate for v0
+  // SO_MARK; 0 = none. With auto_route it is the route fwmark whenever
+  // unset here (the two must agree, or the tunnel would loop).
+  uint32_t fwmark = 0;
+};
+
+// [route]: Linux policy routing into the TUN (platform/linux/route_manager.h).
+// Unset lists keep the route manager's defaults.
+struct ClientRouteConfig {
+  bool auto_route = false;
+  uint32_t fwmark = 0x1f0;  // tunnel sockets carry it and skip the TUN
+  uint32_t table = 2022;
+  uint32_t priority = 9000;  // uses priority .. priority + 2
+  std::optional<std::vector<Cidr>> capture;  // default: 0.0.0.0/0 and ::/0
+  std::optional<std::vector<Cidr>> bypass;   // default: private ranges
+  bool keep_lan = true;
+  bool carry_ipv6 = true;
+  std::string state_file;  // empty: /run/vless-tun/<tun name>.routes
+};
+
+struct ClientLimits {
+  uint32_t max_flows = 4096;
+  uint64_t idle_timeout_ms = 300'000;
+  uint64_t drain_timeout_ms = 30'000;
+  uint64_t connect_timeout_ms = 10'000;
+};
+
+struct ClientConfig {
+  LogLevel log_level = LogLevel::kInfo;
+  ClientTunConfig tun;
+  ClientServerConfig server;
+  ClientRouteConfig route;
+  ClientLimits limits;
+};
+
+// Reads and validates a file; relative paths (ca) resolve against the
+// file's directory. Errors (Errc::kConfig) read like
+//   "/etc/vless-tun.toml:9:8: server.uuid: expected a UUID like ..."
+Result<ClientConfig> loadClientConfig(const std::string& path);
+// The same from a string; `source` names it in errors, `base_dir` anchors
+// relative paths ("" = leave them as written).
+Result<ClientConfig> parseClientConfig(std::string_view text, const std::string& source,
+                                       const std::string& base_dir);
+
+}  // namespace vt::config

@@ -1,0 +1,621 @@
+// Client + TcpSession on a real loop, with a real NetStack driven by the
+// packet builder (playing the app behind the TUN) and a real vless-server
+// (plain TCP) dialling an echo target, all on 127.0.0.1 and one loop:
+//
+//   test (app) --IP packets--> Client/NetStack --VLESS--> Server --TCP--> Echo
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "client/client.h"
+#include "client/tcp_session.h"
+#include "client/tun_pump.h"
+#include "config/client_config.h"
+#include "core/log.h"
+#include "event/loop.h"
+#include "server/server.h"
+#include "stream/tcp_stream.h"
+#include "unit/netstack/packet_builder.h"
+
+namespace vt::client {
+namespace {
+
+using test::kAck;
+using test::kFin;
+using test::kPsh;
+using test::kRst;
+using test::kSyn;
+
+constexpr const char* kAppIp = "198.18.2.1";  // the kernel's side of the TUN
+const config::UuidBytes kUuid = {0xa6, 0x84, 0x45, 0x5c, 0xb1, 0x4f, 0x11, 0xea,
+                                 0xbf, 0x0d, 0x42, 0x01, 0x0a, 0xaa, 0x00, 0x03};
+
+struct Recorder final : PacketSink {
+  std::vector<test::ParsedPacket> packets;
+  void writePacket(const netstack::PacketView& p) override {
+    std::vector<uint8_t> bytes;
+    for (int i = 0; i < p.iovCount; ++i) {
+      const auto* b = static_cast<const uint8_t*>(p.iov[i].iov_base);
+      bytes.insert(bytes.end(), b, b + p.iov[i].iov_len);
+    }
+    test::ParsedPacket pp;
+    if (test::parsePacket(bytes, pp)) packets.push_back(std::move(pp));
+  }
+};
+
+// Echo target: returns every byte and half-closes back on EOF.
+struct EchoConn final : stream::StreamCallbacks {
+  std::unique_ptr<stream::TcpStream> s;
+  std::string got;
+  void onData(BufferChain& data, bool end_stream) override {
+    got += data.toString();
+    s->write(data, end_stream);
+  }
+  void onClose(stream::CloseReason, const std::string&) override {}
+};
+
+// The app end of one TCP connection, sequence numbers tracked.
+struct App {
+  test::TcpSegment base;
+  uint32_t seq = 1000;
+  uint32_t ack = 0;
+  std::string received;
+  bool gotFin = false;
+  bool gotRst = false;
+  bool acking = true;  // false: a stalled app (no ACKs, window stays)
+  size_t seen = 0;     // recorder packets already looked at
+};
+
+class ClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::signal(SIGPIPE, SIG_IGN);
+    setLogLevel(LogLevel::kInfo);
+    config::ServerConfig scfg;
+    scfg.log_level = LogLevel::kInfo;
+    scfg.listen = {config::HostPort{"127.0.0.1", 0, true}};
+    scfg.users = {config::ServerUser{"alice", kUuid}};
+    server_ = std::make_unique<server::Server>(loop_, scfg, nullptr);
+    ASSERT_TRUE(server_->start().ok());
+    serverPort_ = server_->localAddresses().at(0).port();
+    auto l = stream::TcpListener::listen(
+        loop_, *event::SocketAddress::parseIp("127.0.0.1", 0),
+        [this](std::unique_ptr<stream::TcpStream> s) {
+          auto c = std::make_unique<EchoConn>();
+          c->s = std::move(s);
+          c->s->setCallbacks(*c);
+          echo_.push_back(std::move(c));
+        });
+    ASSERT_TRUE(l.ok());
+    echoListener_ = std::move(l).value();
+    echoPort_ = echoListener_->localAddress().port();
+    cfg_.server.address = config::HostPort{"127.0.0.1", serverPort_, true};
+    cfg_.server.uuid = kUuid;
+    cfg_.server.tls = false;
+    cfg_.tun.ipv4 = config::parseCidr("198.18.2.1/30");
+  }
+
+  void TearDown() override {
+    client_.reset();
+    runFor(30);
+    server_->stop();
+    runUntil([this] { return server_->sessionCount() == 0; });
+    echo_.clear();
+    echoListener_.reset();
+    held_.clear();
+    targets_.clear();
+    server_.reset();
+    runFor(20);
+  }
+
+  void startClient() {
+    auto c = Client::create(loop_, cfg_);
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    client_ = std::move(c).value();
+    client_->setPacketSink(&rec_);
+    client_->start();
+  }
+
+  bool runUntil(const std::function<bool()>& pred, int timeout_ms = 3000) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    // pred() is evaluated once per check: it may consume input.
+    for (;;) {
+      if (pred()) return true;
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      loop_.runOnce(false);
+      if (pred()) return true;
+      usleep(500);
+    }
+  }
+  void runFor(int ms) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (std::chrono::steady_clock::now() < deadline) {
+      loop_.runOnce(false);
+      usleep(500);
+    }
+  }
+
+  // A port that was just free: connecting to it is refused.
+  uint16_t closedPort() {
+    uint16_t port = 0;
+    {
+      auto l = stream::TcpListener::listen(loop_, *event::SocketAddress::parseIp("127.0.0.1", 0),
+                                           [](std::unique_ptr<stream::TcpStream>) {});
+      EXPECT_TRUE(l.ok());
+      if (l.ok()) port = l.value()->localAddress().port();
+    }
+    runFor(10);
+    return port;
+  }
+
+  App app(uint16_t sport, uint16_t dport) {
+    App a;
+    a.base.src = kAppIp;
+    a.base.dst = "127.0.0.1";
+    a.base.srcPort = sport;
+    a.base.dstPort = dport;
+    a.seen = rec_.packets.size();
+    return a;
+  }
+  void send(App& a, uint8_t flags, const std::string& payload = "") {
+    test::TcpSegment s = a.base;
+    s.seq = a.seq;
+    s.ack = (flags & kAck) != 0 ? a.ack : 0;
+    s.flags = flags;
+    if ((flags & kSyn) != 0) s.mss = 1400;
+    s.payload.assign(payload.begin(), payload.end());
+    auto pkt = test::buildTcp(s);
+    client_->stack().input(pkt.data(), pkt.size());
+    a.seq += static_cast<uint32_t>(payload.size()) + ((flags & (kSyn | kFin)) != 0 ? 1 : 0);
+  }
+  // Reads the packets for `a` seen since last time; ACKs data and FIN.
+  void absorb(App& a) {
+    while (a.acking && a.seen < rec_.packets.size()) {
+      test::ParsedPacket p = rec_.packets[a.seen++];
+      if (p.dstPort != a.base.srcPort || p.srcPort != a.base.dstPort) continue;
+      if ((p.flags & kRst) != 0) {
+        a.gotRst = true;
+        continue;
+      }
+      if ((p.flags & kSyn) != 0) {
+        a.ack = p.seq + 1;
+        continue;
+      }
+      uint32_t len = static_cast<uint32_t>(p.payload.size()) + ((p.flags & kFin) != 0 ? 1 : 0);
+      if (len == 0 || p.seq != a.ack) continue;
+      a.received.append(p.payload.begin(), p.payload.end());
+      a.ack += len;
+      if ((p.flags & kFin) != 0) a.gotFin = true;
+      send(a, kAck);
+    }
+  }
+  bool sawSynAck(const App& a) const {
+    for (size_t i = a.seen; i < rec_.packets.size(); ++i) {
+      const auto& p = rec_.packets[i];
+      if (p.dstPort == a.base.srcPort && p.flags == (kSyn | kAck)) return true;
+    }
+    return false;
+  }
+  // SYN, wait for SYN-ACK (or RST), ACK.
+  bool handshake(App& a) {
+    send(a, kSyn);
+    bool ok = runUntil([&] {
+      absorb(a);
+      return a.ack != 0 || a.gotRst;
+    });
+    if (!ok || a.gotRst) return false;
+    send(a, kAck);
+    return true;
+  }
+
+  // A target on the test loop that runs `onAccept` for each connection.
+  uint16_t target(std::function<void(stream::TcpStream&)> onAccept) {
+    auto l = stream::TcpListener::listen(
+        loop_, *event::SocketAddress::parseIp("127.0.0.1", 0),
+        [this, onAccept](std::unique_ptr<stream::TcpStream> s) {
+          auto c = std::make_unique<Held>();
+          c->s = std::move(s);
+          c->s->setCallbacks(*c);
+          onAccept(*c->s);
+          held_.push_back(std::move(c));
+        });
+    EXPECT_TRUE(l.ok());
+    if (!l.ok()) return 0;
+    uint16_t port = l.value()->localAddress().port();
+    targets_.push_back(std::move(l).value());
+    return port;
+  }
+  struct Held final : stream::StreamCallbacks {
+    std::unique_ptr<stream::TcpStream> s;
+    std::string got;
+    bool eof = false;
+    void onData(BufferChain& data, bool end_stream) override {
+      got += data.toString();
+      data.clear();
+      eof = eof || end_stream;
+    }
+    void onClose(stream::CloseReason, const std::string&) override {}
+  };
+
+  event::Loop loop_;
+  std::vector<std::unique_ptr<stream::TcpListener>> targets_;
+  std::vector<std::unique_ptr<Held>> held_;
+  std::unique_ptr<server::Server> server_;
+  std::unique_ptr<stream::TcpListener> echoListener_;
+  std::vector<std::unique_ptr<EchoConn>> echo_;
+  uint16_t serverPort_ = 0;
+  uint16_t echoPort_ = 0;
+  config::ClientConfig cfg_;
+  Recorder rec_;
+  std::unique_ptr<Client> client_;
+};
+
+TEST_F(ClientTest, WaitModeHoldsSynUntilServerConnectedThenRelaysBothWaysAndFins) {
+  startClient();
+  App a = app(40000, echoPort_);
+  send(a, kSyn);
+  EXPECT_FALSE(sawSynAck(a)) << "SYN-ACK before the server connected";
+  EXPECT_EQ(client_->sessionCount(), 1u);
+  ASSERT_TRUE(runUntil([&] { return sawSynAck(a); }));
+  // The server had dialled the echo target before the SYN-ACK.
+  EXPECT_GE(server_->sessionCount(), 1u);
+  absorb(a);
+  send(a, kAck);
+  send(a, kAck | kPsh, "hello");
+  ASSERT_TRUE(runUntil([&] {
+    absorb(a);
+    return a.received == "hello";
+  }));
+  send(a, kAck | kPsh, " world");
+  ASSERT_TRUE(runUntil([&] {
+    absorb(a);
+    return a.received == "hello world";
+  }));
+  // App FIN -> server -> echo; the echo's FIN comes back to the app.
+  send(a, kAck | kFin);
+  ASSERT_TRUE(runUntil([&] {
+    absorb(a);
+    return a.gotFin;
+  }));
+  EXPECT_FALSE(a.gotRst);
+  ASSERT_TRUE(runUntil([&] { return client_->sessionCount() == 0; }));
+  EXPECT_EQ(client_->stats().bytesUp, 11u);
+  EXPECT_EQ(client_->stats().bytesDown, 11u);
+  ASSERT_EQ(echo_.size(), 1u);
+  EXPECT_EQ(echo_[0]->got, "hello world");
+}
+
+TEST_F(ClientTest, ServerNameIsResolvedWithoutBlocking) {
+  cfg_.server.address = config::HostPort{"localhost", serverPort_, false};
+  startClient();
+  App a = app(40005, echoPort_);
+  send(a, kSyn);  // waits for the lookup, then the dial, then want_ip
+  ASSERT_TRUE(runUntil([&] { return sawSynAck(a); }));
+  absorb(a);
+  send(a, kAck);
+  send(a, kAck | kPsh, "named");
+  ASSERT_TRUE(runUntil([&] {
+    absorb(a);
+    return a.received == "named";
+  }));
+}
+
+TEST_F(ClientTest, WaitModeDialToClosedPortResetsApp) {
+  uint16_t closed = closedPort();  // the server's dial is refused
+  startClient();
+  App a = app(40001, closed);
+  send(a, kSyn);
+  ASSERT_TRUE(runUntil([&] {
+    absorb(a);
+    return a.gotRst;
+  }));
+  EXPECT_EQ(a.ack, 0u) << "the app saw a SYN-ACK for a dead destination";
+  EXPECT_EQ(client_->sessionCount(), 0u);
+  EXPECT_EQ(client_->stats().connectFailed, 1u);
+}
+
+TEST_F(ClientTest, ImmediateModeV0AnswersAtOnceAndRelays) {
+  cfg_.server.version = 0;
+  cfg_.server.connect_mode = config::ConnectMode::kImmediate;
+  startClient();
+  App a = app(40002, echoPort_);
+  send(a, kSyn);
+  EXPECT_TRUE(sawSynAck(a)) << "immediate mode answers the SYN at once";
+  absorb(a);
+  send(a, kAck);
+  send(a, kAck | kPsh, "ping");
+  ASSERT_TRUE(runUntil([&] {
+    absorb(a);
+    return a.received == "ping";
+  }));
+  send(a, kAck | kFin);
+  ASSERT_TRUE(runUntil([&] {
+    absorb(a);
+    return a.gotFin && client_->sessionCount() == 0;
+  }));
+}
+
+TEST_F(ClientTest, ImmediateModeDeadServerResetsApp) {
+  cfg_.server.version = 0;
+  cfg_.server.connect_mode = config::ConnectMode::kImmediate;
+  cfg_.server.address.port = closedPort();  // no server at all
+  startClient();
+  App a = app(40003, echoPort_);
+  ASSERT_TRUE(handshake(a));  // answered before the dial
+  send(a, kAck | kPsh, "x");
+  ASSERT_TRUE(runUntil([&] {
+    absorb(a);
+    return a.gotRst;
+  }));
+  EXPECT_EQ(client_->sessionCount(), 0u);
+  EXPECT_EQ(client_->stats().connectFailed, 1u);
+}
+
+TEST_F(ClientTest, ImmediateModeV0DeadDestinationResetsApp) {
+  cfg_.server.version = 0;
+  cfg_.server.connect_mode = config::ConnectMode::kImmediate;
+  startClient();
+  App a = app(40006, closedPort());
+  ASSERT_TRUE(handshake(a));
+  send(a, kAck | kPsh, "GET /");
+  ASSERT_TRUE(runUntil([&] {
+    absorb(a);
+    return a.gotRst;
+  }));
+  EXPECT_EQ(client_->sessionCount(), 0u);
+}
+
+struct Silent final : stream::StreamCallbacks {
+  void onData(BufferChain& data, bool) override { data.clear(); }
+  void onClose(stream::CloseReason, const std::string&) override {}
+};
+
+TEST_F(ClientTest, WaitModeSilentServerHitsConnectTimeout) {
+  // Accepts TCP and never answers: want_ip never comes.
+  Silent silent;
+  std::vector<std::unique_ptr<stream::TcpStream>> held;
+  auto l = stream::TcpListener::listen(loop_, *event::SocketAddress::parseIp("127.0.0.1", 0),
+                                       [&](std::unique_ptr<stream::TcpStream> s) {
+                                         s->setCallbacks(silent);
+                                         held.push_back(std::move(s));
+                                       });
+  ASSERT_TRUE(l.ok());
+  cfg_.server.address.port = l.value()->localAddress().port();
+  cfg_.limits.connect_timeout_ms = 200;
+  startClient();
+  App a = app(40004, echoPort_);
+  send(a, kSyn);
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(runUntil([&] {
+    absorb(a);
+    return a.gotRst;
+  }));
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                   t0)
+                .count();
+  EXPECT_GE(ms, 150);
+  EXPECT_EQ(a.ack, 0u);
+  EXPECT_EQ(client_->sessionCount(), 0u);
+  client_.reset();
+  held.clear();
+}
+
+TEST_F(ClientTest, EvictsLeastRecentlyActiveAtMaxFlows) {
+  cfg_.limits.max_flows = 2;
+  startClient();
+  App a = app(40010, echoPort_), b = app(40011, echoPort_), c = app(40012, echoPort_);
+  ASSERT_TRUE(handshake(a));
+  ASSERT_TRUE(handshake(b));
+  // Activity on a makes b the least recently active.
+  send(a, kAck | kPsh, "a");
+  ASSERT_TRUE(runUntil([&] {
+    absorb(a);
+    return a.received == "a";
+  }));
+  c.seen = rec_.packets.size();
+  b.seen = rec_.packets.size();
+  ASSERT_TRUE(handshake(c));
+  ASSERT_TRUE(runUntil([&] {
+    absorb(b);
+    return b.gotRst;
+  }));
+  EXPECT_EQ(client_->stats().evicted, 1u);
+  EXPECT_EQ(client_->sessionCount(), 2u);
+  absorb(a);
+  EXPECT_FALSE(a.gotRst);
+  send(c, kAck | kPsh, "c");
+  ASSERT_TRUE(runUntil([&] {
+    absorb(c);
+    return c.received == "c";
+  }));
+}
+
+TEST_F(ClientTest, IdleTimeoutResetsApp) {
+  cfg_.limits.idle_timeout_ms = 200;
+  startClient();
+  App a = app(40020, echoPort_);
+  ASSERT_TRUE(handshake(a));
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(runUntil([&] {
+    absorb(a);
+    return a.gotRst;
+  }));
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                   t0)
+                .count();
+  EXPECT_GE(ms, 150);
+  EXPECT_EQ(client_->sessionCount(), 0u);
+}
+
+TEST_F(ClientTest, FlowToTheServerItselfIsRefused) {
+  startClient();
+  App a = app(40030, serverPort_);
+  send(a, kSyn);
+  absorb(a);
+  EXPECT_TRUE(a.gotRst);
+  EXPECT_EQ(client_->stats().loopsRefused, 1u);
+  EXPECT_EQ(client_->sessionCount(), 0u);
+}
+
+TEST_F(ClientTest, LargeTransferBothWaysWithBackpressure) {
+  startClient();
+  App a = app(40040, echoPort_);
+  ASSERT_TRUE(handshake(a));
+  // 200 KiB up in MSS-sized segments, echoed down; the app acks as it goes
+  // and never sends past lwIP's advertised window.
+  std::string sent;
+  const size_t total = 200 * 1024;
+  uint32_t wnd_right = 0;  // seq limit from the last window we saw
+  size_t idx = 0;
+  ASSERT_TRUE(runUntil(
+      [&] {
+        // Window from the latest packet for us.
+        for (size_t i = idx; i < rec_.packets.size(); ++i) {
+          const auto& p = rec_.packets[i];
+          if (p.dstPort == a.base.srcPort && (p.flags & kAck) != 0) {
+            wnd_right = p.ack + p.window;
+          }
+        }
+        idx = rec_.packets.size();
+        absorb(a);
+        while (sent.size() < total && static_cast<int32_t>(wnd_right - (a.seq + 1400)) >= 0) {
+          std::string chunk(1400, static_cast<char>('a' + (sent.size() / 1400) % 26));
+          send(a, kAck | kPsh, chunk);
+          sent += chunk;
+        }
+        return a.received.size() >= total;
+      },
+      10000));
+  EXPECT_EQ(a.received, sent);
+}
+
+// TunPump + FdWatcher over a datagram socketpair standing in for the TUN
+// fd (one read = one packet, like IFF_TUN | IFF_NO_PI).
+TEST_F(ClientTest, TunPumpCarriesPacketsBothWays) {
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, fds), 0);
+  startClient();
+  TunPump pump(loop_, fds[0], client_->stack(), 1500);
+  client_->setPacketSink(&pump);
+  ASSERT_TRUE(pump.start().ok());
+  // The "kernel" side: our packets in, lwIP's out.
+  auto kernelSend = [&](const App& a, uint8_t flags, uint32_t seq, uint32_t ack,
+                        const std::string& payload) {
+    test::TcpSegment sg = a.base;
+    sg.seq = seq;
+    sg.ack = ack;
+    sg.flags = flags;
+    sg.payload.assign(payload.begin(), payload.end());
+    auto pkt = test::buildTcp(sg);
+    ASSERT_EQ(::send(fds[1], pkt.data(), pkt.size(), 0), static_cast<ssize_t>(pkt.size()));
+  };
+  auto kernelRecv = [&](test::ParsedPacket& out) {
+    uint8_t buf[2048];
+    return runUntil([&] {
+      ssize_t n = ::recv(fds[1], buf, sizeof(buf), 0);
+      return n > 0 && test::parsePacket(buf, static_cast<size_t>(n), out);
+    });
+  };
+  App a = app(40080, echoPort_);
+  kernelSend(a, kSyn, 1000, 0, "");
+  test::ParsedPacket p;
+  ASSERT_TRUE(kernelRecv(p)) << pump.stats().packetsIn << " in, " << pump.stats().packetsOut
+                              << " out, " << pump.stats().writeDropped << " dropped, "
+                              << client_->stack().stats().synHeld << " held";
+  ASSERT_EQ(p.flags, kSyn | kAck);
+  uint32_t ack = p.seq + 1;
+  kernelSend(a, kAck, 1001, ack, "");
+  kernelSend(a, kAck | kPsh, 1001, ack, "through the pump");
+  std::string got;
+  while (got.size() < 16) {
+    ASSERT_TRUE(kernelRecv(p));
+    if (p.seq == ack && !p.payload.empty()) {
+      got.append(p.payload.begin(), p.payload.end());
+      ack += static_cast<uint32_t>(p.payload.size());
+      kernelSend(a, kAck, 1017, ack, "");
+    }
+  }
+  EXPECT_EQ(got, "through the pump");
+  EXPECT_GE(pump.stats().packetsIn, 3u);  // SYN, ACK, data (the last ACK may still wait)
+  EXPECT_GE(pump.stats().packetsOut, 2u);
+  client_->setPacketSink(nullptr);
+  pump.stop();
+  client_.reset();
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
+TEST_F(ClientTest, TargetClosesFirstThenAppFinishes) {
+  uint16_t port = target([](stream::TcpStream& s) {
+    BufferChain bye;
+    bye.append(std::string("bye"));
+    s.write(bye, true);
+  });
+  startClient();
+  App a = app(40050, port);
+  ASSERT_TRUE(handshake(a));
+  ASSERT_TRUE(runUntil([&] {
+    absorb(a);
+    return a.gotFin;
+  }));
+  EXPECT_EQ(a.received, "bye");
+  EXPECT_EQ(client_->sessionCount(), 1u);  // the app may still send
+  send(a, kAck | kPsh, "late");
+  send(a, kAck | kFin);
+  ASSERT_TRUE(runUntil([&] { return client_->sessionCount() == 0; }));
+  ASSERT_TRUE(runUntil([&] { return !held_.empty() && held_[0]->eof; }));
+  EXPECT_EQ(held_[0]->got, "late");
+  absorb(a);
+  EXPECT_FALSE(a.gotRst);
+}
+
+TEST_F(ClientTest, DrainTimeoutWhenTheOtherSideNeverFinishes) {
+  uint16_t port = target([](stream::TcpStream&) {});  // reads, never answers or closes
+  cfg_.limits.drain_timeout_ms = 200;
+  startClient();
+  App a = app(40060, port);
+  ASSERT_TRUE(handshake(a));
+  send(a, kAck | kFin);
+  ASSERT_TRUE(runUntil([&] {
+    absorb(a);
+    return a.gotRst;
+  }));
+  EXPECT_EQ(client_->sessionCount(), 0u);
+}
+
+TEST_F(ClientTest, StalledAppStopsReadingTheServer) {
+  constexpr size_t kTotal = 4 * 1024 * 1024;
+  uint16_t port = target([](stream::TcpStream& s) {
+    BufferChain big;
+    big.append(std::string(kTotal, 'z'));
+    s.write(big, true);
+  });
+  startClient();
+  App a = app(40070, port);
+  ASSERT_TRUE(handshake(a));
+  a.acking = false;
+  runFor(300);
+  // lwIP's send buffer (64 KiB) plus one held read, not the 4 MiB sent.
+  uint64_t taken = client_->stats().bytesDown;
+  EXPECT_LT(taken, 1024u * 1024u) << "the relay absorbed the server's data";
+  EXPECT_GT(taken, 0u);
+  a.acking = true;
+  a.seen = 0;
+  ASSERT_TRUE(runUntil(
+      [&] {
+        absorb(a);
+        return a.gotFin;
+      },
+      20000));
+  EXPECT_EQ(a.received.size(), kTotal);
+}
+
+}  // namespace
+}  // namespace vt::client
