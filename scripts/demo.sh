@@ -1,24 +1,25 @@
 #!/usr/bin/env bash
 # The main job on an embedded default, on a fresh Debian 12 machine as root:
-# builds, creates three network namespaces, starts vless-server in one and a
-# client in another, and fetches a page from the third through the tunnel.
+# builds, creates three network namespaces, starts vless-server in one and
+# vless-tun (the TUN VPN client, auto_route on) in another, and fetches a
+# page from the third with curl through the tunnel.
 #
-#   app 198.18.0.1 --veth-- 198.18.0.2 server 198.18.1.1 --veth-- 198.18.1.2 web
+#   app: curl -> vt0 (TUN, 198.18.2.1) -> vless-tun ==VLESS v1/TLS==> 198.18.0.2 vless-server (srv) -> 198.18.1.2 web
+#        veth 198.18.0.1/30 ---------------------------------------- veth 198.18.0.2/30
 #
-# The app namespace has no route to the web namespace: the page can only
-# arrive through vless-server. Until the TUN client (vless-tun) lands, the
-# client is vless-nc, our own tcp -> tls -> vless stack as a command.
-# Everything the script creates is removed on exit, even on failure.
+# The app namespace has no route to the web namespace of its own: with
+# auto_route, everything but vless-tun's own (marked) connection enters the
+# TUN. Everything the script creates is removed on exit, even on failure.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-[ "$(id -u)" -eq 0 ] || { echo "demo.sh: run as root (it creates network namespaces)" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || { echo "demo.sh: run as root (it creates network namespaces and a TUN)" >&2; exit 1; }
 
 scripts/setup.sh
 cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-ninja -C build/release vless-server vless-nc >/dev/null
-server_bin=build/release/src/app/vless-server
-nc_bin=build/release/tests/integration/vless-nc
+ninja -C build/release vless-server vless-tun >/dev/null
+server_bin=$root/build/release/src/app/vless-server
+tun_bin=$root/build/release/src/app/vless-tun
 
 tag=$$
 app=vt-demo-app-$tag; srv=vt-demo-srv-$tag; web=vt-demo-web-$tag
@@ -31,14 +32,15 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+die() { echo "demo: $*" >&2; for f in "$tmp"/*.log; do echo "--- $f"; tail -20 "$f"; done >&2; exit 1; }
 
 for ns in "$app" "$srv" "$web"; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
-ip link add vta$tag netns "$app" type veth peer name vts$tag netns "$srv"
-ip link add vtw$tag netns "$web" type veth peer name vtx$tag netns "$srv"
-ip -n "$app" addr add 198.18.0.1/30 dev vta$tag && ip -n "$app" link set vta$tag up
-ip -n "$srv" addr add 198.18.0.2/30 dev vts$tag && ip -n "$srv" link set vts$tag up
-ip -n "$srv" addr add 198.18.1.1/30 dev vtx$tag && ip -n "$srv" link set vtx$tag up
-ip -n "$web" addr add 198.18.1.2/30 dev vtw$tag && ip -n "$web" link set vtw$tag up
+ip -n "$app" link add veth0 type veth peer name veth0 netns "$srv"
+ip -n "$srv" link add veth1 type veth peer name veth0 netns "$web"
+ip -n "$app" addr add 198.18.0.1/30 dev veth0 && ip -n "$app" link set veth0 up
+ip -n "$srv" addr add 198.18.0.2/30 dev veth0 && ip -n "$srv" link set veth0 up
+ip -n "$srv" addr add 198.18.1.1/30 dev veth1 && ip -n "$srv" link set veth1 up
+ip -n "$web" addr add 198.18.1.2/30 dev veth0 && ip -n "$web" link set veth0 up
 
 uuid=$(cat /proc/sys/kernel/random/uuid)
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
@@ -48,7 +50,7 @@ mkdir -p "$tmp/www"
 cat >"$tmp/www/index.html" <<'HTML'
 <html><head><title>vless-tun demo</title></head>
 <body><h1>Hello from the web namespace</h1>
-<p>This page crossed the tunnel: app -> vless-server -> web.</p></body></html>
+<p>This page crossed the tunnel: curl -> TUN -> vless-tun -> vless-server -> web.</p></body></html>
 HTML
 cat >"$tmp/server.toml" <<CFG
 log_level = "info"
@@ -61,33 +63,58 @@ key = "key.pem"
 name = "demo"
 uuid = "$uuid"
 CFG
+cat >"$tmp/client.toml" <<CFG
+log_level = "info"
+[tun]
+name = "vt0"
+ipv4 = "198.18.2.1/30"
+[server]
+address = "198.18.0.2:443"
+uuid = "$uuid"
+version = 1
+sni = "demo.vless-tun"
+ca = "cert.pem"
+[route]
+auto_route = true
+carry_ipv6 = false
+state_file = "$tmp/routes.state"
+CFG
 
 ip netns exec "$web" python3 -m http.server 80 --bind 0.0.0.0 --directory "$tmp/www" >"$tmp/web.log" 2>&1 &
 pids+=($!)
 ip netns exec "$srv" "$server_bin" -c "$tmp/server.toml" 2>"$tmp/server.log" &
 pids+=($!)
-wait_port() {
-  local ns=$1 host=$2 port=$3 deadline=$(( $(date +%s) + 10 ))
-  until ip netns exec "$ns" bash -c "exec 3<>/dev/tcp/$host/$port" 2>/dev/null; do
-    [ "$(date +%s)" -lt "$deadline" ] || { echo "demo: nothing listens on $host:$port" >&2; cat "$tmp"/*.log >&2; exit 1; }
+wait_for() {  # DESCRIPTION COMMAND...: polls for up to 10 s
+  local what=$1 deadline=$(( $(date +%s) + 10 ))
+  shift
+  until "$@" >/dev/null 2>&1; do
+    [ "$(date +%s)" -lt "$deadline" ] || die "$what not ready after 10s"
     sleep 0.05
   done
 }
-wait_port "$srv" 198.18.1.2 80
-wait_port "$app" 198.18.0.2 443
+wait_for "web server" ip netns exec "$srv" bash -c "exec 3<>/dev/tcp/198.18.1.2/80"
+wait_for "vless-server" grep -q "listening on" "$tmp/server.log"
 
-echo "== the app namespace cannot reach the web server directly:"
-if ip netns exec "$app" timeout 2 bash -c "exec 3<>/dev/tcp/198.18.1.2/80" 2>/dev/null; then
-  echo "demo: unexpected direct route" >&2; exit 1
-fi
+echo "== without the tunnel, the app namespace cannot reach the web server:"
+if ip netns exec "$app" curl -s --max-time 2 http://198.18.1.2/ >/dev/null; then die "unexpected direct route"; fi
 echo "   (no route, as intended)"
-echo "== fetching http://198.18.1.2/ through vless-server (VLESS v1 over TLS):"
-ip netns exec "$app" "$nc_bin" --server 198.18.0.2:443 --tls --sni demo.vless-tun --ca "$tmp/cert.pem" \
-  --uuid "$uuid" --version 1 --target 198.18.1.2:80 \
-  --text 'GET / HTTP/1.0\r\nHost: 198.18.1.2\r\n\r\n' >"$tmp/page.txt"
-head -n 12 "$tmp/page.txt"
-sleep 0.2
+
+ip netns exec "$app" "$tun_bin" -c "$tmp/client.toml" 2>"$tmp/client.log" &
+pids+=($!)
+wait_for "vless-tun" grep -q "vless-tun started" "$tmp/client.log"
+echo "== vless-tun is up (auto_route); the app namespace's policy rules now:"
+ip netns exec "$app" ip rule show | sed 's/^/   /'
+echo "== curl http://198.18.1.2/ in the app namespace, through the tunnel:"
+ip netns exec "$app" curl -sS -i --max-time 10 http://198.18.1.2/ >"$tmp/page.txt" || die "curl through the tunnel failed"
+head -n 12 "$tmp/page.txt" | sed 's/^/   /'
+grep -q "Hello from the web namespace" "$tmp/page.txt" || die "the page did not arrive"
+
+kill -TERM "${pids[2]}"
+wait "${pids[2]}" 2>/dev/null || true
+echo "== vless-tun's log (one line per flow):"
+sed 's/^/   /' "$tmp/client.log"
 echo "== vless-server's log:"
-cat "$tmp/server.log"
-grep -q "Hello from the web namespace" "$tmp/page.txt" || { echo "demo: page did not arrive" >&2; exit 1; }
+grep -v "TLS handshake: connection closed by peer" "$tmp/server.log" | sed 's/^/   /'
+echo "== after vless-tun stopped, its rules are gone:"
+ip netns exec "$app" ip rule show | sed 's/^/   /'
 echo "== demo ok"
