@@ -183,8 +183,7 @@ Result<std::vector<RouteEntry>> RouteManager::plan() const {
       continue;
     }
     const std::vector<Cidr>& capture = family == AF_INET ? capture4 : capture6;
-    const bool refuse6 = family == AF_INET6 && !o.carryIpv6;
-    if (capture.empty() && !refuse6) continue;
+    if (capture.empty()) continue;
     const char* tag = family == AF_INET ? "IPv4" : "IPv6";
 
     // A preferred source on the TUN keeps the kernel from picking a real
@@ -198,7 +197,7 @@ Result<std::vector<RouteEntry>> RouteManager::plan() const {
         break;
       }
     }
-    if (!refuse6 && src == nullptr && o.bypassInbound) {
+    if (src == nullptr && o.bypassInbound) {
       return invalid(std::string("auto_route: TUN has no ") + tag +
                      " address; carried traffic would pick a real source address and bypass "
                      "the tunnel (give the TUN an address, or turn off inbound bypass)");
@@ -207,20 +206,12 @@ Result<std::vector<RouteEntry>> RouteManager::plan() const {
     route.kind = RouteEntry::Kind::kRoute;
     route.family = family;
     route.table = o.table;
-    if (refuse6) {
-      // Refused, not leaked: Happy Eyeballs falls back to IPv4 at once.
-      route.unreachable = true;
-      route.dst = Cidr{};
-      route.dst.family = AF_INET6;
+    route.oif = ifindex;
+    route.hasSrc = src != nullptr;
+    if (src) route.src = *src;
+    for (const Cidr& c : capture) {
+      route.dst = c;
       routes.push_back(route);
-    } else {
-      route.oif = ifindex;
-      route.hasSrc = src != nullptr;
-      if (src) route.src = *src;
-      for (const Cidr& c : capture) {
-        route.dst = c;
-        routes.push_back(route);
-      }
     }
 
     RouteEntry rule;

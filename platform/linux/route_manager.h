@@ -12,7 +12,10 @@
 //                                              services on real addresses
 //   P+2  not fwmark M lookup T                 everything else -> table T
 //   table T: <capture cidr> dev tun src <tun address>
-//            (IPv6 with carryIpv6 off: unreachable ::/0, never a leak)
+//            (IPv6 always: an `unreachable ::/0` here would not stop a leak,
+//            because the kernel then picks a real source address, which the
+//            inbound rules send out the real interface; the client refuses
+//            IPv6 inside the TUN instead when it must not be carried)
 //
 // Every rule and route is written to the state file (fsync'd) before it is
 // added, so that recover() can undo a crashed run. See docs/routing.md.
@@ -41,7 +44,6 @@ struct RouteOptions {
                                      "fe80::/10"};
   bool keepLan = true;        // the suppress_prefixlength 0 rule
   bool bypassInbound = true;  // `from <host address> lookup main` rules
-  bool carryIpv6 = true;      // false: IPv6 is refused (unreachable), not leaked
   std::string stateFile;      // empty: /run/vless-tun/<tunName>.routes
 };
 

@@ -67,7 +67,6 @@ vt::platform::RouteOptions routeOptions(const vt::config::ClientConfig& cfg,
     for (const auto& c : *cfg.route.bypass) o.bypass.push_back(c.toString());
   }
   o.keepLan = cfg.route.keep_lan;
-  o.carryIpv6 = cfg.route.carry_ipv6;
   o.stateFile = cfg.route.state_file;
   return o;
 }

@@ -121,6 +121,13 @@ void Client::onTcpSyn(const netstack::FlowKey& key) {
     stack_->rejectPending(key);
     return;
   }
+  if (key.dst.isV6() && !cfg_.route.carry_ipv6) {
+    // Black-holed inside the TUN (route.carry_ipv6 = false): a RST at once,
+    // so Happy Eyeballs falls back to IPv4 without waiting.
+    ++stats_.ipv6Refused;
+    stack_->rejectPending(key);
+    return;
+  }
   if (isServerItself(key)) {
     // Our own tunnel traffic came back through the TUN: the routes (or a
     // missing fwmark rule) send the server's address into the tunnel.

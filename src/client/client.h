@@ -41,6 +41,7 @@ struct ClientStats {
   uint64_t flowsOpened = 0;  // sessions created (SYNs taken)
   uint64_t flowsClosed = 0;
   uint64_t evicted = 0;
+  uint64_t ipv6Refused = 0;   // IPv6 SYNs refused: route.carry_ipv6 = false
   uint64_t loopsRefused = 0;  // SYNs to the server itself through the TUN
   uint64_t connectFailed = 0;
   uint64_t bytesUp = 0;  // app -> server, payload

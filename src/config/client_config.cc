@@ -367,6 +367,14 @@ Result<ClientConfig> parseClientConfig(std::string_view text, const std::string&
   ClientConfig cfg;
   readRoot(r, root, base_dir, cfg);
   if (r.failed()) return r.takeError();
+  if (cfg.route.auto_route && !cfg.tun.fd) {
+    // auto_route sends both families into the TUN with the TUN's own address
+    // as the preferred source (else the kernel picks a real address and the
+    // inbound-reply rules route the connection around the tunnel), so the
+    // TUN needs an address of each family. Internal defaults when unset.
+    if (!cfg.tun.ipv4) cfg.tun.ipv4 = parseCidr(kDefaultTunIpv4);
+    if (!cfg.tun.ipv6) cfg.tun.ipv6 = parseCidr(kDefaultTunIpv6);
+  }
   return cfg;
 }
 

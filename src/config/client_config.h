@@ -25,6 +25,10 @@ struct Cidr {
 // Parses an IPv4 (prefix 0..32) or IPv6 (0..128) CIDR; nullopt otherwise.
 std::optional<Cidr> parseCidr(std::string_view text);
 
+// The TUN's addresses when auto_route is on and none are configured.
+inline constexpr const char* kDefaultTunIpv4 = "172.19.0.1/30";
+inline constexpr const char* kDefaultTunIpv6 = "fdfe:dcba:9876::1/126";
+
 struct ClientTunConfig {
   std::string name = "vt0";
   uint32_t mtu = 1500;  // 576..65535
@@ -64,6 +68,8 @@ struct ClientRouteConfig {
   std::optional<std::vector<Cidr>> capture;  // default: 0.0.0.0/0 and ::/0
   std::optional<std::vector<Cidr>> bypass;   // default: private ranges
   bool keep_lan = true;
+  // false: IPv6 that enters the TUN is refused there (RST), never sent to
+  // the server and never routed around the tunnel.
   bool carry_ipv6 = true;
   std::string state_file;  // empty: /run/vless-tun/<tun name>.routes
 };
