@@ -205,6 +205,14 @@ state_file = "run/vt0.routes"
   auto off = parse(std::string(kMinimal) + "[route]\nfwmark = 5\n");
   ASSERT_TRUE(off.ok());
   EXPECT_EQ(off.value().server.fwmark, 0u);  // without auto_route nothing is marked
+  EXPECT_FALSE(off.value().tun.ipv6);
+
+  // auto_route gives an address-less TUN internal addresses of both
+  // families (captured traffic needs a TUN source, or it leaks).
+  ASSERT_TRUE(m.value().tun.ipv4);
+  ASSERT_TRUE(m.value().tun.ipv6);
+  EXPECT_EQ(m.value().tun.ipv4->toString(), kDefaultTunIpv4);
+  EXPECT_EQ(m.value().tun.ipv6->toString(), kDefaultTunIpv6);
 }
 
 TEST(ClientConfig, Cidr) {
