@@ -46,4 +46,10 @@ std::string FlowKey::toString() const {
   return out;
 }
 
+std::string UdpEndpoint::toString() const {
+  std::string out;
+  appendEndpoint(out, addr, port);
+  return out;
+}
+
 }  // namespace vt::netstack

@@ -54,4 +54,30 @@ struct FlowKey {
   }
 };
 
+// One end of a UDP exchange on the TUN: the app's socket (address + port)
+// or a remote it talks to. UDP sessions are keyed by the app's endpoint.
+struct UdpEndpoint {
+  IpAddress addr;
+  uint16_t port = 0;
+
+  // "10.0.0.2:5353", IPv6 in brackets.
+  std::string toString() const;
+
+  friend bool operator==(const UdpEndpoint& a, const UdpEndpoint& b) noexcept {
+    return a.port == b.port && a.addr == b.addr;
+  }
+};
+
+struct UdpEndpointHash {
+  size_t operator()(const UdpEndpoint& e) const noexcept {
+    uint64_t h = 1469598103934665603ull;  // FNV-1a: short keys, no allocation
+    auto mix = [&h](uint8_t b) { h = (h ^ b) * 1099511628211ull; };
+    mix(e.addr.family);
+    for (size_t i = 0; i < e.addr.size(); ++i) mix(e.addr.bytes[i]);
+    mix(static_cast<uint8_t>(e.port >> 8));
+    mix(static_cast<uint8_t>(e.port));
+    return static_cast<size_t>(h);
+  }
+};
+
 }  // namespace vt::netstack

@@ -140,7 +140,13 @@ Result<std::unique_ptr<NetStack>> NetStack::create(const NetStackOptions& option
 }
 
 NetStack::NetStack(const NetStackOptions& options, Callbacks& callbacks)
-    : options_(options), callbacks_(callbacks) {
+    : options_(options),
+      callbacks_(callbacks),
+      udpWriter_(options.mtu),
+      reassembler_(ReassemblyLimits{
+          options.udpReassemblyMaxDatagrams == 0 ? 1 : options.udpReassemblyMaxDatagrams,
+          options.udpReassemblyMaxBytes, ReassemblyLimits{}.maxFragmentsPerDatagram,
+          options.udpReassemblyTimeoutMs / kTimerIntervalMs}) {
   if (options_.maxPendingSyns == 0) options_.maxPendingSyns = 1;
 }
 
@@ -201,6 +207,7 @@ NetStack::~NetStack() {
   pending_.clear();
   for (Deferred& d : deferred_) pbuf_free(d.pending.syn);
   deferred_.clear();
+  reassembler_.clear();
   while (flows_ != nullptr) flows_->stackGone();  // unlinks itself
   // Whatever lwIP still holds (closing, TIME_WAIT, half-open) belongs to
   // no one else; a later NetStack must start from empty globals.
@@ -258,16 +265,18 @@ void NetStack::dispatch(pbuf* p) {
   const auto* bytes = static_cast<const uint8_t*>(p->payload);
   if (!parseIpPacket(bytes, p->len, info)) {
     stats_.malformed++;
+    if (info.protocol == kIpProtoUdp && (info.version == 4 || info.version == 6)) {
+      stats_.udpDropped++;  // a cut UDP header
+      stats_.udpDropMalformed++;
+    }
     pbuf_free(p);
     return;
   }
   if (info.totalLen < p->tot_len) pbuf_realloc(p, static_cast<u16_t>(info.totalLen));
   switch (info.kind) {
     case IpKind::kTcp: handleTcp(p, info); return;
-    case IpKind::kFragment: stats_.fragments++; break;
-    case IpKind::kUdp:
-      stats_.udpDropped++;  // UdpFlow comes with the UDP issue
-      break;
+    case IpKind::kFragment: handleFragment(p); return;
+    case IpKind::kUdp: handleUdp(p, info); return;
     case IpKind::kIcmp:
     case IpKind::kOther:
       if (isOwnAddress(info.dst)) {
@@ -428,13 +437,16 @@ void NetStack::onTimer() {
     pending_.pop_front();
     stats_.synExpired++;
   }
+  const size_t expired = reassembler_.expire(tick_);
+  stats_.udpReassemblyTimeout += expired;
+  udpDropReassembly(expired);
   --depth_;
   leave();
 }
 
 bool NetStack::timerNeeded() const noexcept {
   return tcp_active_pcbs != nullptr || tcp_tw_pcbs != nullptr || !pending_.empty() ||
-         !deferred_.empty();
+         !deferred_.empty() || !reassembler_.empty();
 }
 
 void NetStack::updateTimer() {

@@ -9,6 +9,12 @@
 //     true (lwIP has pcbs or SYNs are pending), no timer otherwise;
 //   - Callbacks::onOutput() hands out each packet for the TUN.
 //
+// UDP goes beside lwIP (see docs/netstack.md): input() hands each valid
+// datagram from the app to Callbacks::onUdp (IPv4 fragments and IPv6
+// Fragment headers are reassembled first, bounded), and sendUdp() writes a
+// datagram to the app from any address and port (full cone), fragmented
+// when larger than the MTU.
+//
 // SYN gating: a SYN for a 4-tuple lwIP does not know is held here, not
 // answered. The owner hears onTcpSyn(key) and later calls acceptPending()
 // (lwIP then answers SYN-ACK; onTcpAccepted follows once the app ACKs) or
@@ -32,6 +38,8 @@
 #include "core/error.h"
 #include "netstack/flow_key.h"
 #include "netstack/ip_packet.h"
+#include "netstack/udp_packet.h"
+#include "netstack/udp_reassembly.h"
 
 struct pbuf;
 struct netif;
@@ -79,14 +87,18 @@ struct NetStackOptions {
   size_t maxFlows = 4096;                // accepted, not yet destroyed TcpFlows
   size_t maxPendingSyns = 256;           // held SYNs; the oldest is dropped beyond
   uint32_t pendingSynTimeoutMs = 30000;  // undecided SYNs are dropped after
+  // UDP fragment reassembly: partial datagrams held, bytes held (packet
+  // sizes), and how long a partial datagram may wait for its last piece.
+  size_t udpReassemblyMaxDatagrams = 64;
+  size_t udpReassemblyMaxBytes = 1024 * 1024;
+  uint32_t udpReassemblyTimeoutMs = 5000;
 };
 
 struct NetStackStats {
   uint64_t packetsIn = 0;
   uint64_t packetsOut = 0;
   uint64_t malformed = 0;     // header did not parse: dropped
-  uint64_t fragments = 0;     // IP fragments: dropped (no reassembly)
-  uint64_t udpDropped = 0;    // no UDP yet
+  uint64_t fragments = 0;     // non-UDP IP fragments: dropped (no reassembly)
   uint64_t otherDropped = 0;  // not TCP/UDP, not for us, nobody took it
   uint64_t synHeld = 0;       // onTcpSyn calls
   uint64_t synRetransmitDropped = 0;
@@ -97,6 +109,22 @@ struct NetStackStats {
   uint64_t synNotUnicast = 0;   // SYN from/to broadcast, multicast, any
   uint64_t rstSent = 0;         // by rejectPending or the flow cap
   uint64_t flowsAccepted = 0;
+  // UDP from the app. udpDropped is the sum of the udpDrop* reasons.
+  uint64_t udpIn = 0;  // datagrams onUdp took
+  uint64_t udpDropped = 0;
+  uint64_t udpDropMalformed = 0;   // cut header, bad UDP length, bad fragment
+  uint64_t udpDropBadAddress = 0;  // app source not unicast, port 0
+  uint64_t udpDropNoOwner = 0;     // onUdp returned false
+  uint64_t udpDropReassembly = 0;  // partial datagram evicted (limits), expired or invalid
+  uint64_t udpFragmentsIn = 0;
+  uint64_t udpReassembled = 0;
+  uint64_t udpReassemblyOverflow = 0;  // of udpDropReassembly: evicted for room
+  uint64_t udpReassemblyTimeout = 0;   // of udpDropReassembly: expired
+  // UDP to the app (sendUdp).
+  uint64_t udpOut = 0;
+  uint64_t udpOutFragments = 0;  // IP packets that were fragments
+  uint64_t udpOutTooBig = 0;     // refused: payload over 65507 / 65527
+  uint64_t udpOutRefused = 0;    // family mismatch, port 0, or stack going away
 };
 
 class NetStack {
@@ -119,6 +147,14 @@ class NetStack {
     // Non-TCP/UDP packets not addressed to the TUN itself (ICMP to remote
     // hosts, ...): return true if taken (bytes valid during the call).
     virtual bool onOtherPacket(const uint8_t* /*packet*/, size_t /*len*/) { return false; }
+    // A UDP datagram from the app's socket `app` to `dst` (any address,
+    // the TUN's own included). Return false to drop it (counted as
+    // udpDropNoOwner). `payload` may hold adopted input buffers: release it
+    // soon. sendUdp() may be called from inside.
+    virtual bool onUdp(const UdpEndpoint& /*app*/, const UdpEndpoint& /*dst*/,
+                       BufferChain&& /*payload*/) {
+      return false;
+    }
 
    protected:
     ~Callbacks() = default;
@@ -145,6 +181,13 @@ class NetStack {
   bool rejectPending(const FlowKey& key);
 
   void onTimer();
+
+  // One UDP datagram to the app `to`, from any `from` (same family; an
+  // IPv4-mapped `from` with an IPv4 `to` is unmapped). Written to onOutput
+  // at once, as one packet or several IP fragments (header iovec + the
+  // payload's slices, no copy); `payload` is not modified. False if
+  // refused: payload over kMaxUdpPayloadV4/V6, families differ, port 0.
+  bool sendUdp(const UdpEndpoint& from, const UdpEndpoint& to, const BufferChain& payload);
 
   bool timerNeeded() const noexcept;
   size_t flowCount() const noexcept { return flowCount_; }
@@ -179,6 +222,12 @@ class NetStack {
   void leave();  // end of an outermost entry: run deferred work, timer state
   void updateTimer();
   void emit(pbuf* p);
+  // UDP (net_stack_udp.cc).
+  void handleUdp(pbuf* p, const IpPacketInfo& info);
+  void handleFragment(pbuf* p);
+  void deliverUdp(const UdpEndpoint& app, const UdpEndpoint& dst, BufferChain&& payload);
+  void udpDropReassembly(size_t n) noexcept;
+  static void emitUdp(void* ctx, const iovec* iov, int count, size_t size);
   void linkFlow(TcpFlow* flow) noexcept;
   void unlinkFlow(TcpFlow* flow) noexcept;
 
@@ -200,6 +249,8 @@ class NetStack {
   bool acceptingAborted_ = false;
   uint64_t tick_ = 0;
   NetStackStats stats_;
+  UdpPacketWriter udpWriter_;
+  FragmentReassembler reassembler_;
 };
 
 }  // namespace vt::netstack

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
@@ -138,7 +139,92 @@ std::vector<uint8_t> buildUdp(const std::string& src, const std::string& dst, ui
   put16(seg, 2, dstPort);
   put16(seg, 4, static_cast<uint16_t>(8 + payload.size()));
   seg.insert(seg.end(), payload.begin(), payload.end());
-  return wrap(s, d, 17, std::move(seg), 6, true);
+  std::vector<uint8_t> out = wrap(s, d, 17, std::move(seg), 6, true);
+  size_t at = (s.family == AF_INET ? 20 : 40) + 6;
+  if (get16(&out[at]) == 0) put16(out, at, 0xffff);  // RFC 768: 0 means none
+  return out;
+}
+
+std::vector<std::vector<uint8_t>> fragmentPacket(const std::vector<uint8_t>& packet, size_t mtu,
+                                                 uint32_t id) {
+  std::vector<std::vector<uint8_t>> out;
+  const bool v4 = (packet[0] >> 4) == 4;
+  const size_t hdr = v4 ? 20 : 40;
+  const size_t perFrag = (mtu - hdr - (v4 ? 0 : 8)) & ~size_t{7};
+  const size_t dataLen = packet.size() - hdr;
+  for (size_t off = 0; off < dataLen; off += perFrag) {
+    size_t n = std::min(perFrag, dataLen - off);
+    bool more = off + n < dataLen;
+    std::vector<uint8_t> f(packet.begin(), packet.begin() + static_cast<long>(hdr));
+    if (v4) {
+      put16(f, 2, static_cast<uint16_t>(hdr + n));
+      put16(f, 4, static_cast<uint16_t>(id));
+      put16(f, 6, static_cast<uint16_t>((more ? 0x2000 : 0) | (off / 8)));
+      put16(f, 10, 0);
+      put16(f, 10, fold(sum(f.data(), 20)));
+    } else {
+      uint8_t next = f[6];
+      f[6] = 44;
+      put16(f, 4, static_cast<uint16_t>(8 + n));
+      f.resize(48, 0);
+      f[40] = next;
+      put16(f, 42, static_cast<uint16_t>(off | (more ? 1 : 0)));
+      put32(f, 44, id);
+    }
+    f.insert(f.end(), packet.begin() + static_cast<long>(hdr + off),
+             packet.begin() + static_cast<long>(hdr + off + n));
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+bool reassemblePacket(const std::vector<std::vector<uint8_t>>& fragments,
+                      std::vector<uint8_t>& out) {
+  if (fragments.empty()) return false;
+  struct Piece {
+    size_t off;
+    bool more;
+    const uint8_t* p;
+    size_t n;
+  };
+  std::vector<Piece> pieces;
+  std::vector<uint8_t> header;
+  uint8_t proto = 0;
+  for (const auto& f : fragments) {
+    if (f.size() < 20) return false;
+    if ((f[0] >> 4) == 4) {
+      if (fold(sum(f.data(), 20)) != 0 || get16(&f[2]) != f.size()) return false;
+      uint16_t w = get16(&f[6]);
+      pieces.push_back({size_t{w & 0x1fffu} * 8, (w & 0x2000) != 0, f.data() + 20, f.size() - 20});
+      if (header.empty()) header.assign(f.begin(), f.begin() + 20);
+    } else {
+      if (f.size() < 48 || f[6] != 44 || get16(&f[4]) + 40u != f.size()) return false;
+      uint16_t w = get16(&f[42]);
+      pieces.push_back({size_t{w & 0xfff8u}, (w & 1) != 0, f.data() + 48, f.size() - 48});
+      if (header.empty()) header.assign(f.begin(), f.begin() + 40);
+      proto = f[40];
+    }
+  }
+  std::sort(pieces.begin(), pieces.end(),
+            [](const Piece& a, const Piece& b) { return a.off < b.off; });
+  std::vector<uint8_t> data;
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    if (pieces[i].off != data.size()) return false;
+    if (pieces[i].more != (i + 1 < pieces.size())) return false;
+    data.insert(data.end(), pieces[i].p, pieces[i].p + pieces[i].n);
+  }
+  out = header;
+  if ((out[0] >> 4) == 4) {
+    put16(out, 2, static_cast<uint16_t>(20 + data.size()));
+    put16(out, 6, 0);
+    put16(out, 10, 0);
+    put16(out, 10, fold(sum(out.data(), 20)));
+  } else {
+    out[6] = proto;
+    put16(out, 4, static_cast<uint16_t>(data.size()));
+  }
+  out.insert(out.end(), data.begin(), data.end());
+  return true;
 }
 
 bool parsePacket(const uint8_t* p, size_t n, ParsedPacket& out) {

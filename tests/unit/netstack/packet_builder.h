@@ -31,6 +31,17 @@ std::vector<uint8_t> buildEcho(const std::string& src, const std::string& dst, u
 std::vector<uint8_t> buildUdp(const std::string& src, const std::string& dst, uint16_t srcPort,
                               uint16_t dstPort, const std::vector<uint8_t>& payload);
 
+// Splits an IPv4 or IPv6 packet (no extension headers) into fragments of
+// at most `mtu` bytes, as a kernel would: IPv4 clears DF and sets MF and
+// the offset; IPv6 inserts a Fragment header. `id` is the identification.
+std::vector<std::vector<uint8_t>> fragmentPacket(const std::vector<uint8_t>& packet, size_t mtu,
+                                                 uint32_t id);
+// The inverse, for fragments of one datagram in any order: the whole
+// packet (IPv4 header with offset 0, or IPv6 without the Fragment header).
+// False if they do not form one datagram or an IPv4 header checksum fails.
+bool reassemblePacket(const std::vector<std::vector<uint8_t>>& fragments,
+                      std::vector<uint8_t>& out);
+
 struct ParsedPacket {
   int version = 0;
   uint8_t protocol = 0;

@@ -29,8 +29,9 @@
 #define LWIP_IPV4 1
 #define LWIP_IPV6 1
 #define LWIP_TCP 1
-/* UDP stays compiled in for the coming UdpFlow; NetStack drops UDP before
- * lwIP sees it for now. */
+/* UDP goes beside lwIP (netstack/net_stack_udp.cc, docs/netstack.md):
+ * NetStack never injects a UDP packet, so lwIP's udp.c sees none. Left
+ * compiled in (unused, a few KiB of code); switching it off is untested. */
 #define LWIP_UDP 1
 /* ICMP: lwIP answers echo only for the TUN's own addresses (the accept-any
  * patch lets only TCP/UDP through for foreign destinations). */
@@ -51,9 +52,9 @@
 #define LWIP_IPV6_DUP_DETECT_ATTEMPTS 0
 #define LWIP_ND6_QUEUEING 0
 #define LWIP_IPV6_NUM_ADDRESSES 2
-/* No reassembly: the kernel never fragments the TCP it sends into a TUN
- * (DF/PMTU), and NetStack drops fragments before lwIP (counted). The UDP
- * issue may turn reassembly back on (then add ip_reass_tmr to onTimer).
+/* No reassembly in lwIP: the kernel never fragments the TCP it sends into
+ * a TUN (DF/PMTU); NetStack reassembles UDP fragments itself (bounded,
+ * zero copy) and drops other fragments before lwIP (counted).
  * Fragmenting our own output stays possible. */
 #define IP_REASSEMBLY 0
 #define LWIP_IPV6_REASS 0
