@@ -279,16 +279,19 @@ void NetStack::dispatch(pbuf* p) {
     case IpKind::kUdp: handleUdp(p, info); return;
     case IpKind::kIcmp:
     case IpKind::kOther:
-      if (isOwnAddress(info.dst)) {
+      if (info.kind == IpKind::kIcmp && isOwnAddress(info.dst)) {
         inject(p);  // echo to the TUN's own address: lwIP answers
         return;
       }
       if (callbacks_.onOtherPacket(bytes, info.totalLen)) break;
-      // Nobody proxies it: lwIP drops it, since accept-any.patch takes only
-      // TCP/UDP for foreign addresses (no fake echo replies; tested).
+      // Nobody proxies it, and lwIP has no use for it: dropped here rather
+      // than handed to lwIP (accept-any.patch would drop it anyway, never
+      // answering echo for remote addresses). Keeping such packets away
+      // from lwIP also keeps its IPv6 extension-header code out of reach:
+      // lwIP 2.2.1 reads a Hop-by-Hop header's length byte before checking
+      // that the header is there (found by fuzz_netstack_input).
       stats_.otherDropped++;
-      inject(p);
-      return;
+      break;
   }
   pbuf_free(p);
 }
