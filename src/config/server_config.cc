@@ -156,6 +156,37 @@ void readTls(Reader& r, const toml::node& node, const std::string& base_dir, Ser
   cfg.tls = std::move(tls);
 }
 
+void readUdp(Reader& r, const toml::node& node, ServerConfig& cfg) {
+  const auto* t = node.as_table();
+  if (t == nullptr) {
+    r.fail(node, "udp", "expected a table, got " + Reader::typeName(node));
+    return;
+  }
+  r.checkKeys(*t, "udp",
+              {"session_timeout", "channel_idle_timeout", "max_sessions", "max_sessions_per_user"});
+  if (r.failed()) return;
+  if (const toml::node* n = t->get("session_timeout")) {
+    auto ms = r.duration(*n, "udp.session_timeout");
+    if (!ms) return;
+    cfg.udp.session_timeout_ms = *ms;
+  }
+  if (const toml::node* n = t->get("channel_idle_timeout")) {
+    auto ms = r.duration(*n, "udp.channel_idle_timeout");
+    if (!ms) return;
+    cfg.udp.channel_idle_timeout_ms = *ms;
+  }
+  if (const toml::node* n = t->get("max_sessions")) {
+    auto v = r.integer(*n, "udp.max_sessions", 1, 1'000'000);
+    if (!v) return;
+    cfg.udp.max_sessions = static_cast<uint32_t>(*v);
+  }
+  if (const toml::node* n = t->get("max_sessions_per_user")) {
+    auto v = r.integer(*n, "udp.max_sessions_per_user", 1, 1'000'000);
+    if (!v) return;
+    cfg.udp.max_sessions_per_user = static_cast<uint32_t>(*v);
+  }
+}
+
 void readUsers(Reader& r, const toml::table& root, ServerConfig& cfg) {
   const toml::node* node = root.get("users");
   if (node == nullptr) {
@@ -213,7 +244,7 @@ void readUsers(Reader& r, const toml::table& root, ServerConfig& cfg) {
 void readRoot(Reader& r, const toml::table& root, const std::string& base_dir, ServerConfig& cfg) {
   r.checkKeys(root, "",
               {"log_level", "listen", "versions", "fallback", "handshake_timeout", "idle_timeout",
-               "max_connections", "tls", "users"});
+               "max_connections", "tls", "users", "udp"});
   if (r.failed()) return;
 
   if (const toml::node* n = root.get("log_level")) {
@@ -307,6 +338,10 @@ void readRoot(Reader& r, const toml::table& root, const std::string& base_dir, S
   }
   if (const toml::node* n = root.get("tls")) {
     readTls(r, *n, base_dir, cfg);
+    if (r.failed()) return;
+  }
+  if (const toml::node* n = root.get("udp")) {
+    readUdp(r, *n, cfg);
     if (r.failed()) return;
   }
   readUsers(r, root, cfg);

@@ -26,6 +26,16 @@ struct ServerUser {
   UuidBytes uuid{};
 };
 
+// [udp]: the UDP relay and its full-cone NAT table (docs/server.md).
+struct ServerUdpConfig {
+  // A NAT session (user, udp_session) lives this long after its last
+  // packet either way; RFC 4787 REQ-5 recommends 300 s.
+  uint64_t session_timeout_ms = 300'000;
+  uint64_t channel_idle_timeout_ms = 300'000;  // a UDP channel with no packet
+  uint32_t max_sessions = 4096;                // NAT sessions in total
+  uint32_t max_sessions_per_user = 256;
+};
+
 struct ServerConfig {
   LogLevel log_level = LogLevel::kInfo;
   std::vector<HostPort> listen;  // IP literals only, at least one
@@ -37,6 +47,7 @@ struct ServerConfig {
   uint32_t max_connections = 10'000;
   std::optional<ServerTlsConfig> tls;  // absent: plain TCP
   std::vector<ServerUser> users;       // at least one, UUIDs unique
+  ServerUdpConfig udp;
 };
 
 // Reads and validates a file. Errors (Errc::kConfig) read like

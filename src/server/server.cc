@@ -25,7 +25,7 @@ Result<std::unique_ptr<Server>> Server::create(event::Loop& loop, const config::
 
 Server::Server(event::Loop& loop, const config::ServerConfig& cfg,
                std::shared_ptr<tls::TlsContext> tls)
-    : loop_(loop), cfg_(cfg), auth_(cfg.users), tls_(std::move(tls)) {}
+    : loop_(loop), cfg_(cfg), auth_(cfg.users), tls_(std::move(tls)), udp_nat_(loop, cfg.udp) {}
 
 Server::~Server() {
   stop();
@@ -60,6 +60,7 @@ void Server::stop() {
   for (ServerSession* s : live) {
     if (sessions_.count(s) != 0) s->close(stream::CloseReason::kLocalClose, "server stopping");
   }
+  udp_nat_.clear();  // after the sessions: their channels have left it
 }
 
 std::vector<event::SocketAddress> Server::localAddresses() const {

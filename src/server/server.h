@@ -17,6 +17,7 @@
 #include "event/loop.h"
 #include "event/socket_address.h"
 #include "server/authenticator.h"
+#include "server/udp_nat.h"
 
 namespace vt::tls {
 class TlsContext;
@@ -53,6 +54,7 @@ class Server {
   event::Loop& loop() { return loop_; }
   const config::ServerConfig& config() const { return cfg_; }
   const Authenticator& auth() const { return auth_; }
+  UdpNatTable& udpNat() { return udp_nat_; }
   void onSessionClosing() { --active_; }
   void onSessionDone(ServerSession* s);
 
@@ -64,6 +66,7 @@ class Server {
   Authenticator auth_;
   std::shared_ptr<tls::TlsContext> tls_;
   std::vector<std::unique_ptr<stream::TcpListener>> listeners_;
+  UdpNatTable udp_nat_;  // before sessions_: their channels point into it
   std::unordered_map<ServerSession*, std::unique_ptr<ServerSession>> sessions_;
   size_t active_ = 0;  // sessions not yet closing; checked against max_connections
   uint64_t next_id_ = 1;

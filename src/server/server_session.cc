@@ -6,6 +6,7 @@
 
 #include "core/log.h"
 #include "server/server.h"
+#include "server/udp_channel.h"
 #include "stream/tcp_stream.h"
 
 namespace vt::server {
@@ -60,6 +61,7 @@ void ServerSession::onTimer() {
       }
       break;
     case State::kDialling: onDialFailed("dial timeout"); break;
+    case State::kUdp: break;  // the channel keeps its own idle timer
     case State::kRelay:
     case State::kDraining: {
       uint64_t idle = server_.config().idle_timeout_ms;
@@ -104,6 +106,7 @@ void ServerSession::onData(Side side, BufferChain& data, bool end_stream) {
         out_->write(data, end_stream);
         if (end_stream) maybeFinished();
         return;
+      case State::kUdp: udp_->onData(data, end_stream); return;
       case State::kClosed: data.clear(); return;
     }
   }
@@ -195,6 +198,10 @@ void ServerSession::onRequest(size_t header_len) {
     return;
   }
   user_ = user->name.c_str();
+  if (request_.command == codec::Command::kUdp && request_.target) {
+    startUdp(header_len);
+    return;
+  }
   if (request_.command != codec::Command::kTcp || !request_.target) {
     rejectInput("command " + std::to_string(static_cast<int>(request_.command)) +
                 " not supported yet");
@@ -207,6 +214,17 @@ void ServerSession::onRequest(size_t header_len) {
   timer_.start(cfg.handshake_timeout_ms, [this] { onTimer(); });
   const codec::Address& t = *request_.target;
   dialTarget(t.hostString(), t.isIp(), t.port);
+}
+
+void ServerSession::startUdp(size_t header_len) {
+  target_ = request_.target->toString();
+  held_.drain(header_len);
+  state_ = State::kUdp;
+  timer_.stop();
+  udp_ = std::make_unique<UdpChannel>(
+      server_, *in_, request_, user_, peer_name_, id_,
+      [this](stream::CloseReason r, const std::string& why) { close(r, why); });
+  udp_->start(held_, in_eof_);
 }
 
 void ServerSession::rejectInput(const std::string& why) {
@@ -346,7 +364,11 @@ void ServerSession::close(stream::CloseReason reason, const std::string& detail)
   timer_.stop();
   drain_timer_.stop();
   if (resolver_) resolver_->cancel();
-  logClose(reason, detail);
+  if (udp_) {
+    udp_->shutdown(reason, detail);  // logs the connection's one line
+  } else {
+    logClose(reason, detail);
+  }
   if (!in_closed_) in_->close(reason);
   if (out_ != nullptr && !out_closed_) out_->close(reason);
   maybeRelease();

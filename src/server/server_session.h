@@ -28,6 +28,7 @@
 namespace vt::server {
 
 class Server;
+class UdpChannel;
 
 class ServerSession : public event::DeferredDeletable {
  public:
@@ -52,7 +53,8 @@ class ServerSession : public event::DeferredDeletable {
   bool closing() const { return state_ == State::kClosed; }
 
  private:
-  enum class State { kHandshake, kDialling, kRelay, kDraining, kClosed };
+  // kUdp: CMD 2; the UdpChannel owns the rest of the connection.
+  enum class State { kHandshake, kDialling, kRelay, kDraining, kUdp, kClosed };
   enum class Side { kIn, kOut };
 
   // One callback object per stream; both forward to the session.
@@ -79,6 +81,7 @@ class ServerSession : public event::DeferredDeletable {
 
   void onHandshakeBytes(BufferChain& data, bool end_stream);
   void onRequest(size_t header_len);
+  void startUdp(size_t header_len);
   void rejectInput(const std::string& why);
   void dialTarget(const std::string& host, bool is_ip, uint16_t port);
   void onResolved(Result<std::vector<event::SocketAddress>> r);
@@ -135,6 +138,7 @@ class ServerSession : public event::DeferredDeletable {
   uint64_t up_ = 0;    // client -> target bytes
   uint64_t down_ = 0;  // target -> client bytes
   bool released_ = false;
+  std::unique_ptr<UdpChannel> udp_;
 };
 
 }  // namespace vt::server

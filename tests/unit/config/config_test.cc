@@ -200,6 +200,35 @@ TEST(ServerConfig, SyntaxErrorHasPosition) {
   EXPECT_NE(m.find("srv.toml:"), std::string::npos) << m;
 }
 
+TEST(ServerConfig, UdpTable) {
+  auto d = parseServerConfig(kMinimal, "srv.toml", "");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d.value().udp.session_timeout_ms, 300'000u);
+  EXPECT_EQ(d.value().udp.channel_idle_timeout_ms, 300'000u);
+  EXPECT_EQ(d.value().udp.max_sessions, 4096u);
+  EXPECT_EQ(d.value().udp.max_sessions_per_user, 256u);
+  auto r = parseServerConfig(std::string(kMinimal) +
+                                 "[udp]\nsession_timeout = \"2m\"\nchannel_idle_timeout = 30\n"
+                                 "max_sessions = 10\nmax_sessions_per_user = 2\n",
+                             "srv.toml", "");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.value().udp.session_timeout_ms, 120'000u);
+  EXPECT_EQ(r.value().udp.channel_idle_timeout_ms, 30'000u);
+  EXPECT_EQ(r.value().udp.max_sessions, 10u);
+  EXPECT_EQ(r.value().udp.max_sessions_per_user, 2u);
+
+  std::string m = parseError(std::string(kMinimal) + "[udp]\nsesion_timeout = 3\n");
+  EXPECT_NE(m.find("udp.sesion_timeout: unknown key"), std::string::npos) << m;
+  m = parseError(std::string(kMinimal) + "[udp]\nsession_timeout = \"0s\"\n");
+  EXPECT_NE(m.find("udp.session_timeout: expected a duration"), std::string::npos) << m;
+  m = parseError(std::string(kMinimal) + "[udp]\nmax_sessions = 0\n");
+  EXPECT_NE(m.find("udp.max_sessions: expected an integer in 1..1000000"), std::string::npos) << m;
+  m = parseError(std::string(kMinimal) + "[udp]\nmax_sessions_per_user = \"3\"\n");
+  EXPECT_NE(m.find("udp.max_sessions_per_user: expected an integer"), std::string::npos) << m;
+  m = parseError(std::string("udp = 5\n") + kMinimal);
+  EXPECT_NE(m.find("udp: expected a table"), std::string::npos) << m;
+}
+
 TEST(ConfigUtil, Values) {
   EXPECT_EQ(parseDurationMs("500ms"), 500u);
   EXPECT_EQ(parseDurationMs("10s"), 10'000u);

@@ -1,0 +1,199 @@
+#include "event/udp_socket.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstring>
+
+#include "event/uv_handle.h"
+
+namespace vt::event {
+
+// A queued send: owns a copy of the datagram until libuv is done with it.
+struct UdpSocket::Impl {
+  struct SendReq {
+    uv_udp_send_t req;
+    std::unique_ptr<uint8_t[]> bytes;
+    size_t size = 0;
+    std::shared_ptr<UdpSocket*> owner;
+  };
+
+  static void onAlloc(uv_handle_t* h, size_t /*suggested*/, uv_buf_t* buf) {
+    auto* self = static_cast<UdpSocket*>(h->data);
+    if (self == nullptr) {
+      *buf = uv_buf_init(nullptr, 0);
+      return;
+    }
+    *buf = uv_buf_init(reinterpret_cast<char*>(self->recv_buf_.get()),
+                       static_cast<unsigned>(kRecvBufferSize));
+  }
+
+  static void onRecv(uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, const sockaddr* addr,
+                     unsigned flags) {
+    auto* self = static_cast<UdpSocket*>(h->data);
+    if (self == nullptr || addr == nullptr) return;  // addr null: nothing more to read
+    if (nread < 0 || (flags & UV_UDP_PARTIAL) != 0) {
+      ++self->recv_drops_;
+      return;
+    }
+    SocketAddress from = normalize(SocketAddress::fromSockaddr(addr));
+    // Zero-length datagrams are real datagrams and are delivered.
+    RecvCallback cb = self->recv_cb_;  // the callback may replace recv_cb_
+    if (cb) cb(reinterpret_cast<const uint8_t*>(buf->base), static_cast<size_t>(nread), from);
+  }
+
+  static void onSent(uv_udp_send_t* req, int /*status*/) {
+    std::unique_ptr<SendReq> r(reinterpret_cast<SendReq*>(req));
+    UdpSocket* self = *r->owner;
+    if (self != nullptr) self->queued_bytes_ -= r->size;
+  }
+
+  static SocketAddress normalize(const SocketAddress& a) {
+    if (a.family() != AF_INET6) return a;
+    const auto* s6 = reinterpret_cast<const sockaddr_in6*>(a.sa());
+    if (!IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) return a;
+    uint32_t v4 = 0;
+    std::memcpy(&v4, s6->sin6_addr.s6_addr + 12, 4);
+    return SocketAddress::ipv4(ntohl(v4), a.port());
+  }
+
+  // Returns a new bound handle, or null with `rc` set.
+  static uv_udp_t* bindSocket(uv_loop_t* loop, bool v6, int& rc) {
+    auto* h = new uv_udp_t;
+    rc = uv_udp_init_ex(loop, h, v6 ? AF_INET6 : AF_INET);
+    if (rc != 0) {
+      delete h;  // never initialised: nothing for uv_close
+      return nullptr;
+    }
+    rc = bindInitialised(h, v6);
+    if (rc != 0) {
+      h->data = nullptr;
+      closeAndFree(h);
+      return nullptr;
+    }
+    return h;
+  }
+
+  static int bindInitialised(uv_udp_t* h, bool v6) {
+    SocketAddress any;
+    if (v6) {
+      uv_os_fd_t fd;
+      if (uv_fileno(reinterpret_cast<uv_handle_t*>(h), &fd) == 0) {
+        int off = 0;
+        // Dual stack whatever the host's bindv6only default says.
+        if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off) != 0) return UV_EINVAL;
+      }
+      uint8_t zero[16] = {};
+      any = SocketAddress::ipv6(zero, 0);
+    } else {
+      any = SocketAddress::ipv4(0, 0);
+    }
+    return uv_udp_bind(h, any.sa(), 0);
+  }
+};
+
+UdpSocket::UdpSocket(Loop& /*loop*/, size_t max_queued_bytes)
+    : max_queued_bytes_(max_queued_bytes),
+      recv_buf_(new uint8_t[kRecvBufferSize]),
+      self_(std::make_shared<UdpSocket*>(this)) {}
+
+Result<std::unique_ptr<UdpSocket>> UdpSocket::open(Loop& loop, bool allow_ipv6,
+                                                   size_t max_queued_bytes) {
+  std::unique_ptr<UdpSocket> s(new UdpSocket(loop, max_queued_bytes));
+  int rc = 0;
+  if (allow_ipv6) {
+    s->handle_ = Impl::bindSocket(loop.raw(), true, rc);
+    s->dual_stack_ = s->handle_ != nullptr;
+  }
+  // No IPv6 on this host: IPv4 only.
+  if (s->handle_ == nullptr) s->handle_ = Impl::bindSocket(loop.raw(), false, rc);
+  if (s->handle_ == nullptr) return Error(Errc::kIo, std::string("udp socket: ") + uv_strerror(rc));
+  s->handle_->data = s.get();
+  return s;
+}
+
+UdpSocket::~UdpSocket() {
+  *self_ = nullptr;  // in-flight sends no longer report to us
+  if (handle_ != nullptr) {
+    uv_udp_recv_stop(handle_);
+    closeAndFree(handle_);
+  }
+}
+
+void UdpSocket::onReceive(RecvCallback cb) {
+  recv_cb_ = std::move(cb);
+  if (recv_cb_ && !receiving_) {
+    receiving_ = uv_udp_recv_start(handle_, &Impl::onAlloc, &Impl::onRecv) == 0;
+  } else if (!recv_cb_ && receiving_) {
+    uv_udp_recv_stop(handle_);
+    receiving_ = false;
+  }
+}
+
+bool UdpSocket::canSendTo(const SocketAddress& to) const {
+  if (to.family() == AF_INET) return true;
+  if (to.family() != AF_INET6) return false;
+  if (dual_stack_) return true;
+  const auto* s6 = reinterpret_cast<const sockaddr_in6*>(to.sa());
+  return IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr);
+}
+
+bool UdpSocket::sendTo(const SocketAddress& to, const uint8_t* p, size_t n) {
+  if (!canSendTo(to) || to.port() == 0) {
+    ++send_drops_;
+    return false;
+  }
+  // A dual-stack socket reaches IPv4 through IPv4-mapped addresses; an
+  // IPv4 socket needs a mapped destination turned back into IPv4.
+  SocketAddress dst = Impl::normalize(to);
+  if (dual_stack_ && dst.family() == AF_INET) {
+    const auto* s4 = reinterpret_cast<const sockaddr_in*>(dst.sa());
+    uint8_t mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    std::memcpy(mapped + 12, &s4->sin_addr.s_addr, 4);
+    dst = SocketAddress::ipv6(mapped, to.port());
+  }
+  uv_buf_t buf = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(p)),
+                             static_cast<unsigned>(n));
+  int rc = uv_udp_try_send(handle_, &buf, 1, dst.sa());
+  if (rc >= 0) return true;
+  if (rc != UV_EAGAIN && rc != UV_ENOSYS) {
+    ++send_drops_;  // no route, too big, ...: UDP's answer is to drop
+    return false;
+  }
+  if (queued_bytes_ + n > max_queued_bytes_) {
+    ++send_drops_;
+    return false;
+  }
+  auto req = std::make_unique<Impl::SendReq>();
+  req->bytes.reset(new uint8_t[n == 0 ? 1 : n]);
+  if (n != 0) std::memcpy(req->bytes.get(), p, n);
+  req->size = n;
+  req->owner = self_;
+  buf = uv_buf_init(reinterpret_cast<char*>(req->bytes.get()), static_cast<unsigned>(n));
+  rc = uv_udp_send(&req->req, handle_, &buf, 1, dst.sa(), &Impl::onSent);
+  if (rc != 0) {
+    ++send_drops_;
+    return false;
+  }
+  queued_bytes_ += n;
+  req.release();  // freed in onSent
+  return true;
+}
+
+bool UdpSocket::sendTo(const SocketAddress& to, BufferChain& payload) {
+  size_t n = payload.size();
+  const uint8_t* p = n == 0 ? nullptr : payload.linearize(n);
+  static const uint8_t kEmpty = 0;
+  bool ok = sendTo(to, p == nullptr ? &kEmpty : p, n);
+  payload.clear();
+  return ok;
+}
+
+SocketAddress UdpSocket::localAddress() const {
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  if (uv_udp_getsockname(handle_, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {};
+  return SocketAddress::fromSockaddr(reinterpret_cast<const sockaddr*>(&ss));
+}
+
+}  // namespace vt::event

@@ -1,0 +1,86 @@
+// UdpSocket: one unconnected UDP socket over uv_udp, bound to the
+// unspecified address with port 0. It prefers one dual-stack IPv6 socket
+// (IPV6_V6ONLY off) so that one socket, hence one mapped port, reaches both
+// IPv4 and IPv6 remotes; on a host without IPv6 it is IPv4 only.
+//
+// Sending never blocks and never queues without bound: uv_udp_try_send
+// first; when the kernel buffer is full the datagram is copied into a
+// send queue capped at `max_queued_bytes`; past the cap it is dropped and
+// counted (UDP may lose packets, but we say how many).
+//
+// Lifetime: like Timer, safe to destroy at any time except from inside its
+// own receive callback (defer that with Loop::deferredDelete): the uv
+// handle and queued sends are freed by libuv callbacks, not by us.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "buffer/buffer_chain.h"
+#include "core/error.h"
+#include "event/loop.h"
+#include "event/socket_address.h"
+
+struct uv_udp_s;
+
+namespace vt::event {
+
+class UdpSocket {
+ public:
+  // `data` is valid only during the call. Sources are IPv4 when the peer
+  // is IPv4 (IPv4-mapped IPv6 sources are turned back into IPv4).
+  using RecvCallback = std::function<void(const uint8_t* data, size_t n, const SocketAddress& from)>;
+
+  static constexpr size_t kDefaultMaxQueuedBytes = 1024 * 1024;
+  // Largest datagram we can receive whole (anything bigger is truncated by
+  // the kernel and dropped here, counted).
+  static constexpr size_t kRecvBufferSize = 65536;
+
+  // `allow_ipv6` false forces an IPv4-only socket (tests, IPv4-only hosts).
+  static Result<std::unique_ptr<UdpSocket>> open(Loop& loop, bool allow_ipv6 = true,
+                                                 size_t max_queued_bytes = kDefaultMaxQueuedBytes);
+  ~UdpSocket();
+  UdpSocket(const UdpSocket&) = delete;
+  UdpSocket& operator=(const UdpSocket&) = delete;
+
+  // Starts receiving (an empty callback stops).
+  void onReceive(RecvCallback cb);
+  // False when the datagram was dropped (queue over its cap, no route,
+  // IPv6 destination on an IPv4 socket, closed); every drop is counted.
+  bool sendTo(const SocketAddress& to, const uint8_t* p, size_t n);
+  // Same; `payload` is drained whatever happens.
+  bool sendTo(const SocketAddress& to, BufferChain& payload);
+
+  // The bound address ("[::]:40000" or "0.0.0.0:40000").
+  SocketAddress localAddress() const;
+  uint16_t port() const { return localAddress().port(); }
+  bool dualStack() const { return dual_stack_; }
+  // Whether `to` is reachable from this socket's family.
+  bool canSendTo(const SocketAddress& to) const;
+
+  size_t queuedBytes() const { return queued_bytes_; }
+  uint64_t sendDrops() const { return send_drops_; }
+  uint64_t recvDrops() const { return recv_drops_; }
+
+ private:
+  struct Impl;  // the libuv trampolines, in the .cc
+  friend struct Impl;
+  UdpSocket(Loop& loop, size_t max_queued_bytes);
+
+  uv_udp_s* handle_ = nullptr;  // heap; freed in its close callback
+  bool dual_stack_ = false;
+  size_t max_queued_bytes_;
+  size_t queued_bytes_ = 0;
+  uint64_t send_drops_ = 0;
+  uint64_t recv_drops_ = 0;
+  std::unique_ptr<uint8_t[]> recv_buf_;
+  RecvCallback recv_cb_;
+  bool receiving_ = false;
+  // Shared with in-flight sends so that their callbacks can tell whether
+  // we are still alive and give back the queued bytes.
+  std::shared_ptr<UdpSocket*> self_;
+};
+
+}  // namespace vt::event
