@@ -188,6 +188,19 @@ int main(int argc, char** argv) {
             static_cast<unsigned long long>(cs.bytesDown),
             static_cast<unsigned long long>(pump->stats().writeDropped));
     client->stop();  // resets every flow: the RSTs go out through the pump now
+    // After stop(): the UDP sessions it closed have added their drops.
+    VT_INFO("stopping: udp %llu sessions (%llu evicted), up %llu/%llu B, down %llu/%llu B, "
+            "drops %llu; dns %llu hijacked (%llu tcp), %llu cache hits",
+            static_cast<unsigned long long>(cs.udpSessionsOpened),
+            static_cast<unsigned long long>(cs.udpEvicted),
+            static_cast<unsigned long long>(cs.udpDatagramsUp),
+            static_cast<unsigned long long>(cs.udpBytesUp),
+            static_cast<unsigned long long>(cs.udpDatagramsDown),
+            static_cast<unsigned long long>(cs.udpBytesDown),
+            static_cast<unsigned long long>(cs.udpDrops),
+            static_cast<unsigned long long>(cs.dnsHijacked),
+            static_cast<unsigned long long>(cs.dnsTcpHijacked),
+            static_cast<unsigned long long>(cs.dnsCacheHits));
     pump->stop();
     if (routes) {
       if (vt::Status st = routes->restore(); !st.ok()) {

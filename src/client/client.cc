@@ -1,9 +1,15 @@
 #include "client/client.h"
 
+#include <sys/random.h>
+
 #include <algorithm>
 #include <cinttypes>
+#include <chrono>
 
+#include "client/dns_cache.h"
 #include "client/tcp_session.h"
+#include "client/udp_channel.h"
+#include "client/udp_session.h"
 #include "codec/address.h"
 #include "codec/vless.h"
 #include "core/log.h"
@@ -77,6 +83,23 @@ Result<std::unique_ptr<Client>> Client::create(event::Loop& loop,
   opt.pendingSynTimeoutMs = static_cast<uint32_t>(
       std::min<uint64_t>(std::max<uint64_t>(30'000, cfg.limits.connect_timeout_ms + 2'000),
                          UINT32_MAX));
+  if (cfg.dns.hijack && cfg.dns.resolver) {
+    netstack::UdpEndpoint r;
+    if (!netstack::IpAddress::parse(cfg.dns.resolver->host, r.addr)) {
+      return Error(Errc::kConfig, "dns.resolver " + cfg.dns.resolver->toString());
+    }
+    r.addr = netstack::unmapV4(r.addr);
+    r.port = cfg.dns.resolver->port;
+    c->resolverEp_ = r;
+    if (cfg.dns.cache_size > 0) c->dnsCache_ = std::make_unique<DnsCache>(cfg.dns.cache_size);
+  }
+  // udp_session ids: unpredictable per run, distinct per app endpoint.
+  if (getrandom(&c->udpIdKey_, sizeof c->udpIdKey_, GRND_NONBLOCK) !=
+      static_cast<ssize_t>(sizeof c->udpIdKey_)) {
+    c->udpIdKey_ = static_cast<uint64_t>(
+                       std::chrono::steady_clock::now().time_since_epoch().count()) ^
+                   (reinterpret_cast<uintptr_t>(c.get()) << 16);
+  }
   auto stack = netstack::NetStack::create(opt, *c);
   if (!stack.ok()) return Error(stack.error().code, "netstack: " + stack.error().message);
   c->stack_ = std::move(stack).value();
@@ -97,6 +120,8 @@ void Client::stop() {
   stopped_ = true;
   std::vector<TcpSession*> all(lru_.begin(), lru_.end());
   for (TcpSession* s : all) s->close("shutdown", true);
+  std::vector<UdpSession*> udp(udpLru_.begin(), udpLru_.end());
+  for (UdpSession* s : udp) s->close("shutdown");
 }
 
 void Client::touch(TcpSession& s) {
@@ -183,21 +208,113 @@ void Client::onTimerNeeded(bool needed) {
   }
 }
 
-stream::StreamPtr Client::makeOutbound(const netstack::FlowKey& key, bool want_ip) {
+stream::StreamPtr Client::makeStream(codec::Request req) {
   if (serverAddrs_.empty()) return nullptr;
   auto tcp = stream::TcpStream::create(loop_, serverAddrs_.front());
   if (cfg_.server.fwmark != 0) tcp->setMark(cfg_.server.fwmark);
   tcp->setNoDelay(true);
   stream::StreamPtr s = std::move(tcp);
   if (tls_) s = stream::TlsStream::create(std::move(s), tls_);
-  codec::Request req;
   req.version = cfg_.server.version;
   req.uuid = cfg_.server.uuid;
-  req.command = codec::Command::kTcp;
-  req.target = key.dst.isV4() ? codec::Address::ipv4(key.dst.bytes.data(), key.dstPort)
-                              : codec::Address::ipv6(key.dst.bytes.data(), key.dstPort);
-  req.want_ip = want_ip && cfg_.server.version == 1;
   return stream::VlessClientStream::create(std::move(s), std::move(req));
+}
+
+stream::StreamPtr Client::makeOutbound(const netstack::FlowKey& key, bool want_ip) {
+  codec::Request req;
+  req.command = codec::Command::kTcp;
+  netstack::UdpEndpoint dst{key.dst, key.dstPort};
+  // DNS hijack: TCP queries go to the resolver whatever the app dialled
+  // (lwIP still answers as the address the app chose).
+  if (resolverEp_ && key.dstPort == 53) {
+    dst = *resolverEp_;
+    ++stats_.dnsTcpHijacked;
+  }
+  req.target = udpAddress(dst);
+  req.want_ip = want_ip && cfg_.server.version == 1;
+  return makeStream(std::move(req));
+}
+
+stream::StreamPtr Client::makeUdpOutbound(const netstack::UdpEndpoint& target,
+                                          std::optional<uint64_t> udpSession) {
+  codec::Request req;
+  req.command = codec::Command::kUdp;
+  req.target = udpAddress(target);
+  if (udpSession) {
+    req.udp_multi = true;
+    req.udp_session = udpSession;
+  }
+  return makeStream(std::move(req));
+}
+
+uint64_t Client::newUdpSessionId() {
+  // splitmix64 of a random key plus a counter: distinct per app endpoint,
+  // unpredictable across runs.
+  uint64_t z = udpIdKey_ + (++udpIdSeq_) * 0x9E3779B97F4A7C15ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+bool Client::answerFromCache(const netstack::UdpEndpoint& app, const netstack::UdpEndpoint& dst,
+                             const BufferChain& payload) {
+  if (!dnsCache_) return false;
+  std::vector<uint8_t> q = payload.toVector();
+  auto answer = dnsCache_->lookup(q.data(), q.size(), loop_.now());
+  if (!answer) return false;
+  BufferChain reply;
+  reply.append(*answer);
+  if (!stack_->sendUdp(dst, app, reply)) return false;
+  ++stats_.dnsCacheHits;
+  return true;
+}
+
+bool Client::onUdp(const netstack::UdpEndpoint& app, const netstack::UdpEndpoint& dst,
+                   BufferChain&& payload) {
+  if (stopped_ || (dst.addr.isV6() && !cfg_.route.carry_ipv6)) {
+    ++stats_.udpRefused;
+    return false;
+  }
+  netstack::UdpEndpoint remote = dst;
+  remote.addr = netstack::unmapV4(remote.addr);
+  if (resolverEp_ && dst.port == 53) {
+    ++stats_.dnsHijacked;
+    VT_DEBUG("dns: query from %s to %s (%zu bytes) -> %s", app.toString().c_str(),
+             dst.toString().c_str(), payload.size(), resolverEp_->toString().c_str());
+    if (answerFromCache(app, dst, payload)) return true;
+    remote = *resolverEp_;
+  }
+  auto it = udpSessions_.find(app);
+  if (it == udpSessions_.end()) {
+    while (!udpLru_.empty() && udpSessions_.size() >= cfg_.udp.max_sessions) {
+      ++stats_.udpEvicted;
+      udpLru_.back()->close("evicted");
+    }
+    auto s = std::make_unique<UdpSession>(*this, app, newUdpSessionId());
+    UdpSession* raw = s.get();
+    udpLru_.push_front(raw);
+    raw->lru_ = udpLru_.begin();
+    it = udpSessions_.emplace(app, std::move(s)).first;
+    ++stats_.udpSessionsOpened;
+    raw->armTimer();
+  }
+  it->second->send(remote, dst, std::move(payload));
+  return true;
+}
+
+void Client::touchUdp(UdpSession& s) {
+  if (s.closed_) return;
+  udpLru_.splice(udpLru_.begin(), udpLru_, s.lru_);
+}
+
+void Client::onUdpSessionClosed(UdpSession& s) {
+  ++stats_.udpSessionsClosed;
+  udpLru_.erase(s.lru_);
+  auto it = udpSessions_.find(s.app());
+  if (it == udpSessions_.end() || it->second.get() != &s) return;
+  std::unique_ptr<UdpSession> owned = std::move(it->second);
+  udpSessions_.erase(it);
+  loop_.deferredDelete(std::move(owned));
 }
 
 void Client::waitForServerAddress(const netstack::FlowKey& key) {

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "client/packet_sink.h"
+#include "codec/vless.h"
 #include "config/client_config.h"
 #include "core/error.h"
 #include "event/loop.h"
@@ -35,7 +36,9 @@ class TlsContext;
 
 namespace vt::client {
 
+class DnsCache;
 class TcpSession;
+class UdpSession;
 
 struct ClientStats {
   uint64_t flowsOpened = 0;  // sessions created (SYNs taken)
@@ -46,6 +49,20 @@ struct ClientStats {
   uint64_t connectFailed = 0;
   uint64_t bytesUp = 0;  // app -> server, payload
   uint64_t bytesDown = 0;
+  // UDP (per app endpoint sessions) and DNS hijack.
+  uint64_t udpSessionsOpened = 0;
+  uint64_t udpSessionsClosed = 0;
+  uint64_t udpEvicted = 0;
+  uint64_t udpDatagramsUp = 0;
+  uint64_t udpBytesUp = 0;
+  uint64_t udpDatagramsDown = 0;
+  uint64_t udpBytesDown = 0;
+  uint64_t udpDrops = 0;          // summed when sessions close
+  uint64_t udpQueueOverflow = 0;  // of those: channel connect queue full
+  uint64_t udpRefused = 0;        // onUdp said no (stopped, IPv6 not carried)
+  uint64_t dnsHijacked = 0;       // UDP queries redirected to dns.resolver
+  uint64_t dnsTcpHijacked = 0;    // TCP port-53 flows redirected
+  uint64_t dnsCacheHits = 0;      // answered without the tunnel
 };
 
 struct FlowKeyHash {
@@ -70,6 +87,16 @@ class Client final : private netstack::NetStack::Callbacks {
   void stop();
 
   size_t sessionCount() const { return sessions_.size(); }
+  size_t udpSessionCount() const { return udpSessions_.size(); }
+  // The live session of an app endpoint, or null (tests, diagnostics).
+  UdpSession* findUdpSession(const netstack::UdpEndpoint& app) {
+    auto it = udpSessions_.find(app);
+    return it == udpSessions_.end() ? nullptr : it->second.get();
+  }
+  // Null when dns.hijack is off or dns.cache_size is 0.
+  DnsCache* dnsCache() { return dnsCache_.get(); }
+  // dns.resolver when dns.hijack is on.
+  const std::optional<netstack::UdpEndpoint>& dnsResolver() const { return resolverEp_; }
   const ClientStats& stats() const { return stats_; }
   const config::ClientConfig& config() const { return cfg_; }
   event::Loop& loop() { return loop_; }
@@ -84,6 +111,24 @@ class Client final : private netstack::NetStack::Callbacks {
   void waitForServerAddress(const netstack::FlowKey& key);
   void onDialFailed();
   void onSessionClosed(TcpSession& s);  // removes it and defers its delete
+
+  // For UdpSession / UdpChannel.
+  uint64_t nextUdpId() { return nextUdpId_++; }
+  void touchUdp(UdpSession& s);
+  // The outbound of one UDP channel to `target` (mode from udp.mode; a
+  // udp_session id makes it a separated channel). Null while the server
+  // address is unknown.
+  stream::StreamPtr makeUdpOutbound(const netstack::UdpEndpoint& target,
+                                    std::optional<uint64_t> udpSession);
+  void onUdpSessionClosed(UdpSession& s);
+  void countUdp(uint64_t upPackets, uint64_t upBytes, uint64_t downPackets, uint64_t downBytes) {
+    stats_.udpDatagramsUp += upPackets;
+    stats_.udpBytesUp += upBytes;
+    stats_.udpDatagramsDown += downPackets;
+    stats_.udpBytesDown += downBytes;
+  }
+  void countUdpDrops(uint64_t n) { stats_.udpDrops += n; }
+  void countUdpQueueOverflow() { ++stats_.udpQueueOverflow; }
   void countBytes(uint64_t up, uint64_t down) {
     stats_.bytesUp += up;
     stats_.bytesDown += down;
@@ -97,6 +142,13 @@ class Client final : private netstack::NetStack::Callbacks {
   void onTcpSyn(const netstack::FlowKey& key) override;
   void onTcpAccepted(std::unique_ptr<netstack::TcpFlow> flow) override;
   void onTimerNeeded(bool needed) override;
+  bool onUdp(const netstack::UdpEndpoint& app, const netstack::UdpEndpoint& dst,
+             BufferChain&& payload) override;
+
+  stream::StreamPtr makeStream(codec::Request req);
+  bool answerFromCache(const netstack::UdpEndpoint& app, const netstack::UdpEndpoint& dst,
+                       const BufferChain& payload);
+  uint64_t newUdpSessionId();
 
   bool isServerItself(const netstack::FlowKey& key) const;
   void resolve();
@@ -115,12 +167,22 @@ class Client final : private netstack::NetStack::Callbacks {
   PacketSink* sink_ = nullptr;
   std::unordered_map<netstack::FlowKey, std::unique_ptr<TcpSession>, FlowKeyHash> sessions_;
   std::list<TcpSession*> lru_;  // front: most recently active
+  std::unordered_map<netstack::UdpEndpoint, std::unique_ptr<UdpSession>,
+                     netstack::UdpEndpointHash>
+      udpSessions_;
+  std::list<UdpSession*> udpLru_;  // front: most recently active
+  std::unique_ptr<DnsCache> dnsCache_;
+  std::optional<netstack::UdpEndpoint> resolverEp_;
+  uint64_t udpIdKey_ = 0;  // random per run: udp_session ids derive from it
+  uint64_t udpIdSeq_ = 0;
+  uint64_t nextUdpId_ = 1;
   ClientStats stats_;
   uint64_t nextId_ = 1;
   bool stopped_ = false;
   bool resolvePending_ = false;
 
   friend class TcpSession;
+  friend class UdpSession;
 };
 
 }  // namespace vt::client

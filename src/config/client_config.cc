@@ -297,9 +297,96 @@ void readLimits(TomlReader& r, const toml::table& t, ClientLimits& l) {
   }
 }
 
+void readUdp(TomlReader& r, const toml::table* t, ClientUdpConfig& u, uint8_t version) {
+  u.mode = version == 0 ? UdpMode::kV0 : UdpMode::kSeparated;
+  if (t == nullptr) return;
+  r.checkKeys(*t, "udp", {"mode", "idle_timeout", "max_sessions", "max_channels", "queue_datagrams"});
+  if (r.failed()) return;
+  if (const toml::node* n = t->get("mode")) {
+    const std::string expect = "\"separated\", \"classic\" or \"v0\"";
+    const std::string* m = r.str(*n, "udp.mode", expect);
+    if (m == nullptr) return;
+    if (*m == "separated" || *m == "classic") {
+      if (version == 0) {
+        r.fail(*n, "udp.mode",
+               "expected \"v0\" with server.version = 0 (\"" + *m + "\" needs version = 1)");
+        return;
+      }
+      u.mode = *m == "separated" ? UdpMode::kSeparated : UdpMode::kClassic;
+    } else if (*m == "v0") {
+      if (version != 0) {
+        r.fail(*n, "udp.mode",
+               "expected \"separated\" or \"classic\" with server.version = 1 (\"v0\" needs "
+               "version = 0)");
+        return;
+      }
+      u.mode = UdpMode::kV0;
+    } else {
+      r.fail(*n, "udp.mode", "expected " + expect + ", got \"" + *m + "\"");
+      return;
+    }
+  }
+  if (const toml::node* n = t->get("idle_timeout")) {
+    auto ms = r.duration(*n, "udp.idle_timeout");
+    if (!ms) return;
+    u.idle_timeout_ms = *ms;
+  }
+  struct I {
+    const char* name;
+    uint32_t* out;
+    int64_t lo, hi;
+  };
+  for (I i : {I{"max_sessions", &u.max_sessions, 1, 1'000'000},
+              I{"max_channels", &u.max_channels, 1, 4096},
+              I{"queue_datagrams", &u.queue_datagrams, 1, 65536}}) {
+    const toml::node* n = t->get(i.name);
+    if (n == nullptr) continue;
+    auto v = r.integer(*n, std::string("udp.") + i.name, i.lo, i.hi);
+    if (!v) return;
+    *i.out = static_cast<uint32_t>(*v);
+  }
+}
+
+void readDns(TomlReader& r, const toml::table* t, ClientDnsConfig& d, bool auto_route) {
+  // With auto_route every DNS query enters the TUN anyway; hijack is then on
+  // by default, as soon as a resolver is named (an explicit hijack = true
+  // without one is an error).
+  d.hijack = false;
+  if (t == nullptr) return;
+  r.checkKeys(*t, "dns", {"hijack", "resolver", "cache_size"});
+  if (r.failed()) return;
+  const std::string expect =
+      "an IP address and port like \"198.18.1.53:53\" or \"[2001:db8::53]:53\"";
+  if (const toml::node* n = t->get("resolver")) {
+    const std::string* s = r.str(*n, "dns.resolver", expect);
+    if (s == nullptr) return;
+    auto hp = parseHostPort(*s, false);
+    if (!hp || !hp->is_ip || hp->port == 0) {
+      r.fail(*n, "dns.resolver", "expected " + expect + ", got \"" + *s + "\"");
+      return;
+    }
+    d.resolver = *hp;
+  }
+  d.hijack = auto_route && d.resolver.has_value();
+  if (const toml::node* n = t->get("hijack")) {
+    auto b = r.boolean(*n, "dns.hijack");
+    if (!b) return;
+    d.hijack = *b;
+    if (d.hijack && !d.resolver) {
+      r.fail(*n, "dns.hijack", "is on, so dns.resolver is required: expected " + expect);
+      return;
+    }
+  }
+  if (const toml::node* n = t->get("cache_size")) {
+    auto v = r.integer(*n, "dns.cache_size", 0, 1'000'000);
+    if (!v) return;
+    d.cache_size = static_cast<uint32_t>(*v);
+  }
+}
+
 void readRoot(TomlReader& r, const toml::table& root, const std::string& base_dir,
               ClientConfig& cfg) {
-  r.checkKeys(root, "", {"log_level", "tun", "server", "route", "limits"});
+  r.checkKeys(root, "", {"log_level", "tun", "server", "route", "limits", "udp", "dns"});
   if (r.failed()) return;
   if (const toml::node* n = root.get("log_level")) {
     const std::string* s = r.str(*n, "log_level", "one of trace, debug, info, warn, error, off");
@@ -321,6 +408,14 @@ void readRoot(TomlReader& r, const toml::table& root, const std::string& base_di
   cfg.route.state_file = resolvePath(base_dir, cfg.route.state_file);
   if (r.failed()) return;
   if (const toml::table* t = section(r, root, "limits")) readLimits(r, *t, cfg.limits);
+  if (r.failed()) return;
+  const toml::table* ut = section(r, root, "udp");
+  if (r.failed()) return;
+  readUdp(r, ut, cfg.udp, cfg.server.version);
+  if (r.failed()) return;
+  const toml::table* dt = section(r, root, "dns");
+  if (r.failed()) return;
+  readDns(r, dt, cfg.dns, cfg.route.auto_route);
 }
 
 }  // namespace
@@ -348,6 +443,15 @@ std::optional<Cidr> parseCidr(std::string_view text) {
   }
   c.prefix = static_cast<uint8_t>(prefix);
   return c;
+}
+
+const char* udpModeName(UdpMode m) noexcept {
+  switch (m) {
+    case UdpMode::kSeparated: return "separated";
+    case UdpMode::kClassic: return "classic";
+    case UdpMode::kV0: return "v0";
+  }
+  return "?";
 }
 
 const char* connectModeName(ConnectMode m) noexcept {

@@ -81,12 +81,37 @@ struct ClientLimits {
   uint64_t connect_timeout_ms = 10'000;
 };
 
+// [udp]: how app UDP is carried (docs/client.md "UDP").
+enum class UdpMode {
+  kSeparated,  // v1 udp_multi + udp_session: one channel per remote (full cone)
+  kClassic,    // v1: one connection per app endpoint, per-packet addresses
+  kV0,         // v0: one connection per (app endpoint, destination)
+};
+const char* udpModeName(UdpMode m) noexcept;
+
+struct ClientUdpConfig {
+  UdpMode mode = UdpMode::kSeparated;  // kV0 for server.version 0
+  uint64_t idle_timeout_ms = 300'000;
+  uint32_t max_sessions = 1024;
+  uint32_t max_channels = 64;
+  uint32_t queue_datagrams = 64;
+};
+
+// [dns]: DNS hijack and answer cache (docs/client.md "DNS").
+struct ClientDnsConfig {
+  bool hijack = false;  // default: route.auto_route
+  std::optional<HostPort> resolver;  // an IP literal with a port; required with hijack
+  uint32_t cache_size = 512;         // 0 = no cache
+};
+
 struct ClientConfig {
   LogLevel log_level = LogLevel::kInfo;
   ClientTunConfig tun;
   ClientServerConfig server;
   ClientRouteConfig route;
   ClientLimits limits;
+  ClientUdpConfig udp;
+  ClientDnsConfig dns;
 };
 
 // Reads and validates a file; relative paths (ca) resolve against the

@@ -1,0 +1,207 @@
+#include "client/udp_session.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <vector>
+
+#include "client/client.h"
+#include "client/dns_cache.h"
+#include "client/udp_channel.h"
+#include "core/log.h"
+#include "netstack/net_stack.h"
+
+namespace vt::client {
+namespace {
+
+// Outstanding hijacked DNS ids remembered per session.
+constexpr size_t kMaxDnsOrigins = 256;
+
+uint16_t dnsId(const BufferChain& payload) {
+  if (payload.size() < 2) return 0;
+  return static_cast<uint16_t>((payload.byteAt(0) << 8) | payload.byteAt(1));
+}
+
+// ::ffff:a.b.c.d for an IPv6 app talking to an IPv4 remote.
+netstack::IpAddress mapV6(const netstack::IpAddress& v4) {
+  uint8_t b[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, v4.bytes[0], v4.bytes[1],
+                   v4.bytes[2], v4.bytes[3]};
+  return netstack::IpAddress::v6(b);
+}
+
+}  // namespace
+
+UdpSession::UdpSession(Client& client, const netstack::UdpEndpoint& app, uint64_t sessionId)
+    : client_(client),
+      loop_(client.loop()),
+      app_(app),
+      id_(client.nextUdpId()),
+      sessionId_(sessionId),
+      startMs_(loop_.now()),
+      lastActivityMs_(startMs_),
+      timer_(loop_) {}
+
+UdpSession::~UdpSession() = default;
+
+void UdpSession::send(const netstack::UdpEndpoint& remote, const netstack::UdpEndpoint& shown,
+                      BufferChain&& payload) {
+  if (closed_) return;
+  touch();
+  ++upPackets_;
+  upBytes_ += payload.size();
+  client_.countUdp(1, payload.size(), 0, 0);
+  const auto& resolver = client_.dnsResolver();
+  if (resolver && remote == *resolver) rememberDnsOrigin(payload, shown);
+
+  const config::ClientUdpConfig& ucfg = client_.config().udp;
+  netstack::UdpEndpoint key = ucfg.mode == config::UdpMode::kClassic ? netstack::UdpEndpoint{}
+                                                                     : remote;
+  auto it = channels_.find(key);
+  if (it == channels_.end()) {
+    if (!client_.serverAddressKnown()) {
+      ++drops_;
+      client_.start();  // looks the server up, if not already under way
+      return;
+    }
+    if (channels_.size() >= ucfg.max_channels && !channels_.empty()) {
+      auto oldest = std::min_element(channels_.begin(), channels_.end(), [](auto& a, auto& b) {
+        return a.second->lastActivityMs() < b.second->lastActivityMs();
+      });
+      oldest->second->close("evicted");  // removes it from channels_
+    }
+    std::optional<uint64_t> sid;
+    if (ucfg.mode == config::UdpMode::kSeparated) sid = sessionId_;
+    stream::StreamPtr out = client_.makeUdpOutbound(remote, sid);
+    if (out == nullptr) {
+      ++drops_;
+      return;
+    }
+    auto ch = std::make_unique<UdpChannel>(*this, remote, nextChannelId());
+    UdpChannel* raw = ch.get();
+    it = channels_.emplace(key, std::move(ch)).first;
+    ++channelsOpened_;
+    raw->start(std::move(out));
+    armTimer();  // the channel's connect deadline
+  }
+  if (!it->second->send(remote, payload)) ++drops_;
+}
+
+void UdpSession::onChannelDatagram(UdpChannel&, const netstack::UdpEndpoint& from,
+                                   BufferChain& payload) {
+  if (closed_) return;
+  touch();
+  ++downPackets_;
+  downBytes_ += payload.size();
+  client_.countUdp(0, 0, 1, payload.size());
+  netstack::UdpEndpoint src = from;
+  const auto& resolver = client_.dnsResolver();
+  if (resolver && from == *resolver) {
+    // A hijacked query's answer: from the address the app asked.
+    src = dnsOrigin(payload);
+    if (DnsCache* cache = client_.dnsCache()) {
+      std::vector<uint8_t> bytes = payload.toVector();
+      cache->store(bytes.data(), bytes.size(), loop_.now());
+    }
+  }
+  src.addr = netstack::unmapV4(src.addr);
+  if (app_.addr.isV6() && src.addr.isV4()) src.addr = mapV6(src.addr);
+  if (src.addr.family != app_.addr.family || !client_.stack().sendUdp(src, app_, payload)) {
+    ++drops_;
+  }
+}
+
+void UdpSession::onChannelClosed(UdpChannel& ch) {
+  if (closed_) return;  // close() owns the channels now
+  for (auto it = channels_.begin(); it != channels_.end(); ++it) {
+    if (it->second.get() != &ch) continue;
+    std::unique_ptr<UdpChannel> owned = std::move(it->second);
+    channels_.erase(it);
+    loop_.deferredDelete(std::move(owned));
+    return;
+  }
+}
+
+void UdpSession::rememberDnsOrigin(const BufferChain& payload, const netstack::UdpEndpoint& shown) {
+  lastDnsShown_ = shown;
+  if (payload.size() < 2) return;
+  uint16_t id = dnsId(payload);
+  if (dnsOrigins_.count(id) == 0) {
+    if (dnsOrder_.size() >= kMaxDnsOrigins) {
+      dnsOrigins_.erase(dnsOrder_.front());
+      dnsOrder_.pop_front();
+    }
+    dnsOrder_.push_back(id);
+  }
+  dnsOrigins_[id] = shown;
+}
+
+netstack::UdpEndpoint UdpSession::dnsOrigin(const BufferChain& payload) const {
+  if (payload.size() >= 2) {
+    auto it = dnsOrigins_.find(dnsId(payload));
+    if (it != dnsOrigins_.end()) return it->second;
+  }
+  if (lastDnsShown_.port != 0) return lastDnsShown_;
+  return *client_.dnsResolver();
+}
+
+void UdpSession::touch() {
+  lastActivityMs_ = loop_.now();
+  client_.touchUdp(*this);
+}
+
+void UdpSession::armTimer() {
+  if (closed_) return;
+  const config::ClientConfig& cfg = client_.config();
+  uint64_t deadline = lastActivityMs_ + cfg.udp.idle_timeout_ms;
+  for (const auto& [k, ch] : channels_) {
+    if (!ch->connected()) {
+      deadline = std::min(deadline, ch->startMs() + cfg.limits.connect_timeout_ms);
+    }
+  }
+  uint64_t now = loop_.now();
+  timer_.start(deadline > now ? deadline - now : 0, [this] { onTimer(); });
+}
+
+void UdpSession::onTimer() {
+  if (closed_) return;
+  const config::ClientConfig& cfg = client_.config();
+  uint64_t now = loop_.now();
+  if (now >= lastActivityMs_ + cfg.udp.idle_timeout_ms) {
+    close("idle_timeout");
+    return;
+  }
+  std::vector<UdpChannel*> late;
+  for (const auto& [k, ch] : channels_) {
+    if (!ch->connected() && now >= ch->startMs() + cfg.limits.connect_timeout_ms) {
+      late.push_back(ch.get());
+    }
+  }
+  for (UdpChannel* ch : late) {
+    VT_WARN("udp #%" PRIu64 "/%" PRIu64 " to %s: server connection not made within %" PRIu64
+            " ms",
+            id_, ch->id(), ch->remote().toString().c_str(), cfg.limits.connect_timeout_ms);
+    client_.onDialFailed();
+    ch->close("connect_timeout");
+  }
+  armTimer();
+}
+
+void UdpSession::close(const char* reason) {
+  if (closed_) return;
+  closed_ = true;
+  timer_.stop();
+  auto channels = std::move(channels_);
+  channels_.clear();
+  for (auto& [k, ch] : channels) {
+    ch->close("session_closed");
+    loop_.deferredDelete(std::move(ch));
+  }
+  client_.countUdpDrops(drops_);
+  VT_INFO("udp #%" PRIu64 " app=%s mode=%s channels=%" PRIu64 " up=%" PRIu64 "/%" PRIu64
+          " down=%" PRIu64 "/%" PRIu64 " drops=%" PRIu64 " ms=%" PRIu64 " reason=%s",
+          id_, app_.toString().c_str(), config::udpModeName(client_.config().udp.mode),
+          channelsOpened_, upPackets_, upBytes_, downPackets_, downBytes_, drops_,
+          loop_.now() - startMs_, reason);
+  client_.onUdpSessionClosed(*this);  // deferred delete: `this` stays valid for now
+}
+
+}  // namespace vt::client

@@ -1,0 +1,93 @@
+// UdpSession: everything one app UDP socket (address:port behind the TUN)
+// sends through the tunnel, and the replies injected back to it.
+//
+//   app --onUdp--> Client --> UdpSession --> UdpChannel (one per remote in
+//                                             separated/v0 mode, one in classic)
+//   app <--NetStack::sendUdp(from, app)-- UdpSession <-- channel datagrams
+//
+// Separated mode: all channels carry the session's random 8-byte
+// udp_session id, so the server gives every remote the same port (full
+// cone); a FLAG 1 datagram from B reaches the app as from B. Channels are
+// capped at udp.max_channels (the least recently active one is closed).
+// DNS hijack: a query the Client redirected to the resolver remembers the
+// address the app asked (by DNS id, bounded), and the resolver's reply is
+// injected from there; answers are offered to the Client's DnsCache.
+// One INFO line at close. Deleted through the loop's deferred delete.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <list>
+#include <memory>
+#include <unordered_map>
+
+#include "buffer/buffer_chain.h"
+#include "event/loop.h"
+#include "event/timer.h"
+#include "netstack/flow_key.h"
+
+namespace vt::client {
+
+class Client;
+class UdpChannel;
+
+class UdpSession final : public event::DeferredDeletable {
+ public:
+  UdpSession(Client& client, const netstack::UdpEndpoint& app, uint64_t sessionId);
+  ~UdpSession() override;
+  UdpSession(const UdpSession&) = delete;
+  UdpSession& operator=(const UdpSession&) = delete;
+
+  // A datagram from the app for `remote`; `shown` is the address the app
+  // sent it to (differs from `remote` for a hijacked DNS query).
+  void send(const netstack::UdpEndpoint& remote, const netstack::UdpEndpoint& shown,
+            BufferChain&& payload);
+  // Idempotent: closes every channel, logs, hands itself to the Client.
+  void close(const char* reason);
+
+  const netstack::UdpEndpoint& app() const { return app_; }
+  uint64_t id() const { return id_; }
+  uint64_t sessionId() const { return sessionId_; }
+  bool closed() const { return closed_; }
+  size_t channelCount() const { return channels_.size(); }
+
+  // For UdpChannel.
+  Client& client() { return client_; }
+  uint64_t nextChannelId() { return ++channelSeq_; }
+  void onChannelDatagram(UdpChannel& ch, const netstack::UdpEndpoint& from, BufferChain& payload);
+  void onChannelClosed(UdpChannel& ch);
+  void countDrops(uint64_t n) { drops_ += n; }
+
+ private:
+  friend class Client;
+  void touch();
+  void armTimer();
+  void onTimer();
+  void rememberDnsOrigin(const BufferChain& payload, const netstack::UdpEndpoint& shown);
+  netstack::UdpEndpoint dnsOrigin(const BufferChain& payload) const;
+
+  Client& client_;
+  event::Loop& loop_;
+  netstack::UdpEndpoint app_;
+  uint64_t id_;
+  uint64_t sessionId_;
+  uint64_t startMs_;
+  uint64_t lastActivityMs_;
+  std::list<UdpSession*>::iterator lru_;
+  event::Timer timer_;
+  // Keyed by remote (separated, v0); classic keeps its one channel under
+  // the default (empty) endpoint.
+  std::unordered_map<netstack::UdpEndpoint, std::unique_ptr<UdpChannel>,
+                     netstack::UdpEndpointHash>
+      channels_;
+  // DNS id -> the address the app queried; bounded FIFO.
+  std::unordered_map<uint16_t, netstack::UdpEndpoint> dnsOrigins_;
+  std::deque<uint16_t> dnsOrder_;
+  netstack::UdpEndpoint lastDnsShown_;
+  uint64_t channelSeq_ = 0;
+  uint64_t channelsOpened_ = 0;
+  uint64_t upPackets_ = 0, upBytes_ = 0, downPackets_ = 0, downBytes_ = 0, drops_ = 0;
+  bool closed_ = false;
+};
+
+}  // namespace vt::client
