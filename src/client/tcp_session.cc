@@ -269,7 +269,7 @@ void TcpSession::armTimer() {
     deadline = startMs_ + lim.connect_timeout_ms;
   } else {
     deadline = lastActivityMs_ + lim.idle_timeout_ms;
-    if (finishStartMs_ != 0) deadline = std::min(deadline, finishStartMs_ + lim.drain_timeout_ms);
+    if (finishStartMs_ != 0) deadline = std::min(deadline, drainDeadline());
     if (upFinSent_ && downFinSent_) deadline = std::min(deadline, now + kFlushPollMs);
   }
   timer_.start(deadline > now ? deadline - now : 0, [this] { onTimer(); });
@@ -290,7 +290,7 @@ void TcpSession::onTimer() {
   } else {
     checkFinished();
     if (closed_) return;
-    if (finishStartMs_ != 0 && now >= finishStartMs_ + lim.drain_timeout_ms) {
+    if (finishStartMs_ != 0 && now >= drainDeadline()) {
       close("drain_timeout", true);
       return;
     }
@@ -300,6 +300,13 @@ void TcpSession::onTimer() {
     }
   }
   armTimer();
+}
+
+uint64_t TcpSession::drainDeadline() const {
+  // Once one direction has finished, the other may stay silent for at most
+  // drain_timeout; a transfer that keeps moving is never cut off (a fixed
+  // deadline from the half-close cut long downloads short).
+  return std::max(finishStartMs_, lastActivityMs_) + client_.config().limits.drain_timeout_ms;
 }
 
 void TcpSession::touch() {

@@ -95,6 +95,7 @@ class TcpSession final : public event::DeferredDeletable, private netstack::TcpF
   uint64_t startMs_;
   uint64_t lastActivityMs_;
   uint64_t finishStartMs_ = 0;  // one direction finished: drain clock runs
+  uint64_t drainDeadline() const;
   std::list<TcpSession*>::iterator lru_;
   event::Timer timer_;
   OutCallbacks outCb_{*this};

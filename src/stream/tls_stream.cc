@@ -94,10 +94,16 @@ void TlsStream::readPlain() {
       close(CloseReason::kTlsError, engine_->failureReason());
       return;
     }
-    // An inner EOF without close_notify still ends the stream (as most
-    // peers do), once every record that arrived has been read.
-    bool end = st == tls::TlsEngine::Status::kClosed ||
-               (inner_eof_ && st == tls::TlsEngine::Status::kWantMore);
+    // An inner EOF without close_notify is a truncation, not an end: a
+    // peer that was killed (or an attacker cutting the TCP connection) must
+    // not look like a completed transfer. What arrived is delivered, then
+    // the stream resets. A clean end always comes with close_notify.
+    bool truncated = inner_eof_ && st == tls::TlsEngine::Status::kWantMore;
+    bool end = st == tls::TlsEngine::Status::kClosed;
+    if (truncated && plain_in_.empty()) {
+      close(CloseReason::kReset, "connection closed without TLS close_notify (truncated)");
+      return;
+    }
     if (plain_in_.empty() && !end) return;
     if (end) peer_eof_ = true;
     // Handshake ciphertext (TLS 1.3 tickets, key updates) may be pending.
@@ -111,6 +117,10 @@ void TlsStream::readPlain() {
     delivering_ = true;
     callbacks_->onData(plain_in_, end);
     delivering_ = false;
+    if (truncated && !closed_) {
+      close(CloseReason::kReset, "connection closed without TLS close_notify (truncated)");
+      return;
+    }
   } while (redrive_);
 }
 

@@ -140,6 +140,33 @@ TEST(TlsStream, FourMegabytesEachWayWithHalfClose) {
   EXPECT_EQ(c.above, c.below);
 }
 
+// A peer whose TCP connection ends without close_notify (killed, or the
+// connection cut by someone else) must not look like a finished transfer:
+// the bytes that arrived are delivered, then the stream resets.
+TEST(TlsStream, EofWithoutCloseNotifyIsAReset) {
+  event::Loop loop;
+  TlsServer server(loop, [](Endpoint& ep) {
+    ep.on_data = [&ep](BufferChain& data, bool) {
+      auto* tls = static_cast<TlsStream*>(ep.stream);
+      tls->write(data, false);
+      // Then a bare TCP FIN, below TLS: no close_notify.
+      BufferChain none;
+      tls->inner().write(none, true);
+    };
+  });
+  auto client = dial(loop, server.port());
+  Endpoint c;
+  c.attach(*client);
+  c.payload = "partial";
+  c.end = false;
+  client->connect();
+  c.pump();
+  ASSERT_TRUE(runUntil(loop, [&] { return c.closes == 1; }));
+  EXPECT_EQ(c.received, "partial");
+  EXPECT_FALSE(c.eof) << "a truncation must not be reported as a clean end";
+  EXPECT_EQ(c.reason, CloseReason::kReset);
+}
+
 TEST(TlsStream, HalfCloseThenReply) {
   event::Loop loop;
   TlsServer server(loop, [](Endpoint& ep) {
