@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# Benchmark (by hand, not in CI; root; about 7 minutes):
+#   iperf3/flows.py in ns app --vt0--> vless-tun --VLESS (TLS | plain)--> vless-server in ns srv --> iperf3/flows.py in ns web
+#   iperf3 in ns app --proxychains4--> v2ray socks (ns app) --VLESS/TLS--> v2ray server (ns srv) --> ns web
+#   iperf3 in ns app --kernel forwarding in ns srv--> ns web               (the limit: no tunnel)
+# Prints one table: throughput (1 and 4 streams, upload and download, 10 s
+# each), CPU seconds of client and server per run, connect latency (200
+# sequential requests), and vless-tun's and vless-server's RSS at rest and
+# with 1,000 and 10,000 (9,900 under a 20,000 fd limit) idle flows, TLS and
+# plain. Results and analysis: docs/performance.md.
+#
+#   VT_SERVER=build/src/app/vless-server VT_TUN=build/src/app/vless-tun bench/run.sh
+#   BENCH_PARTS="kernel v2ray tls notls flows" (default: all), BENCH_SECS=10
+here="$(cd "$(dirname "$0")" && pwd)"
+source "$here/../tests/integration/lib.sh"
+source "$VT_TOOLS/testbed.sh"
+require_root
+parts=${BENCH_PARTS:-kernel v2ray tls notls flows}
+secs=${BENCH_SECS:-10}
+# No guessing among build dirs: a Debug or sanitizer binary would measure
+# something else. Use a Release build.
+: "${VT_SERVER:?path to vless-server}"
+command -v proxychains4 >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q proxychains4 >/dev/null
+require_cmd iperf3 v2ray proxychains4 python3
+# 10,000 idle flows need 2 fds each in vless-server (client and target side);
+# where the hard limit is 20,000 (no CAP_SYS_RESOURCE in this container) the
+# largest point is 9,900 flows.
+ulimit -n "$(ulimit -Hn)"
+if [ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge 20200 ]; then big=10000; else big=9900; fi
+hz=$(getconf CLK_TCK)
+has() { [[ " $parts " == *" $1 "* ]]; }
+
+load0=$(cut -d" " -f1-3 /proc/loadavg)
+tb_setup bench
+start iperf3 ip netns exec "$TB_WEB" iperf3 -s -p 5201
+start flows-server ip netns exec "$TB_WEB" python3 "$VT_TOOLS/flows.py" server --port 7000
+wait_port "$TB_WEB4" 5201 10 "$TB_WEB"
+wait_port "$TB_WEB4" 7000 10 "$TB_WEB"
+
+ROWS=()     # "path|test|value|client cpu s|server cpu s"
+declare -A R
+row() { ROWS+=("$1|$2|$3|$4|$5"); R["$1/$2"]=$3; log "$1 $2: $3 (cpu client $4 s, server $5 s)"; }
+
+# iperf_run PATH CLIENT_PID SERVER_PID [prefix...]: 1 and 4 streams, up and down.
+iperf_run() {
+  local path=$1 cpid=$2 spid=$3
+  shift 3
+  local streams dir
+  for streams in 1 4; do
+    for dir in up down; do
+      local c0 s0 c1 s1 out mbps
+      c0=$(cpu_ticks "$cpid"); s0=$(cpu_ticks "$spid")
+      out=$(ip netns exec "$TB_APP" timeout $((secs + 20)) "$@" iperf3 -c "$TB_WEB4" -p 5201 -t "$secs" \
+            -P "$streams" $([ $dir = down ] && echo -R) -J 2>/dev/null) || true
+      c1=$(cpu_ticks "$cpid"); s1=$(cpu_ticks "$spid")
+      mbps=$(python3 -c 'import json,sys
+try: print("%.0f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e6))
+except Exception: print("err")' <<<"$out")
+      local cc=- sc=-
+      [ "$cpid" != 0 ] && cc=$(awk -v a="$c0" -v b="$c1" -v h="$hz" 'BEGIN{printf "%.1f", (b-a)/h}')
+      [ "$spid" != 0 ] && sc=$(awk -v a="$s0" -v b="$s1" -v h="$hz" 'BEGIN{printf "%.1f", (b-a)/h}')
+      row "$path" "tcp ${streams}x $dir Mbit/s" "$mbps" "$cc" "$sc"
+    done
+  done
+}
+latency_run() {
+  local path=$1
+  shift
+  local out
+  out=$(ip netns exec "$TB_APP" timeout 120 "$@" python3 "$VT_TOOLS/flows.py" latency \
+        --target "$TB_WEB4:7000" --n 200 2>/dev/null) || out="err"
+  local mean p95
+  mean=$(sed -n 's/.*mean_ms=\([0-9.]*\).*/\1/p' <<<"$out"); p95=$(sed -n 's/.*p95_ms=\([0-9.]*\).*/\1/p' <<<"$out")
+  row "$path" "connect+req mean ms" "${mean:-err}" - -
+  row "$path" "connect+req p95 ms" "${p95:-err}" - -
+}
+
+# flows_run PATH: vless-tun's and vless-server's RSS at rest and with 1,000
+# and $big idle flows (each has exchanged one request and answer).
+flows_run() {
+  local path=$1 rest srest n opened failed hpid deadline rss srss
+  sleep 2   # let the flows of the runs before close and their memory settle
+  rest=$(rss_kib "$TB_TUN_PID"); srest=$(rss_kib "$TB_SERVER_PID")
+  row "$path" "client RSS at rest KiB" "$rest" - -
+  row "$path" "server RSS at rest KiB" "$srest" - -
+  for n in 1000 $big; do
+    rm -f "$VT_TMP/hold.ready"
+    start hold ip netns exec "$TB_APP" python3 "$VT_TOOLS/flows.py" hold --target "$TB_WEB4:7000" \
+      --n "$n" --ready "$VT_TMP/hold.ready" --timeout 60
+    hpid=$(last_pid)
+    deadline=$(( $(date +%s) + 180 ))
+    until [ -s "$VT_TMP/hold.ready" ]; do
+      [ "$(date +%s)" -lt "$deadline" ] || fail "hold: $n flows not open after 180 s"
+      sleep 0.2
+    done
+    read -r opened failed <"$VT_TMP/hold.ready"
+    sleep 1
+    rss=$(rss_kib "$TB_TUN_PID"); srss=$(rss_kib "$TB_SERVER_PID")
+    row "$path" "client RSS $n idle KiB (open=$opened failed=$failed)" "$rss" - -
+    row "$path" "server RSS $n idle KiB" "$srss" - -
+    R["$path/per_flow_$n"]=$(awk -v a="$rest" -v b="$rss" -v n="$opened" 'BEGIN{ if (n>0) printf "%.2f", (b-a)/n; else print "err"}')
+    R["$path/srv_per_flow_$n"]=$(awk -v a="$srest" -v b="$srss" -v n="$opened" 'BEGIN{ if (n>0) printf "%.2f", (b-a)/n; else print "err"}')
+    stop_pid "$hpid" 20 || true
+    sleep 2
+  done
+}
+
+if has kernel; then
+  log "== kernel forwarding"
+  tb_kernel_forwarding on
+  iperf_run kernel 0 0
+  latency_run kernel
+  tb_kernel_forwarding off
+fi
+
+if has v2ray; then
+  log "== v2ray VLESS/TLS via proxychains4"
+  tb_v2ray_server_start 8443 yes
+  tb_v2ray_client_start 8443 1080
+  cat >"$VT_TMP/proxychains.conf" <<CFG
+strict_chain
+quiet_mode
+tcp_read_time_out 15000
+tcp_connect_time_out 8000
+[ProxyList]
+socks5 127.0.0.1 1080
+CFG
+  iperf_run v2ray-tls "$TB_V2RAY_CLIENT_PID" "$TB_V2RAY_SERVER_PID" proxychains4 -q -f "$VT_TMP/proxychains.conf"
+  latency_run v2ray-tls proxychains4 -q -f "$VT_TMP/proxychains.conf"
+  stop_pid "$TB_V2RAY_CLIENT_PID" || true
+  stop_pid "$TB_V2RAY_SERVER_PID" || true
+fi
+
+if has tls || has notls || has flows; then
+  : "${VT_TUN:?path to vless-tun (or BENCH_PARTS=\"kernel v2ray\")}"
+fi
+
+if has tls || has flows; then
+  log "== vless-tun + vless-server, TLS, v1 wait"
+  tb_server_start vless-server yes
+  tb_tun_start vless-tun 1 true wait 443 'max_flows = 20000'
+  if has tls; then
+    iperf_run ours-tls "$TB_TUN_PID" "$TB_SERVER_PID"
+    latency_run ours-tls
+  fi
+  has flows && flows_run ours-tls
+  stop_pid "$TB_TUN_PID" || true
+  stop_pid "$TB_SERVER_PID" || true
+fi
+
+if has notls; then
+  log "== vless-tun + vless-server, plain TCP, v1 wait"
+  tb_server_start vless-server-plain no
+  tb_tun_start vless-tun-plain 1 false wait 443
+  iperf_run ours-plain "$TB_TUN_PID" "$TB_SERVER_PID"
+  latency_run ours-plain
+  has flows && flows_run ours-plain
+  stop_pid "$TB_TUN_PID" || true
+  stop_pid "$TB_SERVER_PID" || true
+fi
+
+ratio() { awk -v a="${R[$1]:-}" -v b="${R[$2]:-}" 'BEGIN{ if (a+0>0 && b+0>0) printf "%.2f", a/b; else print "-"}'; }
+echo
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
+echo "load average at start: $load0, at end: $(cut -d" " -f1-3 /proc/loadavg) (the machine may be shared)"
+printf '%-12s %-44s %12s %10s %10s\n' path test value cpu_cli_s cpu_srv_s
+for r in "${ROWS[@]}"; do
+  IFS='|' read -r p t v c s <<<"$r"
+  printf '%-12s %-44s %12s %10s %10s\n' "$p" "$t" "$v" "$c" "$s"
+done
+echo
+echo "ratios:"
+for t in "tcp 1x up Mbit/s" "tcp 1x down Mbit/s" "tcp 4x up Mbit/s" "tcp 4x down Mbit/s"; do
+  printf '  %-20s ours-tls/v2ray-tls %6s   ours-plain/kernel %6s   ours-tls/kernel %6s\n' "$t" \
+    "$(ratio "ours-tls/$t" "v2ray-tls/$t")" "$(ratio "ours-plain/$t" "kernel/$t")" "$(ratio "ours-tls/$t" "kernel/$t")"
+done
+for p in ours-tls ours-plain; do
+  echo "  $p RSS per idle flow KiB: client ${R[$p/per_flow_1000]:--} (1000), ${R[$p/per_flow_$big]:--} ($big); server ${R[$p/srv_per_flow_1000]:--} (1000), ${R[$p/srv_per_flow_$big]:--} ($big)"
+done
+log "done"
