@@ -12,11 +12,6 @@ namespace {
 
 constexpr const char* kUuidExample = "a684455c-b14f-11ea-bf0d-42010aaa0003";
 
-std::string resolvePath(const std::string& base_dir, const std::string& p) {
-  if (p.empty() || p[0] == '/' || base_dir.empty()) return p;
-  return base_dir + "/" + p;
-}
-
 const toml::table* section(TomlReader& r, const toml::table& root, const char* name) {
   const toml::node* n = root.get(name);
   if (n == nullptr) return nullptr;

@@ -130,4 +130,9 @@ std::optional<HostPort> parseHostPort(std::string_view text, bool allow_domain) 
   return hp;
 }
 
+std::string resolvePath(const std::string& base_dir, const std::string& p) {
+  if (p.empty() || p[0] == '/' || base_dir.empty()) return p;
+  return base_dir + "/" + p;
+}
+
 }  // namespace vt::config

@@ -30,4 +30,8 @@ struct HostPort {
 };
 std::optional<HostPort> parseHostPort(std::string_view text, bool allow_domain);
 
+// A path from a config file: relative ones are relative to the file's
+// directory `base_dir`; absolute and empty ones stay as they are.
+std::string resolvePath(const std::string& base_dir, const std::string& p);
+
 }  // namespace vt::config

@@ -6,115 +6,15 @@
 #include <fstream>
 #include <sstream>
 
+#include "config/toml_reader.h"
+
 namespace vt::config {
 namespace {
 
 constexpr const char* kUuidExample = "a684455c-b14f-11ea-bf0d-42010aaa0003";
 
-// Collects the first error with file:line:col and the dotted key. toml++
-// throws only while parsing; after that we walk nodes, which does not throw.
-class Reader {
- public:
-  explicit Reader(std::string source) : source_(std::move(source)) {}
-
-  bool failed() const { return error_.has_value(); }
-  Error takeError() { return Error(Errc::kConfig, std::move(*error_)); }
-
-  void fail(const toml::source_region* where, const std::string& key, const std::string& what) {
-    if (error_) return;  // the first error is the useful one
-    std::string msg = source_;
-    if (where != nullptr && where->begin.line != 0) {
-      msg += ":" + std::to_string(where->begin.line) + ":" + std::to_string(where->begin.column);
-    }
-    msg += ": ";
-    if (!key.empty()) msg += key + ": ";
-    msg += what;
-    error_ = std::move(msg);
-  }
-  void fail(const toml::node& n, const std::string& key, const std::string& what) {
-    fail(&n.source(), key, what);
-  }
-
-  // Rejects keys not in `allowed` so that typos do not pass silently.
-  void checkKeys(const toml::table& t, const std::string& prefix,
-                 std::initializer_list<std::string_view> allowed) {
-    for (const auto& [k, v] : t) {
-      bool known = false;
-      for (auto a : allowed) known = known || k.str() == a;
-      if (!known) {
-        std::string list;
-        for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-        fail(&k.source(), join(prefix, std::string(k.str())),
-             "unknown key; expected one of: " + list);
-      }
-    }
-  }
-
-  static std::string join(const std::string& prefix, const std::string& key) {
-    return prefix.empty() ? key : prefix + "." + key;
-  }
-
-  static std::string typeName(const toml::node& n) {
-    switch (n.type()) {
-      case toml::node_type::table: return "a table";
-      case toml::node_type::array: return "an array";
-      case toml::node_type::string: return "a string";
-      case toml::node_type::integer: return "an integer";
-      case toml::node_type::floating_point: return "a float";
-      case toml::node_type::boolean: return "a boolean";
-      default: return "a date/time";
-    }
-  }
-
-  const std::string* str(const toml::node& n, const std::string& key, const std::string& expect) {
-    if (const auto* v = n.as_string()) return &v->get();
-    fail(n, key, "expected " + expect + ", got " + typeName(n));
-    return nullptr;
-  }
-
-  std::optional<int64_t> integer(const toml::node& n, const std::string& key, int64_t lo,
-                                 int64_t hi) {
-    const auto* v = n.as_integer();
-    if (v == nullptr || v->get() < lo || v->get() > hi) {
-      fail(n, key,
-           "expected an integer in " + std::to_string(lo) + ".." + std::to_string(hi) +
-               (v == nullptr ? ", got " + typeName(n) : ", got " + std::to_string(v->get())));
-      return std::nullopt;
-    }
-    return v->get();
-  }
-
-  const toml::array* array(const toml::node& n, const std::string& key, const std::string& of) {
-    if (const auto* a = n.as_array()) return a;
-    fail(n, key, "expected an array of " + of + ", got " + typeName(n));
-    return nullptr;
-  }
-
-  std::optional<uint64_t> duration(const toml::node& n, const std::string& key) {
-    const std::string expect =
-        "a duration > 0 such as \"500ms\", \"10s\", \"5m\", \"1h\" or an integer of seconds";
-    std::optional<uint64_t> ms;
-    if (const auto* i = n.as_integer()) {
-      if (i->get() > 0 && i->get() < 100'000'000) ms = static_cast<uint64_t>(i->get()) * 1000;
-    } else if (const auto* s = n.as_string()) {
-      ms = parseDurationMs(s->get());
-    }
-    if (!ms || *ms == 0) {
-      fail(n, key, "expected " + expect);
-      return std::nullopt;
-    }
-    return ms;
-  }
-
- private:
-  std::string source_;
-  std::optional<std::string> error_;
-};
-
-std::string resolvePath(const std::string& base_dir, const std::string& p) {
-  if (p.empty() || p[0] == '/' || base_dir.empty()) return p;
-  return base_dir + "/" + p;
-}
+// The server config uses the same reader as the client config.
+using Reader = TomlReader;
 
 void readTls(Reader& r, const toml::node& node, const std::string& base_dir, ServerConfig& cfg) {
   const auto* t = node.as_table();
