@@ -37,7 +37,8 @@ for dst in "$TB_WEB4" "[$TB_WEB6]"; do
   [ "$got" = "$want" ] || fail "upload to $dst corrupted or cut short: '$got' != $want"
   log "upload to $dst intact in ${ms} ms ($(( (size_mb * 1000) / (ms + 1) )) MiB/s)"
 done
-wait_log "$TB_TUN_LOG" "flow #[0-9]+ .*dst=198\.18\.1\.2:9000 .*up=[0-9]{9,} " 5
+# The upload's flow line carries every byte ("SUM\n" + the file).
+wait_log "$TB_TUN_LOG" "flow #[0-9]+ .*dst=198\.18\.1\.2:9000 .*up=$(( (size_mb << 20) + 4 )) " 5
 stop_pid "$TB_TUN_PID" || fail "vless-tun did not exit cleanly"
 
 log "drain_timeout 2s: the app half-closes, then reads for 6 s (slowly, then fast)"
