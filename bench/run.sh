@@ -7,15 +7,18 @@
 # each), CPU seconds of client and server per run, connect latency (200
 # sequential requests), and vless-tun's and vless-server's RSS at rest and
 # with 1,000 and 10,000 (9,900 under a 20,000 fd limit) idle flows, TLS and
-# plain. Results and analysis: docs/performance.md.
+# plain. The `udp` part: iperf3 UDP at 100 and 500 Mbit/s (loss, jitter)
+# through vless-tun (separated channel, TLS), through v2ray's VLESS v0 UDP
+# (dokodemo-door in ns app), and by kernel forwarding; and the time to the
+# first reply on a new channel. Results and analysis: docs/performance.md.
 #
 #   VT_SERVER=build/src/app/vless-server VT_TUN=build/src/app/vless-tun bench/run.sh
-#   BENCH_PARTS="kernel v2ray tls notls flows" (default: all), BENCH_SECS=10
+#   BENCH_PARTS="kernel v2ray tls notls flows udp" (default: all), BENCH_SECS=10
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/../tests/integration/lib.sh"
 source "$VT_TOOLS/testbed.sh"
 require_root
-parts=${BENCH_PARTS:-kernel v2ray tls notls flows}
+parts=${BENCH_PARTS:-kernel v2ray tls notls flows udp}
 secs=${BENCH_SECS:-10}
 # No guessing among build dirs: a Debug or sanitizer binary would measure
 # something else. Use a Release build.
@@ -155,6 +158,81 @@ if has notls; then
   iperf_run ours-plain "$TB_TUN_PID" "$TB_SERVER_PID"
   latency_run ours-plain
   has flows && flows_run ours-plain
+  stop_pid "$TB_TUN_PID" || true
+  stop_pid "$TB_SERVER_PID" || true
+fi
+
+# udp_run PATH CLIENT_PID SERVER_PID HOST PORT: iperf3 UDP at fixed rates,
+# upload and download; receiver Mbit/s, loss and jitter.
+udp_run() {
+  local path=$1 cpid=$2 spid=$3 host=$4 port=$5 rate dir
+  for rate in 100 500; do
+    for dir in up down; do
+      local c0 s0 c1 s1 out
+      c0=$(cpu_ticks "$cpid"); s0=$(cpu_ticks "$spid")
+      out=$(ip netns exec "$TB_APP" timeout $((secs + 20)) iperf3 -c "$host" -p "$port" -u -b "${rate}M" \
+            -l 1400 -t "$secs" $([ $dir = down ] && echo -R) -J 2>/dev/null) || true
+      c1=$(cpu_ticks "$cpid"); s1=$(cpu_ticks "$spid")
+      local res
+      res=$(python3 -c 'import json,sys
+try:
+    s = json.load(sys.stdin)["end"]["sum"]
+    print("%.0f %.2f %.3f" % (s["bits_per_second"] / 1e6, s["lost_percent"], s["jitter_ms"]))
+except Exception:
+    print("err err err")' <<<"$out")
+      local mbps loss jit cc=- sc=-
+      read -r mbps loss jit <<<"$res"
+      [ "$cpid" != 0 ] && cc=$(awk -v a="$c0" -v b="$c1" -v h="$hz" 'BEGIN{printf "%.1f", (b-a)/h}')
+      [ "$spid" != 0 ] && sc=$(awk -v a="$s0" -v b="$s1" -v h="$hz" 'BEGIN{printf "%.1f", (b-a)/h}')
+      row "$path" "udp ${rate}M $dir Mbit/s" "$mbps" "$cc" "$sc"
+      row "$path" "udp ${rate}M $dir loss %" "$loss" - -
+      row "$path" "udp ${rate}M $dir jitter ms" "$jit" - -
+    done
+  done
+}
+first_run() {  # PATH TARGET: time to the first reply from a new app socket
+  local out
+  out=$(ip netns exec "$TB_APP" timeout 120 python3 "$VT_TOOLS/udp_probe.py" first --target "$2" --n 50) || true
+  row "$1" "udp first reply mean ms" "$(sed -n 's/.*mean_ms=\([0-9.]*\).*/\1/p' <<<"$out")" - -
+  row "$1" "udp first reply p95 ms" "$(sed -n 's/.*p95_ms=\([0-9.]*\).*/\1/p' <<<"$out")" - -
+}
+
+if has udp; then
+  start udp-reflect ip netns exec "$TB_WEB" python3 "$VT_TOOLS/udp_probe.py" reflect --port 7100 --max-seconds 900
+  log "== UDP: kernel forwarding"
+  tb_kernel_forwarding on
+  udp_run kernel 0 0 "$TB_WEB4" 5201
+  first_run kernel "$TB_WEB4:7100"
+  tb_kernel_forwarding off
+
+  log "== UDP: v2ray VLESS v0 over TLS (dokodemo-door in ns app)"
+  tb_v2ray_server_start 8443 yes
+  cat >"$VT_TMP/v2ray-udp-client.json" <<CFG
+{"log": {"loglevel": "warning"},
+ "inbounds": [
+   {"port": 15201, "listen": "127.0.0.1", "protocol": "dokodemo-door",
+    "settings": {"address": "$TB_WEB4", "port": 5201, "network": "tcp,udp"}},
+   {"port": 17100, "listen": "127.0.0.1", "protocol": "dokodemo-door",
+    "settings": {"address": "$TB_WEB4", "port": 7100, "network": "udp"}}],
+ "outbounds": [{"protocol": "vless",
+   "settings": {"vnext": [{"address": "$TB_SRV4", "port": 8443,
+                           "users": [{"id": "$TB_UUID", "encryption": "none"}]}]},
+   "streamSettings": {"network": "tcp", "security": "tls",
+     "tlsSettings": {"serverName": "test.name", "allowInsecure": true}}}]}
+CFG
+  start v2ray-udp-client ip netns exec "$TB_APP" v2ray -config "$VT_TMP/v2ray-udp-client.json"
+  v2udp=$(last_pid)
+  wait_port 127.0.0.1 15201 10 "$TB_APP"
+  udp_run v2ray-tls "$v2udp" "$TB_V2RAY_SERVER_PID" 127.0.0.1 15201
+  first_run v2ray-tls 127.0.0.1:17100
+  stop_pid "$v2udp" || true
+  stop_pid "$TB_V2RAY_SERVER_PID" || true
+
+  log "== UDP: vless-tun (separated channel) + vless-server, TLS"
+  tb_server_start vless-server-udp yes
+  tb_tun_start vless-tun-udp 1 true wait 443
+  udp_run ours-tls "$TB_TUN_PID" "$TB_SERVER_PID" "$TB_WEB4" 5201
+  first_run ours-tls "$TB_WEB4:7100"
   stop_pid "$TB_TUN_PID" || true
   stop_pid "$TB_SERVER_PID" || true
 fi

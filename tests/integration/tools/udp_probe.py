@@ -36,6 +36,11 @@ pingloop --target H:P --seconds S [--interval I] --marker FILE
 dns --server H --name N [--type A|AAAA] [--tcp] [--port 53] [--timeout S]
     One DNS query (own packet, no library); prints "answer <type> <addr>
     ttl=<ttl>" per record, or "rcode=<n>" / the error, exit 1 without answers.
+first --target H:P --n N [--timeout S]
+    N times, each from a NEW socket (a new app endpoint, so a new tunnel
+    session and channel): send one datagram, wait for its echo. Prints
+    "first n=N ok=K mean_ms=.. p95_ms=.. max_ms=..": the time to the first
+    reply on a new channel.
 sniff --ifname IF --port P --ready FILE [--max-seconds S]
     AF_PACKET on IF: counts IPv4/IPv6 UDP and TCP packets (both directions)
     with source or destination port P. Writes FILE once bound; on SIGTERM or
@@ -438,6 +443,36 @@ def sniff(args):
     return 0
 
 
+
+def cmd_first(args):
+    host, port = split_target(args.target)
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    times = []
+    for i in range(args.n):
+        s = socket.socket(fam, socket.SOCK_DGRAM)
+        s.settimeout(args.timeout)
+        msg = ("first %d" % i).encode()
+        t0 = time.monotonic()
+        try:
+            s.sendto(msg, (host, port))
+            while True:
+                data, _ = s.recvfrom(2048)
+                if data == msg:
+                    times.append((time.monotonic() - t0) * 1000.0)
+                    break
+        except socket.timeout:
+            pass
+        finally:
+            s.close()
+    times.sort()
+    if not times:
+        print("first n=%d ok=0" % args.n)
+        return 1
+    p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
+    print("first n=%d ok=%d mean_ms=%.2f p95_ms=%.2f max_ms=%.2f" %
+          (args.n, len(times), sum(times) / len(times), p95, times[-1]))
+    return 0 if len(times) == args.n else 1
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -477,6 +512,10 @@ def main():
     a.add_argument("--tcp", action="store_true")
     a.add_argument("--port", type=int, default=53)
     a.add_argument("--timeout", type=float, default=5)
+    a = sub.add_parser("first")
+    a.add_argument("--target", required=True)
+    a.add_argument("--n", type=int, default=50)
+    a.add_argument("--timeout", type=float, default=5.0)
     a = sub.add_parser("sniff")
     a.add_argument("--ifname", required=True)
     a.add_argument("--port", type=int, required=True)
@@ -484,7 +523,8 @@ def main():
     a.add_argument("--max-seconds", type=float, default=60)
     args = p.parse_args()
     return {"reflect": reflect, "nat": nat, "poke": poke, "echo": echo,
-            "dns": dns, "sniff": sniff, "pingloop": pingloop, "steps": steps}[args.cmd](args)
+            "dns": dns, "sniff": sniff, "pingloop": pingloop, "steps": steps,
+            "first": cmd_first}[args.cmd](args)
 
 
 if __name__ == "__main__":
