@@ -19,6 +19,8 @@ source "$here/../tests/integration/lib.sh"
 source "$VT_TOOLS/testbed.sh"
 require_root
 parts=${BENCH_PARTS:-kernel v2ray tls notls flows udp}
+# vless-tun's TUN MTU: its default (8500) unless BENCH_MTU says otherwise.
+export TB_MTU=${BENCH_MTU:-8500}
 secs=${BENCH_SECS:-10}
 # No guessing among build dirs: a Debug or sanitizer binary would measure
 # something else. Use a Release build.

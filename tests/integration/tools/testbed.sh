@@ -131,6 +131,7 @@ CFG
 }
 
 # tb_tun_start NAME VERSION TLS MODE [PORT] [extra [limits] lines]: vless-tun
+# (TUN MTU $TB_MTU, 1500 unless set; the benchmark sets vless-tun's default)
 # in ns app; waits for its start line, then routes the web subnets into vt0.
 # Sets TB_TUN_PID and TB_TUN_LOG.
 tb_tun_start() {
@@ -140,7 +141,7 @@ tb_tun_start() {
 log_level = "info"
 [tun]
 name = "vt0"
-mtu = 1500
+mtu = ${TB_MTU:-1500}
 ipv4 = "198.18.2.1/30"
 ipv6 = "2001:db8:2::1/64"
 [server]

@@ -36,7 +36,7 @@ TEST(ClientConfig, MinimalGetsDefaults) {
   const ClientConfig& c = r.value();
   EXPECT_EQ(c.log_level, LogLevel::kInfo);
   EXPECT_EQ(c.tun.name, "vt0");
-  EXPECT_EQ(c.tun.mtu, 1500u);
+  EXPECT_EQ(c.tun.mtu, 8500u);
   EXPECT_FALSE(c.tun.ipv4);
   EXPECT_FALSE(c.tun.fd);
   EXPECT_EQ(c.server.address.host, "198.18.0.2");
