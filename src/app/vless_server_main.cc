@@ -6,6 +6,8 @@
 #include <memory>
 #include <string>
 
+#include "command_line.h"
+
 #include "config/server_config.h"
 #include "core/log.h"
 #include "event/loop.h"
@@ -33,33 +35,12 @@ void usage(FILE* out) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string config_path;
-  bool check = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "-h" || a == "--help") {
-      usage(stdout);
-      return 0;
-    }
-    if (a == "-V" || a == "--version") {
-      std::printf("%s\n", kVersion);
-      return 0;
-    }
-    if (a == "--check") {
-      check = true;
-    } else if ((a == "-c" || a == "--config") && i + 1 < argc) {
-      config_path = argv[++i];
-    } else {
-      std::fprintf(stderr, "vless-server: unexpected argument '%s'\n", a.c_str());
-      usage(stderr);
-      return 2;
-    }
+  vt::app::CommandLine cl;
+  if (auto code = vt::app::parseCommandLine(argc, argv, "vless-server", kVersion, usage, cl)) {
+    return *code;
   }
-  if (config_path.empty()) {
-    std::fprintf(stderr, "vless-server: missing -c FILE\n");
-    usage(stderr);
-    return 2;
-  }
+  const std::string& config_path = cl.config_path;
+  const bool check = cl.check_only;
 
   auto cfg = vt::config::loadServerConfig(config_path);
   if (!cfg.ok()) {

@@ -6,6 +6,8 @@
 #include <memory>
 #include <string>
 
+#include "command_line.h"
+
 #include "client/client.h"
 #include "client/tun_pump.h"
 #include "config/client_config.h"
@@ -74,33 +76,12 @@ vt::platform::RouteOptions routeOptions(const vt::config::ClientConfig& cfg,
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string config_path;
-  bool check_only = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "-h" || a == "--help") {
-      usage(stdout);
-      return 0;
-    }
-    if (a == "-V" || a == "--version") {
-      std::printf("%s\n", kVersion);
-      return 0;
-    }
-    if (a == "--check") {
-      check_only = true;
-    } else if ((a == "-c" || a == "--config") && i + 1 < argc) {
-      config_path = argv[++i];
-    } else {
-      std::fprintf(stderr, "vless-tun: unexpected argument '%s'\n", a.c_str());
-      usage(stderr);
-      return 2;
-    }
+  vt::app::CommandLine cl;
+  if (auto code = vt::app::parseCommandLine(argc, argv, "vless-tun", kVersion, usage, cl)) {
+    return *code;
   }
-  if (config_path.empty()) {
-    std::fprintf(stderr, "vless-tun: missing -c FILE\n");
-    usage(stderr);
-    return 2;
-  }
+  const std::string& config_path = cl.config_path;
+  const bool check_only = cl.check_only;
   auto loaded = vt::config::loadClientConfig(config_path);
   if (!loaded.ok()) {
     std::fprintf(stderr, "%s\n", loaded.error().message.c_str());
