@@ -1,5 +1,8 @@
 #include "config/config_util.h"
 
+#include <fstream>
+#include <sstream>
+
 #include <arpa/inet.h>
 
 #include <cctype>
@@ -133,6 +136,21 @@ std::optional<HostPort> parseHostPort(std::string_view text, bool allow_domain) 
 std::string resolvePath(const std::string& base_dir, const std::string& p) {
   if (p.empty() || p[0] == '/' || base_dir.empty()) return p;
   return base_dir + "/" + p;
+}
+
+Result<std::string> readConfigFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Error(Errc::kConfig, path + ": cannot open the config file");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return Error(Errc::kConfig, path + ": cannot read the config file");
+  return ss.str();
+}
+
+std::string configDir(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return path.substr(0, slash == 0 ? 1 : slash);
 }
 
 }  // namespace vt::config

@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/error.h"
+
 namespace vt::config {
 
 using UuidBytes = std::array<uint8_t, 16>;
@@ -33,5 +35,10 @@ std::optional<HostPort> parseHostPort(std::string_view text, bool allow_domain);
 // A path from a config file: relative ones are relative to the file's
 // directory `base_dir`; absolute and empty ones stay as they are.
 std::string resolvePath(const std::string& base_dir, const std::string& p);
+
+// The whole config file, read at start-up (before the loop runs), and the
+// directory its relative paths are relative to.
+Result<std::string> readConfigFile(const std::string& path);
+std::string configDir(const std::string& path);
 
 }  // namespace vt::config

@@ -3,8 +3,6 @@
 #include <toml++/toml.h>
 
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include "config/toml_reader.h"
 
@@ -253,12 +251,7 @@ Result<ServerConfig> parseServerConfig(std::string_view text, const std::string&
                                        const std::string& base_dir) {
   Reader r(source);
   toml::table root;
-  try {
-    root = toml::parse(text, source);
-  } catch (const toml::parse_error& e) {
-    r.fail(&e.source(), "", std::string("TOML syntax: ") + std::string(e.description()));
-    return r.takeError();
-  }
+  if (!r.parse(text, root)) return r.takeError();
   ServerConfig cfg;
   readRoot(r, root, base_dir, cfg);
   if (r.failed()) return r.takeError();
@@ -266,18 +259,9 @@ Result<ServerConfig> parseServerConfig(std::string_view text, const std::string&
 }
 
 Result<ServerConfig> loadServerConfig(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Error(Errc::kConfig, path + ": cannot open the config file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return Error(Errc::kConfig, path + ": cannot read the config file");
-  std::string base_dir;
-  size_t slash = path.rfind('/');
-  if (slash != std::string::npos)
-    base_dir = path.substr(0, slash == 0 ? 1 : slash);
-  else
-    base_dir = ".";
-  return parseServerConfig(ss.str(), path, base_dir);
+  Result<std::string> text = readConfigFile(path);
+  if (!text.ok()) return text.error();
+  return parseServerConfig(text.value(), path, configDir(path));
 }
 
 }  // namespace vt::config

@@ -38,6 +38,18 @@ class TomlReader {
     fail(&n.source(), key, what);
   }
 
+  // Parses the whole text; false (with the error recorded) on a syntax
+  // error. The only place toml++ may throw.
+  bool parse(std::string_view text, toml::table& root) {
+    try {
+      root = toml::parse(text, source_);
+      return true;
+    } catch (const toml::parse_error& e) {
+      fail(&e.source(), "", std::string("TOML syntax: ") + std::string(e.description()));
+      return false;
+    }
+  }
+
   // Rejects keys not in `allowed`, so that typos do not pass silently.
   void checkKeys(const toml::table& t, const std::string& prefix,
                  std::initializer_list<std::string_view> allowed) {
