@@ -168,12 +168,23 @@ int main(int argc, char** argv) {
             static_cast<unsigned long long>(cs.bytesUp),
             static_cast<unsigned long long>(cs.bytesDown),
             static_cast<unsigned long long>(pump->stats().writeDropped));
+    const vt::netstack::NetStackStats& ns = client->stack().stats();
+    VT_INFO("stopping: tcp syns %llu held (%llu replaced, %llu evicted, %llu expired), "
+            "4-tuples reused from time_wait %llu / closing %llu, time_wait %zu now (%llu evicted)",
+            static_cast<unsigned long long>(ns.synHeld),
+            static_cast<unsigned long long>(ns.synReplaced),
+            static_cast<unsigned long long>(ns.synEvicted),
+            static_cast<unsigned long long>(ns.synExpired),
+            static_cast<unsigned long long>(ns.timeWaitReused),
+            static_cast<unsigned long long>(ns.closingReused), client->stack().timeWaitCount(),
+            static_cast<unsigned long long>(ns.timeWaitEvicted));
     client->stop();  // resets every flow: the RSTs go out through the pump now
     // After stop(): the UDP sessions it closed have added their drops.
-    VT_INFO("stopping: udp %llu sessions (%llu evicted), up %llu/%llu B, down %llu/%llu B, "
-            "drops %llu; dns %llu hijacked (%llu tcp), %llu cache hits",
+    VT_INFO("stopping: udp %llu sessions (%llu evicted, %llu channels evicted), up %llu/%llu B, "
+            "down %llu/%llu B, drops %llu; dns %llu hijacked (%llu tcp), %llu cache hits",
             static_cast<unsigned long long>(cs.udpSessionsOpened),
             static_cast<unsigned long long>(cs.udpEvicted),
+            static_cast<unsigned long long>(cs.udpChannelsEvicted),
             static_cast<unsigned long long>(cs.udpDatagramsUp),
             static_cast<unsigned long long>(cs.udpBytesUp),
             static_cast<unsigned long long>(cs.udpDatagramsDown),

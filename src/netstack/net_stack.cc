@@ -300,42 +300,13 @@ void NetStack::handleTcp(pbuf* p, const IpPacketInfo& info) {
   const uint8_t flags = info.tcpFlags;
   const FlowKey key = info.flowKey();
   const bool syn = (flags & tcpflag::kSyn) != 0 && (flags & (tcpflag::kAck | tcpflag::kRst)) == 0;
-  if (syn && !lwipHasPcb(key)) {
-    if (!isUnicast(key.src) || !isUnicast(key.dst)) {  // lwIP would drop it too
-      stats_.synNotUnicast++;
-      pbuf_free(p);
+  if (syn) {
+    tcp_pcb* old = findPcb(key);
+    if (old != nullptr && reapForNewSyn(old)) old = nullptr;
+    if (old == nullptr) {
+      holdSyn(p, info, key);
       return;
     }
-    if (findPending(key) != pending_.end()) {
-      stats_.synRetransmitDropped++;
-      pbuf_free(p);
-      return;
-    }
-    const uint32_t segLen =
-        1 + static_cast<uint32_t>(info.payloadLen) + ((flags & tcpflag::kFin) != 0 ? 1 : 0);
-    if (flowCount_ >= options_.maxFlows) {
-      stats_.synOverFlowCap++;
-      sendRst(key, info.seq, segLen);
-      pbuf_free(p);
-      return;
-    }
-    // Hold a right-sized copy: the input pbuf may be MTU-sized.
-    pbuf* copy = pbuf_alloc(PBUF_RAW, p->tot_len, PBUF_RAM);
-    if (copy == nullptr) {
-      pbuf_free(p);
-      return;
-    }
-    pbuf_copy(copy, p);
-    pbuf_free(p);
-    if (pending_.size() >= options_.maxPendingSyns) {
-      pbuf_free(pending_.front().syn);
-      pending_.pop_front();
-      stats_.synEvicted++;
-    }
-    pending_.push_back(Pending{key, copy, info.seq, segLen, tick_});
-    stats_.synHeld++;
-    callbacks_.onTcpSyn(key);
-    return;
   }
   if ((flags & tcpflag::kRst) != 0) {
     auto it = findPending(key);
@@ -350,17 +321,91 @@ void NetStack::handleTcp(pbuf* p, const IpPacketInfo& info) {
   inject(p);
 }
 
-bool NetStack::lwipHasPcb(const FlowKey& key) const noexcept {
+// A SYN for a 4-tuple whose old connection lwIP still remembers, although
+// the app's side of it is gone: the app closed its half first (TIME_WAIT,
+// LAST_ACK, CLOSING), so its kernel may reuse the port at once (it keeps no
+// TIME_WAIT itself). lwIP would answer with an ACK for the old connection,
+// the app a RST that TIME_WAIT ignores (RFC 1337), and the app's SYN would
+// retry with backoff until 2*MSL passed: seconds of stall per reused port.
+// On this host-local hop the old connection has nothing left to protect,
+// so it is dropped silently (no RST) and the SYN starts a new one, as
+// Linux does for a SYN to a TIME_WAIT socket (RFC 6191).
+bool NetStack::reapForNewSyn(tcp_pcb* pcb) noexcept {
+  if (pcb->state != TIME_WAIT && pcb->state != LAST_ACK && pcb->state != CLOSING) return false;
+  if (pcb->state == TIME_WAIT) {
+    stats_.timeWaitReused++;
+  } else {
+    stats_.closingReused++;
+  }
+  // Our flows detach from a pcb once both FINs passed (TcpFlow::
+  // releaseIfDone), so no TcpFlow points at it; tcp_abandon without reset
+  // frees it, calling no callback of ours.
+  tcp_abandon(pcb, 0);
+  return true;
+}
+
+void NetStack::holdSyn(pbuf* p, const IpPacketInfo& info, const FlowKey& key) {
+  const uint8_t flags = info.tcpFlags;
+  if (!isUnicast(key.src) || !isUnicast(key.dst)) {  // lwIP would drop it too
+    stats_.synNotUnicast++;
+    pbuf_free(p);
+    return;
+  }
+  const uint32_t segLen =
+      1 + static_cast<uint32_t>(info.payloadLen) + ((flags & tcpflag::kFin) != 0 ? 1 : 0);
+  auto it = findPending(key);
+  if (it != pending_.end() && it->seq == info.seq) {
+    stats_.synRetransmitDropped++;  // the same SYN again: still deciding
+    pbuf_free(p);
+    return;
+  }
+  if (flowCount_ >= options_.maxFlows) {
+    stats_.synOverFlowCap++;
+    sendRst(key, info.seq, segLen);
+    pbuf_free(p);
+    return;
+  }
+  // Hold a right-sized copy: the input pbuf may be MTU-sized.
+  pbuf* copy = pbuf_alloc(PBUF_RAW, p->tot_len, PBUF_RAM);
+  if (copy == nullptr) {
+    pbuf_free(p);
+    return;
+  }
+  pbuf_copy(copy, p);
+  pbuf_free(p);
+  if (it != pending_.end()) {
+    // A new SYN (another ISN) on a pending 4-tuple: the app gave up on the
+    // first attempt and its kernel reused the port. Answering the old SYN
+    // would make the app reset our SYN-ACK; hold the new one instead, and
+    // keep the decision already under way (same destination).
+    pbuf_free(it->syn);
+    it->syn = copy;
+    it->seq = info.seq;
+    it->segLen = segLen;
+    stats_.synReplaced++;
+    return;
+  }
+  if (pending_.size() >= options_.maxPendingSyns) {
+    pbuf_free(pending_.front().syn);
+    pending_.pop_front();
+    stats_.synEvicted++;
+  }
+  pending_.push_back(Pending{key, copy, info.seq, segLen, tick_});
+  stats_.synHeld++;
+  callbacks_.onTcpSyn(key);
+}
+
+tcp_pcb* NetStack::findPcb(const FlowKey& key) const noexcept {
   ip_addr_t src, dst;
   toLwip(key.src, src, netif_);
   toLwip(key.dst, dst, netif_);
-  for (const tcp_pcb* pcb = tcp_active_pcbs; pcb != nullptr; pcb = pcb->next) {
-    if (pcbMatches(pcb, key, src, dst)) return true;
+  for (tcp_pcb* pcb = tcp_active_pcbs; pcb != nullptr; pcb = pcb->next) {
+    if (pcbMatches(pcb, key, src, dst)) return pcb;
   }
-  for (const tcp_pcb* pcb = tcp_tw_pcbs; pcb != nullptr; pcb = pcb->next) {
-    if (pcbMatches(pcb, key, src, dst)) return true;
+  for (tcp_pcb* pcb = tcp_tw_pcbs; pcb != nullptr; pcb = pcb->next) {
+    if (pcbMatches(pcb, key, src, dst)) return pcb;
   }
-  return false;
+  return nullptr;
 }
 
 bool NetStack::isOwnAddress(const IpAddress& a) const noexcept {
@@ -434,6 +479,7 @@ void NetStack::onTimer() {
   ++depth_;
   ++tick_;
   tcp_tmr();
+  boundTimeWait();
   const uint64_t maxAge = options_.pendingSynTimeoutMs / kTimerIntervalMs;
   while (!pending_.empty() && tick_ - pending_.front().heldAtTick > maxAge) {
     pbuf_free(pending_.front().syn);
@@ -445,6 +491,30 @@ void NetStack::onTimer() {
   udpDropReassembly(expired);
   --depth_;
   leave();
+}
+
+// Counts the TIME_WAIT pcbs and drops the oldest beyond maxTimeWait. lwIP
+// puts a pcb at the head of tcp_tw_pcbs when it enters TIME_WAIT and never
+// reorders that list, so the tail holds the oldest.
+void NetStack::boundTimeWait() noexcept {
+  size_t n = 0;
+  tcp_pcb* keepLast = nullptr;
+  for (tcp_pcb* pcb = tcp_tw_pcbs; pcb != nullptr; pcb = pcb->next) {
+    if (++n == options_.maxTimeWait) keepLast = pcb;
+  }
+  timeWaitCount_ = n;
+  if (keepLast == nullptr || n <= options_.maxTimeWait) return;
+  while (keepLast->next != nullptr) {
+    // Move the victim to the head so that tcp_abandon's list removal finds
+    // it at once instead of scanning the whole list for each.
+    tcp_pcb* victim = keepLast->next;
+    keepLast->next = victim->next;
+    victim->next = tcp_tw_pcbs;
+    tcp_tw_pcbs = victim;
+    tcp_abandon(victim, 0);
+    stats_.timeWaitEvicted++;
+    --timeWaitCount_;
+  }
 }
 
 bool NetStack::timerNeeded() const noexcept {

@@ -87,6 +87,9 @@ struct NetStackOptions {
   size_t maxFlows = 4096;                // accepted, not yet destroyed TcpFlows
   size_t maxPendingSyns = 256;           // held SYNs; the oldest is dropped beyond
   uint32_t pendingSynTimeoutMs = 30000;  // undecided SYNs are dropped after
+  // Connections lwIP keeps in TIME_WAIT (2*TCP_MSL = 2 s each, lwipopts.h);
+  // beyond this the oldest are dropped at the next timer tick.
+  size_t maxTimeWait = 4096;
   // UDP fragment reassembly: partial datagrams held, bytes held (packet
   // sizes), and how long a partial datagram may wait for its last piece.
   size_t udpReassemblyMaxDatagrams = 64;
@@ -106,6 +109,12 @@ struct NetStackStats {
   uint64_t synExpired = 0;      // pendingSynTimeoutMs passed
   uint64_t synOverFlowCap = 0;  // answered RST: maxFlows reached
   uint64_t synAborted = 0;      // the app sent RST while pending
+  uint64_t synReplaced = 0;     // a new ISN on a pending 4-tuple took the old SYN's place
+  // A SYN reused the 4-tuple of a connection lwIP still remembered: the
+  // old pcb was dropped and the SYN started a new connection.
+  uint64_t timeWaitReused = 0;  // ... in TIME_WAIT
+  uint64_t closingReused = 0;   // ... in LAST_ACK or CLOSING
+  uint64_t timeWaitEvicted = 0;  // dropped over maxTimeWait
   uint64_t synNotUnicast = 0;   // SYN from/to broadcast, multicast, any
   uint64_t rstSent = 0;         // by rejectPending or the flow cap
   uint64_t flowsAccepted = 0;
@@ -192,6 +201,8 @@ class NetStack {
   bool timerNeeded() const noexcept;
   size_t flowCount() const noexcept { return flowCount_; }
   size_t pendingCount() const noexcept { return pending_.size(); }
+  // TIME_WAIT pcbs at the last timer tick.
+  size_t timeWaitCount() const noexcept { return timeWaitCount_; }
   const NetStackStats& stats() const noexcept { return stats_; }
   const NetStackOptions& options() const noexcept { return options_; }
 
@@ -213,7 +224,10 @@ class NetStack {
   Status start();
   void dispatch(pbuf* p);
   void handleTcp(pbuf* p, const IpPacketInfo& info);
-  bool lwipHasPcb(const FlowKey& key) const noexcept;
+  void holdSyn(pbuf* p, const IpPacketInfo& info, const FlowKey& key);
+  tcp_pcb* findPcb(const FlowKey& key) const noexcept;
+  bool reapForNewSyn(tcp_pcb* pcb) noexcept;
+  void boundTimeWait() noexcept;
   bool isOwnAddress(const IpAddress& a) const noexcept;
   std::list<Pending>::iterator findPending(const FlowKey& key);
   bool decide(const FlowKey& key, bool accept);
@@ -248,6 +262,7 @@ class NetStack {
   tcp_pcb* acceptingPcb_ = nullptr;  // set during onTcpAccepted
   bool acceptingAborted_ = false;
   uint64_t tick_ = 0;
+  size_t timeWaitCount_ = 0;
   NetStackStats stats_;
   UdpPacketWriter udpWriter_;
   FragmentReassembler reassembler_;

@@ -549,6 +549,108 @@ TEST_F(NetStackTest, ShutdownWriteThenFinFromApp) {
   EXPECT_FALSE(c.rec->closed);
 }
 
+// Closes c the way a server-first close does: our FIN, the app's ACK and
+// FIN; lwIP is left in TIME_WAIT for the 4-tuple.
+#define VT_CLOSE_TO_TIME_WAIT(c)                 \
+  do {                                           \
+    owner_.out.clear();                          \
+    (c).flow->shutdownWrite();                   \
+    (c).ack = owner_.lastOut().seq + 1;          \
+    send(seg((c), kAck | kFin));                 \
+    (c).seq += 1;                                \
+  } while (0)
+
+TEST_F(NetStackTest, NewSynOnTimeWaitTupleStartsNewConnection) {
+  Conn c = connect(kApp4, 40100, "198.19.0.9", 80);
+  ASSERT_NE(c.flow, nullptr);
+  VT_CLOSE_TO_TIME_WAIT(c);
+  stack_->onTimer();
+  EXPECT_EQ(stack_->timeWaitCount(), 1u);
+  owner_.flows.clear();
+  // The app's kernel reuses the port at once (it keeps no TIME_WAIT: it
+  // closed second). Without the reap lwIP would answer with an ACK for the
+  // old connection and ignore the app's RST (RFC 1337) for 2*MSL.
+  size_t syns = owner_.syns.size();
+  owner_.out.clear();
+  owner_.acceptAtOnce = true;
+  TcpSegment syn{kApp4, "198.19.0.9", 40100, 80, 777000, 0, kSyn, 65535, 1460, {}};
+  send(syn);
+  owner_.acceptAtOnce = false;
+  EXPECT_EQ(owner_.syns.size(), syns + 1) << "held and offered like any new SYN";
+  EXPECT_EQ(stack_->stats().timeWaitReused, 1u);
+  ASSERT_EQ(owner_.out.size(), 1u);
+  EXPECT_EQ(owner_.lastOut().flags, kSyn | kAck);
+  EXPECT_EQ(owner_.lastOut().ack, 777001u);
+  stack_->onTimer();
+  EXPECT_EQ(stack_->timeWaitCount(), 0u);
+}
+
+TEST_F(NetStackTest, NewSynOnLastAckTupleStartsNewConnection) {
+  // The app closes first and we answer with our FIN: LAST_ACK until the
+  // app's ACK, which here is lost; the app's new SYN must not wait for it.
+  Conn c = connect(kApp6, 40101, "2001:db8::9", 80);
+  ASSERT_NE(c.flow, nullptr);
+  send(seg(c, kAck | kFin));
+  c.seq += 1;
+  c.flow->shutdownWrite();
+  owner_.flows.clear();
+  owner_.acceptAtOnce = true;
+  owner_.out.clear();
+  TcpSegment syn{kApp6, "2001:db8::9", 40101, 80, 5000, 0, kSyn, 65535, 1440, {}};
+  send(syn);
+  owner_.acceptAtOnce = false;
+  EXPECT_EQ(stack_->stats().closingReused, 1u);
+  ASSERT_FALSE(owner_.out.empty());
+  EXPECT_EQ(owner_.lastOut().flags, kSyn | kAck);
+  EXPECT_EQ(owner_.lastOut().ack, 5001u);
+}
+
+TEST_F(NetStackTest, NewIsnOnPendingTupleReplacesTheHeldSyn) {
+  TcpSegment first{kApp4, "198.19.0.1", 1112, 443, 50, 0, kSyn, 65535, 0, {}};
+  send(first);
+  TcpSegment second = first;
+  second.seq = 900000;  // the app gave up and its kernel reused the port
+  send(second);
+  EXPECT_EQ(owner_.syns.size(), 1u) << "one decision for the 4-tuple";
+  EXPECT_EQ(stack_->stats().synReplaced, 1u);
+  ASSERT_TRUE(stack_->acceptPending(owner_.syns[0]));
+  EXPECT_EQ(owner_.lastOut().flags, kSyn | kAck);
+  EXPECT_EQ(owner_.lastOut().ack, 900001u) << "answers the SYN the app waits on";
+}
+
+TEST_F(NetStackTest, TimeWaitIsCappedOldestFirst) {
+  NetStackOptions opt;
+  opt.maxTimeWait = 2;
+  makeStack(opt);
+  std::vector<Conn> conns;
+  for (uint16_t i = 0; i < 5; ++i) {
+    Conn c = connect(kApp4, static_cast<uint16_t>(41000 + i), "198.19.0.9", 80);
+    ASSERT_NE(c.flow, nullptr);
+    VT_CLOSE_TO_TIME_WAIT(c);
+    conns.push_back(c);
+  }
+  owner_.flows.clear();
+  stack_->onTimer();
+  EXPECT_EQ(stack_->timeWaitCount(), 2u);
+  EXPECT_EQ(stack_->stats().timeWaitEvicted, 3u);
+  // The newest two are kept: a FIN retransmitted on them is still ACKed,
+  // one on an evicted (older) connection gets a RST from lwIP.
+  owner_.out.clear();
+  TcpSegment again = seg(conns[4], kAck | kFin);
+  again.seq -= 1;
+  send(again);
+  ASSERT_EQ(owner_.out.size(), 1u);
+  EXPECT_EQ(owner_.lastOut().flags & kRst, 0);
+  owner_.out.clear();
+  TcpSegment old = seg(conns[0], kAck | kFin);
+  old.seq -= 1;
+  send(old);
+  ASSERT_EQ(owner_.out.size(), 1u);
+  EXPECT_NE(owner_.lastOut().flags & kRst, 0);
+}
+
+#undef VT_CLOSE_TO_TIME_WAIT
+
 TEST_F(NetStackTest, AppRstClosesFlow) {
   Conn c = connect(kApp4, 40008, "198.19.0.81", 80);
   ASSERT_NE(c.flow, nullptr);

@@ -113,9 +113,14 @@
 #define TCP_SNDLOWAT (16 * 1024)
 #define TCP_QUEUE_OOSEQ 1
 #define TCP_OOSEQ_MAX_PBUFS 16
-/* The app opens one socket per connection; TIME_WAIT protects nothing on a
- * host-local hop, but keeps pcbs (and our timer) alive: 2*MSL = 20 s. */
-#define TCP_MSL 10000UL
+/* TIME_WAIT (2*MSL) and LAST_ACK give-up (2*MSL): 2 s. The app's kernel is
+ * one hop away with ~0 RTT, so TIME_WAIT only has to catch a retransmitted
+ * FIN after a lost ACK (a TUN write dropped on EAGAIN), which comes within
+ * the app's minimum RTO (200 ms). Longer only holds pcbs: at 1,000 flows/s
+ * lwIP's default (2 min) would keep 120,000. NetStack also drops a
+ * TIME_WAIT pcb at once when the app reuses its 4-tuple with a new SYN, and
+ * caps their number (NetStackOptions::maxTimeWait). */
+#define TCP_MSL 1000UL
 #define TCP_LISTEN_BACKLOG 0
 #define LWIP_TCP_KEEPALIVE 1
 #define LWIP_TCP_TIMESTAMPS 0
