@@ -62,10 +62,13 @@ MbedtlsContext::MbedtlsContext(const TlsOptions& options) : options_(options) {
   mbedtls_x509_crt_init(&own_cert_);
   mbedtls_pk_init(&own_key_);
   mbedtls_ssl_config_init(&conf_);
+  mbedtls_ssl_ticket_init(&ticket_);
 }
 
 MbedtlsContext::~MbedtlsContext() {
+  sessions_.clear();
   mbedtls_ssl_config_free(&conf_);
+  mbedtls_ssl_ticket_free(&ticket_);
   mbedtls_pk_free(&own_key_);
   mbedtls_x509_crt_free(&own_cert_);
   mbedtls_x509_crt_free(&ca_);
@@ -172,11 +175,48 @@ vt::Status MbedtlsContext::init() {
     if (ret != 0) return tlsError("alpn: " + mbedtlsErrorText(ret));
   }
 
+  // Key exchange groups, P-256 first: mbedTLS's P-256 (NIST fast reduction,
+  // fixed-point comb) does an ECDHE in ~0.8 ms here where its X25519 (a
+  // generic-bignum Montgomery ladder) takes ~1.0 ms (programs/test/benchmark
+  // of mbedTLS 3.6.6; docs/performance.md "Churn"), and one ECDHE per side
+  // is what every new connection costs. The client sends its key share for
+  // the first group, so this order decides.
+  static const uint16_t kGroups[] = {
+      MBEDTLS_SSL_IANA_TLS_GROUP_SECP256R1, MBEDTLS_SSL_IANA_TLS_GROUP_X25519,
+      MBEDTLS_SSL_IANA_TLS_GROUP_SECP384R1, MBEDTLS_SSL_IANA_TLS_GROUP_SECP521R1,
+      MBEDTLS_SSL_IANA_TLS_GROUP_X448,      MBEDTLS_SSL_IANA_TLS_GROUP_NONE};
+  mbedtls_ssl_conf_groups(&conf_, kGroups);
+  // TLS 1.3: a full handshake (ECDHE) or a resumption that still runs
+  // ECDHE; never pure PSK, which would give up forward secrecy.
+  mbedtls_ssl_conf_tls13_key_exchange_modes(
+      &conf_, MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_EPHEMERAL |
+                  MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK_EPHEMERAL);
   if (server) {
     // Clients are not asked for certificates; VLESS authenticates by UUID.
     mbedtls_ssl_conf_authmode(&conf_, MBEDTLS_SSL_VERIFY_NONE);
     mbedtls_ssl_conf_sni(&conf_, recordServerName, nullptr);
+    if (options_.session_tickets) {
+      if (options_.ticket_lifetime_s == 0 || options_.ticket_lifetime_s > 7 * 24 * 3600) {
+        return Error(Errc::kInvalidArgument,
+                     "ticket_lifetime: expected 1 s .. 7 days (RFC 8446 4.6.1)");
+      }
+      ret = mbedtls_ssl_ticket_setup(&ticket_, mbedtls_ctr_drbg_random, &drbg_,
+                                     MBEDTLS_CIPHER_AES_256_GCM, options_.ticket_lifetime_s);
+      if (ret != 0) return tlsError("session tickets: " + mbedtlsErrorText(ret));
+      // One p_ticket for both callbacks: both wrappers take the context.
+      mbedtls_ssl_conf_session_tickets_cb(&conf_, writeTicket, parseTicket, this);
+      mbedtls_ssl_conf_new_session_tickets(&conf_, 1);
+    } else {
+      mbedtls_ssl_conf_new_session_tickets(&conf_, 0);
+    }
     return loadOwnCert();
+  }
+  mbedtls_ssl_conf_session_tickets(&conf_, options_.session_tickets
+                                               ? MBEDTLS_SSL_SESSION_TICKETS_ENABLED
+                                               : MBEDTLS_SSL_SESSION_TICKETS_DISABLED);
+  if (options_.session_tickets) {
+    mbedtls_ssl_conf_tls13_enable_signal_new_session_tickets(
+        &conf_, MBEDTLS_SSL_TLS1_3_SIGNAL_NEW_SESSION_TICKETS_ENABLED);
   }
   if (options_.insecure) {
     mbedtls_ssl_conf_authmode(&conf_, MBEDTLS_SSL_VERIFY_NONE);
@@ -186,6 +226,53 @@ vt::Status MbedtlsContext::init() {
   mbedtls_ssl_conf_ca_chain(&conf_, &ca_, nullptr);
   mbedtls_ssl_conf_authmode(&conf_, MBEDTLS_SSL_VERIFY_REQUIRED);
   return {};
+}
+
+void MbedtlsContext::SessionFree::operator()(mbedtls_ssl_session* s) const {
+  mbedtls_ssl_session_free(s);
+  delete s;
+}
+
+int MbedtlsContext::writeTicket(void* self, const mbedtls_ssl_session* session,
+                                unsigned char* start, const unsigned char* end, size_t* tlen,
+                                uint32_t* lifetime) {
+  return mbedtls_ssl_ticket_write(&static_cast<MbedtlsContext*>(self)->ticket_, session, start, end,
+                                  tlen, lifetime);
+}
+
+int MbedtlsContext::parseTicket(void* self, mbedtls_ssl_session* session, unsigned char* buf,
+                                size_t len) {
+  auto* ctx = static_cast<MbedtlsContext*>(self);
+  int ret = mbedtls_ssl_ticket_parse(&ctx->ticket_, session, buf, len);
+  if (ret == 0) ctx->stats_.ticketsAccepted++;
+  return ret;
+}
+
+bool MbedtlsContext::offerSession(mbedtls_ssl_context* ssl) {
+  if (!options_.session_tickets) return false;
+  // Tickets older than the longest lifetime a server may give (7 days) are
+  // useless; ours rotate hourly. A refused ticket only costs a full
+  // handshake, so the age check here is coarse.
+  const auto now = std::chrono::steady_clock::now();
+  while (!sessions_.empty() && now - sessions_.front().at > std::chrono::hours(24)) {
+    sessions_.pop_front();
+  }
+  if (sessions_.empty()) return false;
+  if (mbedtls_ssl_set_session(ssl, sessions_.back().session.get()) != 0) {
+    sessions_.pop_back();  // unusable: never offer it again
+    return false;
+  }
+  if (sessions_.size() > 1) sessions_.pop_back();  // use once while others are left
+  return true;
+}
+
+void MbedtlsContext::storeSession(const mbedtls_ssl_context* ssl) {
+  std::unique_ptr<mbedtls_ssl_session, SessionFree> s(new mbedtls_ssl_session);
+  mbedtls_ssl_session_init(s.get());
+  if (mbedtls_ssl_get_session(ssl, s.get()) != 0) return;
+  if (sessions_.size() >= kMaxSessions) sessions_.pop_front();
+  sessions_.push_back(Stored{std::move(s), std::chrono::steady_clock::now()});
+  stats_.ticketsReceived++;
 }
 
 Result<std::shared_ptr<TlsContext>> TlsContext::create(const TlsOptions& options) {

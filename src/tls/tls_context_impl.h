@@ -11,8 +11,12 @@
 #include <mbedtls/entropy.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/ssl.h>
+#include <mbedtls/ssl_ticket.h>
 #include <mbedtls/x509_crt.h>
 
+#include <chrono>
+#include <deque>
+#include <memory>
 #include <vector>
 
 #include "tls/tls_engine.h"
@@ -35,9 +39,34 @@ class MbedtlsContext final : public TlsContext {
   vt::Status init();
 
   const TlsOptions& options() const override { return options_; }
+  const TlsStats& stats() const override { return stats_; }
+  TlsStats& mutableStats() { return stats_; }
   const mbedtls_ssl_config* config() const { return &conf_; }
 
+  // Client resumption cache (loop thread only). offerSession() loads the
+  // freshest stored session into `ssl` (a new connection); each session is
+  // used once while others are left, the last one is reused until a fresher
+  // one arrives. storeSession() keeps the session `ssl` just received.
+  bool offerSession(mbedtls_ssl_context* ssl);
+  void storeSession(const mbedtls_ssl_context* ssl);
+  size_t storedSessions() const { return sessions_.size(); }
+
+  // At most this many sessions are kept (a few hundred bytes each, plus the
+  // server's certificate chain that mbedTLS copies into each).
+  static constexpr size_t kMaxSessions = 8;
+
  private:
+  struct SessionFree {
+    void operator()(mbedtls_ssl_session* s) const;
+  };
+  struct Stored {
+    std::unique_ptr<mbedtls_ssl_session, SessionFree> session;
+    std::chrono::steady_clock::time_point at;
+  };
+  static int writeTicket(void* self, const mbedtls_ssl_session* session, unsigned char* start,
+                         const unsigned char* end, size_t* tlen, uint32_t* lifetime);
+  static int parseTicket(void* self, mbedtls_ssl_session* session, unsigned char* buf, size_t len);
+
   vt::Status seedRng();
   vt::Status loadCa();
   vt::Status loadOwnCert();
@@ -51,6 +80,9 @@ class MbedtlsContext final : public TlsContext {
   mbedtls_ssl_config conf_;
   // Null-terminated array of pointers into options_.alpn, as mbedTLS wants.
   std::vector<const char*> alpn_;
+  mbedtls_ssl_ticket_context ticket_;  // server: the ticket keys
+  std::deque<Stored> sessions_;        // client: oldest first
+  TlsStats stats_;
 };
 
 }  // namespace vt::tls

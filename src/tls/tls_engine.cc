@@ -56,6 +56,7 @@ class MbedtlsEngine final : public TlsEngine {
   std::string negotiatedAlpn() const override;
   std::string negotiatedVersion() const override;
   std::string receivedServerName() const override { return sni_; }
+  bool resumed() const override { return handshake_done_ && offered_ && verifying_ && !certSeen_; }
 
   void setServerName(const unsigned char* name, size_t len) {
     sni_.assign(reinterpret_cast<const char*>(name), len);
@@ -63,6 +64,11 @@ class MbedtlsEngine final : public TlsEngine {
 
  private:
   static int onSend(void* self, const unsigned char* buf, size_t len);
+  static int onVerify(void* self, mbedtls_x509_crt* crt, int depth, uint32_t* flags);
+  MbedtlsContext* impl() const { return static_cast<MbedtlsContext*>(ctx_.get()); }
+  void handshakeCompleted();
+  // The server sent a new ticket (TLS 1.3, after the handshake).
+  void ticketArrived() { impl()->storeSession(&ssl_); }
   static int onRecv(void* self, unsigned char* buf, size_t len);
 
   // Maps a negative mbedTLS return to a Status: the one place that turns
@@ -80,6 +86,10 @@ class MbedtlsEngine final : public TlsEngine {
   bool failed_ = false;
   bool peer_closed_ = false;
   bool shutdown_sent_ = false;
+  bool client_ = false;
+  bool offered_ = false;    // a stored session was offered for resumption
+  bool verifying_ = false;  // the client verifies the server's certificate
+  bool certSeen_ = false;   // ... and a certificate was verified (full handshake)
   // Length passed to an mbedtls_ssl_write() that answered WANT_*; the retry
   // must pass the same length (the bytes are still at the front of `in`).
   size_t pinned_len_ = 0;
@@ -98,6 +108,12 @@ MbedtlsEngine::MbedtlsEngine(std::shared_ptr<TlsContext> ctx) : ctx_(std::move(c
     return;
   }
   const TlsOptions& opt = impl->options();
+  client_ = opt.role == Role::kClient;
+  if (client_) {
+    verifying_ = !opt.insecure;
+    if (verifying_) mbedtls_ssl_set_verify(&ssl_, onVerify, this);
+    offered_ = impl->offerSession(&ssl_);
+  }
   if (opt.role == Role::kClient && !opt.server_name.empty()) {
     // Sets both the SNI sent and the name the certificate must match.
     ret = mbedtls_ssl_set_hostname(&ssl_, opt.server_name.c_str());
@@ -122,6 +138,26 @@ int MbedtlsEngine::onRecv(void* self, unsigned char* buf, size_t len) {
   size_t n = in.copyOut(0, buf, std::min(len, in.size()));
   in.drain(n);
   return static_cast<int>(n);
+}
+
+// Per-connection verify hook: only notes that a certificate was checked
+// (mbedTLS's own verification result stands; flags are left as they are).
+int MbedtlsEngine::onVerify(void* self, mbedtls_x509_crt*, int, uint32_t*) {
+  static_cast<MbedtlsEngine*>(self)->certSeen_ = true;
+  return 0;
+}
+
+void MbedtlsEngine::handshakeCompleted() {
+  handshake_done_ = true;
+  TlsStats& st = impl()->mutableStats();
+  st.handshakes++;
+  if (resumed()) st.resumed++;
+  // TLS 1.2 delivers its ticket inside the handshake; TLS 1.3 sends it
+  // afterwards (ticketArrived from readPlain).
+  if (client_ && impl()->options().session_tickets &&
+      mbedtls_ssl_get_version_number(&ssl_) == MBEDTLS_SSL_VERSION_TLS1_2) {
+    impl()->storeSession(&ssl_);
+  }
 }
 
 TlsEngine::Status MbedtlsEngine::fail(std::string reason) {
@@ -161,9 +197,10 @@ TlsEngine::Status MbedtlsEngine::handshake() {
   for (;;) {
     int ret = mbedtls_ssl_handshake(&ssl_);
     if (ret == 0) {
-      handshake_done_ = true;
+      handshakeCompleted();
       return Status::kOk;
     }
+    if (ret == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET) ticketArrived();
     if (classifyMbedtls(ret) == MbedtlsOutcome::kAgain) continue;
     Status st = onError("handshake", ret);
     // close_notify before the handshake ended is a failed handshake.
@@ -226,6 +263,10 @@ TlsEngine::Status MbedtlsEngine::readPlain(BufferChain& out) {
     size_t in_before = in_.size();
     unsigned char probe = 0;
     int ret = mbedtls_ssl_read(&ssl_, &probe, 0);
+    if (ret == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET) {
+      ticketArrived();
+      continue;
+    }
     if (ret < 0) {
       MbedtlsOutcome outcome = classifyMbedtls(ret);
       if (outcome == MbedtlsOutcome::kAgain) continue;

@@ -44,6 +44,23 @@ struct TlsOptions {
   // Versions: 0x0303 = TLS 1.2, 0x0304 = TLS 1.3.
   uint16_t min_version = 0x0303;
   uint16_t max_version = 0x0304;
+  // Session resumption with tickets (docs/performance.md "Churn"): a server
+  // issues tickets (stateless, sealed with a key it rotates every
+  // ticket_lifetime_s, the previous key still accepted); a client keeps the
+  // freshest few and offers one on each new connection, so a reconnect skips
+  // the certificate chain and its signatures. TLS 1.3 resumes with
+  // psk_dhe_ke only: every connection still has its own ECDHE (forward
+  // secrecy); pure psk_ke is never offered nor accepted.
+  bool session_tickets = true;
+  uint32_t ticket_lifetime_s = 3600;
+};
+
+// Handshake counters of one TlsContext (all its engines).
+struct TlsStats {
+  uint64_t handshakes = 0;        // completed
+  uint64_t resumed = 0;           // client: of those, resumed from a ticket
+  uint64_t ticketsReceived = 0;   // client: sessions stored for resumption
+  uint64_t ticketsAccepted = 0;   // server: tickets that decrypted and were in date
 };
 
 // Shared, immutable-after-build configuration (certificates, CA chain, RNG).
@@ -53,6 +70,7 @@ class TlsContext {
   static Result<std::shared_ptr<TlsContext>> create(const TlsOptions& options);
   virtual ~TlsContext() = default;
   virtual const TlsOptions& options() const = 0;
+  virtual const TlsStats& stats() const = 0;
 };
 
 class TlsEngine {
@@ -102,6 +120,10 @@ class TlsEngine {
   virtual std::string negotiatedVersion() const = 0;  // "TLSv1.3"
   // Server: the SNI host name the client sent ("" if none). Client: "".
   virtual std::string receivedServerName() const = 0;
+  // Client, after the handshake: the session was resumed from a ticket (the
+  // server sent no certificate). Only known when the client verifies the
+  // server (not `insecure`); false otherwise and on servers.
+  virtual bool resumed() const = 0;
 };
 
 }  // namespace vt::tls

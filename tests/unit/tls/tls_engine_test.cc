@@ -77,6 +77,10 @@ struct Pair {
     server.engine = TlsEngine::create(makeContext(s));
   }
   Pair() : Pair(clientOptions(), serverOptions()) {}
+  Pair(std::shared_ptr<TlsContext> c, std::shared_ptr<TlsContext> s) {
+    client.engine = TlsEngine::create(std::move(c));
+    server.engine = TlsEngine::create(std::move(s));
+  }
 
   // Moves `from`'s ciphertext to `to`, `chunk` bytes per push, letting `to`
   // run after every push (so 1 = every byte trickles in on its own).
@@ -157,6 +161,60 @@ TEST_P(TlsVersionTest, HandshakeAndDataBothWays) {
   EXPECT_EQ(p.client.received.toString(), "and hello back");
   EXPECT_EQ(p.client.terminal, St::kOk);
   EXPECT_EQ(p.server.terminal, St::kOk);
+}
+
+// A second connection from the same client context resumes from the ticket
+// the first one received: no certificate is sent or verified, data flows.
+// A server that cannot read the ticket (restarted: new ticket key) falls
+// back to a full handshake.
+TEST_P(TlsVersionTest, SessionTicketResumesTheNextConnection) {
+  auto cctx = makeContext(client());
+  auto sctx = makeContext(serverOptions());
+  ASSERT_TRUE(cctx && sctx);
+  {
+    Pair p(cctx, sctx);
+    ASSERT_TRUE(p.handshake()) << p.client.engine->failureReason();
+    EXPECT_FALSE(p.client.engine->resumed());
+    p.send(p.server, "first");
+    EXPECT_EQ(p.client.received.toString(), "first");
+  }
+  EXPECT_GE(cctx->stats().ticketsReceived, 1u);
+  for (int i = 0; i < 3; ++i) {
+    Pair p(cctx, sctx);
+    ASSERT_TRUE(p.handshake()) << p.client.engine->failureReason() << " / "
+                               << p.server.engine->failureReason();
+    EXPECT_TRUE(p.client.engine->resumed()) << "connection " << i;
+    EXPECT_EQ(p.client.engine->negotiatedVersion(), versionName());
+    p.send(p.client, "up " + std::to_string(i));
+    p.send(p.server, "down " + std::to_string(i));
+    EXPECT_EQ(p.server.received.toString(), "up " + std::to_string(i));
+    EXPECT_EQ(p.client.received.toString(), "down " + std::to_string(i));
+  }
+  EXPECT_EQ(sctx->stats().ticketsAccepted, 3u);
+  EXPECT_EQ(cctx->stats().resumed, 3u);
+  EXPECT_EQ(cctx->stats().handshakes, 4u);
+
+  auto restarted = makeContext(serverOptions());
+  Pair p(cctx, restarted);
+  ASSERT_TRUE(p.handshake()) << p.client.engine->failureReason();
+  EXPECT_FALSE(p.client.engine->resumed()) << "unknown ticket: full handshake";
+  EXPECT_EQ(restarted->stats().ticketsAccepted, 0u);
+  p.send(p.client, "still works");
+  EXPECT_EQ(p.server.received.toString(), "still works");
+}
+
+TEST_P(TlsVersionTest, TicketsOffNeverResumes) {
+  TlsOptions c = client();
+  c.session_tickets = false;
+  auto cctx = makeContext(c);
+  auto sctx = makeContext(serverOptions());
+  for (int i = 0; i < 2; ++i) {
+    Pair p(cctx, sctx);
+    ASSERT_TRUE(p.handshake()) << p.client.engine->failureReason();
+    EXPECT_FALSE(p.client.engine->resumed());
+  }
+  EXPECT_EQ(cctx->stats().ticketsReceived, 0u);
+  EXPECT_EQ(sctx->stats().ticketsAccepted, 0u);
 }
 
 TEST_P(TlsVersionTest, OneByteTrickle) {
@@ -541,7 +599,9 @@ TEST(TlsContext, ClientOptionErrors) {
 TEST(TlsEngine, ForeignContextYieldsFailedEngine) {
   struct Fake : TlsContext {
     TlsOptions o;
+    TlsStats s;
     const TlsOptions& options() const override { return o; }
+    const TlsStats& stats() const override { return s; }
   };
   auto engine = TlsEngine::create(std::make_shared<Fake>());
   ASSERT_NE(engine, nullptr);
