@@ -14,6 +14,7 @@ extern "C" {
 #include "lwip/pbuf.h"
 #include "lwip/priv/tcp_priv.h"
 #include "lwip/tcp.h"
+#include "vt_lwip_hooks.h"
 }
 
 namespace vt::netstack {
@@ -43,12 +44,6 @@ void toLwip(const IpAddress& a, ip_addr_t& out, netif* zoneNetif) noexcept {
 IpAddress fromLwip(const ip_addr_t& a) noexcept {
   if (IP_IS_V6_VAL(a)) return IpAddress::v6(reinterpret_cast<const uint8_t*>(ip_2_ip6(&a)->addr));
   return IpAddress::v4(reinterpret_cast<const uint8_t*>(&ip_2_ip4(&a)->addr));
-}
-
-bool pcbMatches(const tcp_pcb* pcb, const FlowKey& key, const ip_addr_t& src,
-                const ip_addr_t& dst) noexcept {
-  return pcb->remote_port == key.srcPort && pcb->local_port == key.dstPort &&
-         ip_addr_eq(&pcb->remote_ip, &src) && ip_addr_eq(&pcb->local_ip, &dst);
 }
 
 }  // namespace
@@ -399,13 +394,7 @@ tcp_pcb* NetStack::findPcb(const FlowKey& key) const noexcept {
   ip_addr_t src, dst;
   toLwip(key.src, src, netif_);
   toLwip(key.dst, dst, netif_);
-  for (tcp_pcb* pcb = tcp_active_pcbs; pcb != nullptr; pcb = pcb->next) {
-    if (pcbMatches(pcb, key, src, dst)) return pcb;
-  }
-  for (tcp_pcb* pcb = tcp_tw_pcbs; pcb != nullptr; pcb = pcb->next) {
-    if (pcbMatches(pcb, key, src, dst)) return pcb;
-  }
-  return nullptr;
+  return vt_tcp_pcb_lookup(&src, key.srcPort, &dst, key.dstPort);  // the pcb index
 }
 
 bool NetStack::isOwnAddress(const IpAddress& a) const noexcept {

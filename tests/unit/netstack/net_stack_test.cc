@@ -651,6 +651,27 @@ TEST_F(NetStackTest, TimeWaitIsCappedOldestFirst) {
 
 #undef VT_CLOSE_TO_TIME_WAIT
 
+// Segments find their connection through the pcb index (pcb-index.patch;
+// Debug and sanitizer builds check every lookup against lwIP's list walk):
+// many connections, data in an order that defeats lwIP's move-to-front.
+TEST_F(NetStackTest, ManyConnectionsDemuxThroughTheIndex) {
+  std::vector<Conn> conns;
+  for (uint16_t i = 0; i < 600; ++i) {
+    const bool v6 = i % 2 == 1;
+    conns.push_back(connect(v6 ? kApp6 : kApp4, static_cast<uint16_t>(20000 + i),
+                            v6 ? "2001:db8::7" : "198.19.0.7", static_cast<uint16_t>(80 + i % 3)));
+    ASSERT_NE(conns.back().flow, nullptr);
+  }
+  for (size_t round = 0; round < 2; ++round) {
+    for (size_t k = 0; k < conns.size(); ++k) {
+      Conn& c = conns[(k * 7919 + round) % conns.size()];
+      send(seg(c, kAck | kPsh, {'x'}));
+      c.seq += 1;
+    }
+  }
+  for (Conn& c : conns) EXPECT_EQ(c.rec->received.toString(), "xx");
+}
+
 TEST_F(NetStackTest, AppRstClosesFlow) {
   Conn c = connect(kApp4, 40008, "198.19.0.81", 80);
   ASSERT_NE(c.flow, nullptr);

@@ -68,6 +68,15 @@
 /* Our patch (accept-any.patch): a netif with this flag takes TCP and UDP for
  * any destination address and port (the TUN). */
 #define NETIF_FLAG_ACCEPT_ANY 0x80U
+/* Our hooks: the pcb index of pcb-index.patch (functions declared in
+ * vt_lwip_hooks.h, defined in src/netstack/net_stack.cc). Defined here, not
+ * in the hook file, because tcp_priv.h tests them before a .c file includes
+ * the hook file. */
+#define LWIP_HOOK_FILENAME "vt_lwip_hooks.h"
+#define LWIP_HOOK_TCP_PCB_LISTED(pcbs, npcb) vt_tcp_pcb_listed((pcbs), (npcb))
+#define LWIP_HOOK_TCP_PCB_UNLISTED(pcbs, npcb) vt_tcp_pcb_unlisted((pcbs), (npcb))
+#define LWIP_HOOK_TCP_PCB_LOOKUP(src, sport, dst, dport) \
+  vt_tcp_pcb_lookup((src), (sport), (dst), (dport))
 
 /* Packets come from the local kernel, which computed (or offloaded and then
  * completed) every checksum; checking again costs a pass over each byte.

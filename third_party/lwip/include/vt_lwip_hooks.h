@@ -1,0 +1,30 @@
+/* lwIP hooks of vless-tun (LWIP_HOOK_FILENAME): lwIP's .c files that use
+ * hooks include this after their own headers. The functions live in
+ * src/netstack/net_stack.cc.
+ *
+ * The pcb index (pcb-index.patch): lwIP keeps active and TIME-WAIT pcbs in
+ * singly linked lists and walks them for every segment that is not for the
+ * pcb at the front, and for every SYN in full; with thousands of flows that
+ * walk (a cache miss per pcb) dominated. The patch reports every pcb that
+ * enters or leaves those two lists, and tcp_input asks the index instead. */
+#ifndef VT_LWIP_HOOKS_H
+#define VT_LWIP_HOOKS_H
+
+#include "lwip/ip_addr.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct tcp_pcb;
+void vt_tcp_pcb_listed(struct tcp_pcb **list, struct tcp_pcb *pcb);
+void vt_tcp_pcb_unlisted(struct tcp_pcb **list, struct tcp_pcb *pcb);
+/* The active or TIME-WAIT pcb for this segment's 4-tuple, or NULL. */
+struct tcp_pcb *vt_tcp_pcb_lookup(const ip_addr_t *remote, u16_t remote_port,
+                                  const ip_addr_t *local, u16_t local_port);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
