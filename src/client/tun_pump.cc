@@ -55,6 +55,10 @@ void TunPump::onReadable() {
 }
 
 void TunPump::writePacket(const netstack::PacketView& packet) {
+  if (!backlog_.empty()) {
+    queue(packet);  // behind what waits: order holds
+    return;
+  }
   for (;;) {
     ssize_t n = ::writev(fd_, packet.iov, packet.iovCount);
     if (n >= 0) {
@@ -63,13 +67,52 @@ void TunPump::writePacket(const netstack::PacketView& packet) {
       return;
     }
     if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      queue(packet);
+      return;
+    }
     ++stats_.writeDropped;
-    if (errno != EAGAIN && errno != EWOULDBLOCK && !errorLogged_) {
+    if (!errorLogged_) {
       errorLogged_ = true;
       VT_ERROR("tun: write failed: %s", std::strerror(errno));
     }
     return;
   }
+}
+
+void TunPump::queue(const netstack::PacketView& packet) {
+  if (backlogBytes_ + packet.size > kMaxBacklogBytes || backlog_.size() >= kMaxBacklogPackets) {
+    ++stats_.writeDropped;
+    return;
+  }
+  std::vector<uint8_t> copy(packet.size);
+  size_t off = 0;
+  for (int i = 0; i < packet.iovCount; ++i) {
+    std::memcpy(copy.data() + off, packet.iov[i].iov_base, packet.iov[i].iov_len);
+    off += packet.iov[i].iov_len;
+  }
+  backlogBytes_ += copy.size();
+  backlog_.push_back(std::move(copy));
+  ++stats_.writeQueued;
+  if (backlog_.size() == 1) watcher_.onWritable([this] { flush(); });
+}
+
+void TunPump::flush() {
+  while (!backlog_.empty()) {
+    const std::vector<uint8_t>& p = backlog_.front();
+    ssize_t n = ::write(fd_, p.data(), p.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // still full
+    if (n >= 0) {
+      ++stats_.packetsOut;
+      stats_.bytesOut += static_cast<uint64_t>(n);
+    } else {
+      ++stats_.writeDropped;
+    }
+    backlogBytes_ -= p.size();
+    backlog_.pop_front();
+  }
+  watcher_.onWritable(nullptr);
 }
 
 }  // namespace vt::client

@@ -496,6 +496,41 @@ TEST_F(ClientTest, LargeTransferBothWaysWithBackpressure) {
   EXPECT_EQ(a.received, sent);
 }
 
+// A write the "TUN" refuses with EAGAIN is not lost: it waits in the
+// backlog with everything after it and goes out in order once writable.
+TEST_F(ClientTest, TunPumpBacklogsWritesOnEagainInOrder) {
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0, fds), 0);
+  startClient();
+  TunPump pump(loop_, fds[0], client_->stack(), 1500);
+  ASSERT_TRUE(pump.start().ok());
+  const uint8_t filler[64] = {};
+  size_t fill = 0;
+  while (::send(fds[0], filler, sizeof filler, 0) > 0) ++fill;
+  ASSERT_TRUE(errno == EAGAIN || errno == EWOULDBLOCK);
+  for (char c : std::string("ABC")) {
+    uint8_t byte = static_cast<uint8_t>(c);
+    iovec iov{&byte, 1};
+    pump.writePacket(netstack::PacketView{&iov, 1, 1});
+  }
+  EXPECT_EQ(pump.stats().writeQueued, 3u);
+  EXPECT_EQ(pump.stats().writeDropped, 0u);
+  std::string got;
+  ASSERT_TRUE(runUntil([&] {
+    uint8_t buf[128];
+    ssize_t n;
+    while ((n = ::recv(fds[1], buf, sizeof buf, 0)) > 0) {
+      if (n == 1) got.push_back(static_cast<char>(buf[0]));
+    }
+    return got.size() == 3;
+  }));
+  EXPECT_EQ(got, "ABC");
+  EXPECT_EQ(pump.stats().packetsOut, 3u);
+  pump.stop();
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
 // TunPump + FdWatcher over a datagram socketpair standing in for the TUN
 // fd (one read = one packet, like IFF_TUN | IFF_NO_PI).
 TEST_F(ClientTest, TunPumpCarriesPacketsBothWays) {
