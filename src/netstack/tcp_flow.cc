@@ -77,12 +77,19 @@ struct TcpFlowGlue {
       pbuf_ref(q);
       chain.append(Slice::adopt(static_cast<uint8_t*>(q->payload), q->len, releasePbuf, q));
     }
+    const size_t bytes = chain.size();
     pbuf_free(p);
-    f->delivered_ += chain.size();
+    f->delivered_ += bytes;
     {
       CallbackScope scope(f->callbackDepth_);
       f->deliver(chain, false);
     }
+    // A segment shorter than the MSS ends what the app had to send for now
+    // (a request, a line). lwIP would delay its ACK to the next fast timer
+    // (up to 250 ms), and an app with Nagle on holds its next small write
+    // until that ACK: a timer-paced stall for nothing on a ~0 RTT hop. Full
+    // segments of a bulk upload keep lwIP's ACK-every-second-segment.
+    if (f->pcb_ == pcb && bytes < pcb->mss) tcp_set_flags(pcb, TF_ACK_NOW);
     return result(f);
   }
 

@@ -651,6 +651,18 @@ TEST_F(NetStackTest, TimeWaitIsCappedOldestFirst) {
 
 #undef VT_CLOSE_TO_TIME_WAIT
 
+// A short segment from the app is ACKed at once, not at the next timer tick
+// (an app with Nagle on waits for that ACK before its next small write).
+TEST_F(NetStackTest, ShortSegmentFromAppIsAckedAtOnce) {
+  Conn c = connect(kApp4, 40200, "198.19.0.9", 80);
+  ASSERT_NE(c.flow, nullptr);
+  owner_.out.clear();
+  send(seg(c, kAck | kPsh, {'G', 'E', 'T'}));
+  c.seq += 3;
+  ASSERT_EQ(owner_.out.size(), 1u) << "no timer ran";
+  EXPECT_EQ(owner_.lastOut().ack, c.seq);
+}
+
 // Segments find their connection through the pcb index (pcb-index.patch;
 // Debug and sanitizer builds check every lookup against lwIP's list walk):
 // many connections, data in an order that defeats lwIP's move-to-front.
