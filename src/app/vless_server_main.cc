@@ -14,6 +14,7 @@
 #include "event/signal_watcher.h"
 #include "event/timer.h"
 #include "server/server.h"
+#include "tls/tls_engine.h"
 
 namespace {
 
@@ -74,8 +75,21 @@ int main(int argc, char** argv) {
   auto onStop = [&] {
     if (stop_deadline != 0) return;
     VT_INFO("stopping");
+    if (const vt::tls::TlsContext* tls = srv->tlsContext(); tls != nullptr) {
+      VT_INFO("stopping: tls %llu handshakes, %llu session tickets accepted",
+              static_cast<unsigned long long>(tls->stats().handshakes),
+              static_cast<unsigned long long>(tls->stats().ticketsAccepted));
+    }
     stop_deadline = loop.now() + kStopGraceMs;
     srv->stop();
+    const vt::server::UdpNatStats& us = srv->udpNat().stats();
+    VT_INFO(
+        "stopping: udp nat %llu sessions (%llu expired, %llu of them unassured; evicted %llu "
+        "at max_sessions_per_user, %llu at max_sessions)",
+        static_cast<unsigned long long>(us.created), static_cast<unsigned long long>(us.expired),
+        static_cast<unsigned long long>(us.expired_new),
+        static_cast<unsigned long long>(us.evicted_max_sessions_per_user),
+        static_cast<unsigned long long>(us.evicted_max_sessions));
     // Watchers are destroyed outside their own callback.
     loop.post([&] {
       sigint.reset();

@@ -160,14 +160,15 @@ int main(int argc, char** argv) {
     stopping = true;
     const vt::client::ClientStats& cs = client->stats();
     VT_INFO("stopping: %llu flows (%llu evicted, %llu failed dials, %llu loops refused), "
-            "up %llu B, down %llu B, tun drops %llu",
+            "up %llu B, down %llu B, tun drops %llu (%llu writes waited for room)",
             static_cast<unsigned long long>(cs.flowsOpened),
             static_cast<unsigned long long>(cs.evicted),
             static_cast<unsigned long long>(cs.connectFailed),
             static_cast<unsigned long long>(cs.loopsRefused),
             static_cast<unsigned long long>(cs.bytesUp),
             static_cast<unsigned long long>(cs.bytesDown),
-            static_cast<unsigned long long>(pump->stats().writeDropped));
+            static_cast<unsigned long long>(pump->stats().writeDropped),
+            static_cast<unsigned long long>(pump->stats().writeQueued));
     const vt::netstack::NetStackStats& ns = client->stack().stats();
     VT_INFO("stopping: tcp syns %llu held (%llu replaced, %llu evicted, %llu expired), "
             "4-tuples reused from time_wait %llu / closing %llu, time_wait %zu now (%llu evicted)",
@@ -178,6 +179,12 @@ int main(int argc, char** argv) {
             static_cast<unsigned long long>(ns.timeWaitReused),
             static_cast<unsigned long long>(ns.closingReused), client->stack().timeWaitCount(),
             static_cast<unsigned long long>(ns.timeWaitEvicted));
+    if (const vt::tls::TlsContext* tls = client->tlsContext(); tls != nullptr) {
+      VT_INFO("stopping: tls %llu handshakes, %llu resumed, %llu tickets received",
+              static_cast<unsigned long long>(tls->stats().handshakes),
+              static_cast<unsigned long long>(tls->stats().resumed),
+              static_cast<unsigned long long>(tls->stats().ticketsReceived));
+    }
     client->stop();  // resets every flow: the RSTs go out through the pump now
     // After stop(): the UDP sessions it closed have added their drops.
     VT_INFO("stopping: udp %llu sessions (%llu evicted, %llu channels evicted), up %llu/%llu B, "

@@ -40,7 +40,7 @@ size_t FlowKeyHash::operator()(const netstack::FlowKey& k) const noexcept {
 }
 
 Client::Client(event::Loop& loop, const config::ClientConfig& cfg)
-    : loop_(loop), cfg_(cfg), stackTimer_(loop), resolver_(loop) {}
+    : loop_(loop), cfg_(cfg), stackTimer_(loop), resolver_(loop), udpEvictionLogTimer_(loop) {}
 
 Result<std::unique_ptr<Client>> Client::create(event::Loop& loop,
                                                const config::ClientConfig& cfg) {
@@ -120,8 +120,10 @@ void Client::stop() {
   stopped_ = true;
   std::vector<TcpSession*> all(lru_.begin(), lru_.end());
   for (TcpSession* s : all) s->close("shutdown", true);
-  std::vector<UdpSession*> udp(udpLru_.begin(), udpLru_.end());
+  std::vector<UdpSession*> udp(udpLruFresh_.begin(), udpLruFresh_.end());
+  udp.insert(udp.end(), udpLruAssured_.begin(), udpLruAssured_.end());
   for (UdpSession* s : udp) s->close("shutdown");
+  logUdpEvictions(true);
 }
 
 void Client::touch(TcpSession& s) {
@@ -286,14 +288,18 @@ bool Client::onUdp(const netstack::UdpEndpoint& app, const netstack::UdpEndpoint
   }
   auto it = udpSessions_.find(app);
   if (it == udpSessions_.end()) {
-    while (!udpLru_.empty() && udpSessions_.size() >= cfg_.udp.max_sessions) {
+    while (udpSessions_.size() >= cfg_.udp.max_sessions) {
+      UdpSession* victim = udpVictim();
+      if (victim == nullptr) break;
       ++stats_.udpEvicted;
-      udpLru_.back()->close("evicted");
+      ++udpEvictedUnlogged_;
+      victim->close("evicted");
     }
+    logUdpEvictions(false);
     auto s = std::make_unique<UdpSession>(*this, app, newUdpSessionId());
     UdpSession* raw = s.get();
-    udpLru_.push_front(raw);
-    raw->lru_ = udpLru_.begin();
+    udpLruFresh_.push_front(raw);
+    raw->lru_ = udpLruFresh_.begin();
     it = udpSessions_.emplace(app, std::move(s)).first;
     ++stats_.udpSessionsOpened;
     raw->armTimer();
@@ -304,12 +310,53 @@ bool Client::onUdp(const netstack::UdpEndpoint& app, const netstack::UdpEndpoint
 
 void Client::touchUdp(UdpSession& s) {
   if (s.closed_) return;
-  udpLru_.splice(udpLru_.begin(), udpLru_, s.lru_);
+  std::list<UdpSession*>& lru = s.assured_ ? udpLruAssured_ : udpLruFresh_;
+  if (s.lru_ != lru.begin()) lru.splice(lru.begin(), lru, s.lru_);
+}
+
+void Client::onUdpAssured(UdpSession& s) {
+  if (s.closed_) return;
+  udpLruAssured_.splice(udpLruAssured_.begin(), udpLruFresh_, s.lru_);
+}
+
+UdpSession* Client::udpVictim() const {
+  if (!udpLruFresh_.empty()) return udpLruFresh_.back();
+  if (!udpLruAssured_.empty()) return udpLruAssured_.back();
+  return nullptr;
+}
+
+void Client::countUdpChannelEvicted() {
+  ++stats_.udpChannelsEvicted;
+  ++udpChannelsEvictedUnlogged_;
+  logUdpEvictions(false);
+}
+
+void Client::logUdpEvictions(bool force) {
+  if (udpEvictedUnlogged_ == 0 && udpChannelsEvictedUnlogged_ == 0) return;
+  uint64_t now = loop_.now();
+  if (!force && now < udpEvictionLogNextMs_) {
+    // Summed up until the interval has passed.
+    if (!udpEvictionLogTimer_.active()) {
+      udpEvictionLogTimer_.start(udpEvictionLogNextMs_ - now, [this] { logUdpEvictions(false); });
+    }
+    return;
+  }
+  udpEvictionLogTimer_.stop();
+  if (udpEvictedUnlogged_ != 0) {
+    VT_WARN("udp: evicted %" PRIu64 " session%s at udp.max_sessions=%u", udpEvictedUnlogged_,
+            udpEvictedUnlogged_ == 1 ? "" : "s", cfg_.udp.max_sessions);
+  }
+  if (udpChannelsEvictedUnlogged_ != 0) {
+    VT_WARN("udp: closed %" PRIu64 " channel%s at udp.max_channels=%u", udpChannelsEvictedUnlogged_,
+            udpChannelsEvictedUnlogged_ == 1 ? "" : "s", cfg_.udp.max_channels);
+  }
+  udpEvictedUnlogged_ = udpChannelsEvictedUnlogged_ = 0;
+  udpEvictionLogNextMs_ = now + kUdpEvictionLogMs;
 }
 
 void Client::onUdpSessionClosed(UdpSession& s) {
   ++stats_.udpSessionsClosed;
-  udpLru_.erase(s.lru_);
+  (s.assured_ ? udpLruAssured_ : udpLruFresh_).erase(s.lru_);
   auto it = udpSessions_.find(s.app());
   if (it == udpSessions_.end() || it->second.get() != &s) return;
   std::unique_ptr<UdpSession> owned = std::move(it->second);

@@ -52,7 +52,8 @@ struct ClientStats {
   // UDP (per app endpoint sessions) and DNS hijack.
   uint64_t udpSessionsOpened = 0;
   uint64_t udpSessionsClosed = 0;
-  uint64_t udpEvicted = 0;
+  uint64_t udpEvicted = 0;          // sessions, at udp.max_sessions
+  uint64_t udpChannelsEvicted = 0;  // channels, at udp.max_channels
   uint64_t udpDatagramsUp = 0;
   uint64_t udpBytesUp = 0;
   uint64_t udpDatagramsDown = 0;
@@ -81,6 +82,8 @@ class Client final : private netstack::NetStack::Callbacks {
 
   void setPacketSink(PacketSink* sink) { sink_ = sink; }
   netstack::NetStack& stack() { return *stack_; }
+  // The TLS context of the outbound connections (null without TLS).
+  const tls::TlsContext* tlsContext() const { return tls_.get(); }
   // Starts resolving the server name (no-op for an IP literal).
   void start();
   // Resets every session (reason=shutdown) and refuses new SYNs.
@@ -121,6 +124,10 @@ class Client final : private netstack::NetStack::Callbacks {
   stream::StreamPtr makeUdpOutbound(const netstack::UdpEndpoint& target,
                                     std::optional<uint64_t> udpSession);
   void onUdpSessionClosed(UdpSession& s);
+  // The session became assured (the app sent again after a reply).
+  void onUdpAssured(UdpSession& s);
+  // A session's channel was closed at udp.max_channels.
+  void countUdpChannelEvicted();
   void countUdp(uint64_t upPackets, uint64_t upBytes, uint64_t downPackets, uint64_t downBytes) {
     stats_.udpDatagramsUp += upPackets;
     stats_.udpBytesUp += upBytes;
@@ -154,6 +161,10 @@ class Client final : private netstack::NetStack::Callbacks {
   void resolve();
   void onResolved(Result<std::vector<event::SocketAddress>> r);
   void evictOne();
+  // Least recently active UDP session, unassured ones first; null if none.
+  UdpSession* udpVictim() const;
+  // Evictions are logged summed up, at most once per kUdpEvictionLogMs.
+  void logUdpEvictions(bool force);
 
   event::Loop& loop_;
   config::ClientConfig cfg_;
@@ -170,7 +181,15 @@ class Client final : private netstack::NetStack::Callbacks {
   std::unordered_map<netstack::UdpEndpoint, std::unique_ptr<UdpSession>,
                      netstack::UdpEndpointHash>
       udpSessions_;
-  std::list<UdpSession*> udpLru_;  // front: most recently active
+  // Front: most recently active; unassured and assured sessions apart, so
+  // that eviction takes an unassured one while there is any.
+  std::list<UdpSession*> udpLruFresh_;
+  std::list<UdpSession*> udpLruAssured_;
+  static constexpr uint64_t kUdpEvictionLogMs = 10'000;
+  uint64_t udpEvictedUnlogged_ = 0;
+  uint64_t udpChannelsEvictedUnlogged_ = 0;
+  uint64_t udpEvictionLogNextMs_ = 0;
+  event::Timer udpEvictionLogTimer_;
   std::unique_ptr<DnsCache> dnsCache_;
   std::optional<netstack::UdpEndpoint> resolverEp_;
   uint64_t udpIdKey_ = 0;  // random per run: udp_session ids derive from it

@@ -45,6 +45,10 @@ UdpSession::~UdpSession() = default;
 void UdpSession::send(const netstack::UdpEndpoint& remote, const netstack::UdpEndpoint& shown,
                       BufferChain&& payload) {
   if (closed_) return;
+  if (replied_ && !assured_) {
+    assured_ = true;
+    client_.onUdpAssured(*this);
+  }
   touch();
   ++upPackets_;
   upBytes_ += payload.size();
@@ -66,6 +70,7 @@ void UdpSession::send(const netstack::UdpEndpoint& remote, const netstack::UdpEn
       auto oldest = std::min_element(channels_.begin(), channels_.end(), [](auto& a, auto& b) {
         return a.second->lastActivityMs() < b.second->lastActivityMs();
       });
+      client_.countUdpChannelEvicted();
       oldest->second->close("evicted");  // removes it from channels_
     }
     std::optional<uint64_t> sid;
@@ -88,6 +93,7 @@ void UdpSession::send(const netstack::UdpEndpoint& remote, const netstack::UdpEn
 void UdpSession::onChannelDatagram(UdpChannel&, const netstack::UdpEndpoint& from,
                                    BufferChain& payload) {
   if (closed_) return;
+  replied_ = true;
   touch();
   ++downPackets_;
   downBytes_ += payload.size();
@@ -148,10 +154,15 @@ void UdpSession::touch() {
   client_.touchUdp(*this);
 }
 
+uint64_t UdpSession::idleTimeoutMs() const {
+  const config::ClientUdpConfig& u = client_.config().udp;
+  return assured_ ? u.idle_timeout_ms : std::min(u.new_session_timeout_ms, u.idle_timeout_ms);
+}
+
 void UdpSession::armTimer() {
   if (closed_) return;
   const config::ClientConfig& cfg = client_.config();
-  uint64_t deadline = lastActivityMs_ + cfg.udp.idle_timeout_ms;
+  uint64_t deadline = lastActivityMs_ + idleTimeoutMs();
   for (const auto& [k, ch] : channels_) {
     if (!ch->connected()) {
       deadline = std::min(deadline, ch->startMs() + cfg.limits.connect_timeout_ms);
@@ -165,7 +176,7 @@ void UdpSession::onTimer() {
   if (closed_) return;
   const config::ClientConfig& cfg = client_.config();
   uint64_t now = loop_.now();
-  if (now >= lastActivityMs_ + cfg.udp.idle_timeout_ms) {
+  if (now >= lastActivityMs_ + idleTimeoutMs()) {
     close("idle_timeout");
     return;
   }
@@ -197,10 +208,10 @@ void UdpSession::close(const char* reason) {
   }
   client_.countUdpDrops(drops_);
   VT_INFO("udp #%" PRIu64 " app=%s mode=%s channels=%" PRIu64 " up=%" PRIu64 "/%" PRIu64
-          " down=%" PRIu64 "/%" PRIu64 " drops=%" PRIu64 " ms=%" PRIu64 " reason=%s",
+          " down=%" PRIu64 "/%" PRIu64 " drops=%" PRIu64 " assured=%s ms=%" PRIu64 " reason=%s",
           id_, app_.toString().c_str(), config::udpModeName(client_.config().udp.mode),
           channelsOpened_, upPackets_, upBytes_, downPackets_, downBytes_, drops_,
-          loop_.now() - startMs_, reason);
+          assured_ ? "yes" : "no", loop_.now() - startMs_, reason);
   client_.onUdpSessionClosed(*this);  // deferred delete: `this` stays valid for now
 }
 

@@ -12,6 +12,14 @@
 // DNS hijack: a query the Client redirected to the resolver remembers the
 // address the app asked (by DNS id, bounded), and the resolver's reply is
 // injected from there; answers are offered to the Client's DnsCache.
+//
+// Lifetime: a session is "assured" once the app sent again after a reply
+// came (more than one exchange). Until then it closes udp.new_session_timeout
+// after its last datagram either way (a DNS lookup, an NTP query: the app
+// has likely closed its socket, which we cannot see), once assured
+// udp.idle_timeout after it, as kernel NATs time out unreplied/assured
+// flows. At udp.max_sessions the Client evicts the least recently active
+// session, unassured ones first.
 // One INFO line at close. Deleted through the loop's deferred delete.
 #pragma once
 
@@ -50,6 +58,8 @@ class UdpSession final : public event::DeferredDeletable {
   uint64_t sessionId() const { return sessionId_; }
   bool closed() const { return closed_; }
   size_t channelCount() const { return channels_.size(); }
+  // The app sent again after a reply came.
+  bool assured() const { return assured_; }
 
   // For UdpChannel.
   Client& client() { return client_; }
@@ -61,6 +71,8 @@ class UdpSession final : public event::DeferredDeletable {
  private:
   friend class Client;
   void touch();
+  // udp.idle_timeout once assured, else udp.new_session_timeout.
+  uint64_t idleTimeoutMs() const;
   void armTimer();
   void onTimer();
   void rememberDnsOrigin(const BufferChain& payload, const netstack::UdpEndpoint& shown);
@@ -87,6 +99,8 @@ class UdpSession final : public event::DeferredDeletable {
   uint64_t channelSeq_ = 0;
   uint64_t channelsOpened_ = 0;
   uint64_t upPackets_ = 0, upBytes_ = 0, downPackets_ = 0, downBytes_ = 0, drops_ = 0;
+  bool replied_ = false;  // a datagram came back from the server
+  bool assured_ = false;  // ... and the app sent after that
   bool closed_ = false;
 };
 

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 
 #include "config/toml_reader.h"
 
@@ -293,7 +294,9 @@ void readLimits(TomlReader& r, const toml::table& t, ClientLimits& l) {
 void readUdp(TomlReader& r, const toml::table* t, ClientUdpConfig& u, uint8_t version) {
   u.mode = version == 0 ? UdpMode::kV0 : UdpMode::kSeparated;
   if (t == nullptr) return;
-  r.checkKeys(*t, "udp", {"mode", "idle_timeout", "max_sessions", "max_channels", "queue_datagrams"});
+  r.checkKeys(*t, "udp",
+              {"mode", "idle_timeout", "new_session_timeout", "max_sessions", "max_channels",
+               "queue_datagrams"});
   if (r.failed()) return;
   if (const toml::node* n = t->get("mode")) {
     const std::string expect = "\"separated\", \"classic\" or \"v0\"";
@@ -323,6 +326,20 @@ void readUdp(TomlReader& r, const toml::table* t, ClientUdpConfig& u, uint8_t ve
     auto ms = r.duration(*n, "udp.idle_timeout");
     if (!ms) return;
     u.idle_timeout_ms = *ms;
+  }
+  if (const toml::node* n = t->get("new_session_timeout")) {
+    auto ms = r.duration(*n, "udp.new_session_timeout");
+    if (!ms) return;
+    if (*ms > u.idle_timeout_ms) {
+      r.fail(*n, "udp.new_session_timeout",
+             "expected a duration no longer than udp.idle_timeout (" +
+                 formatDurationMs(u.idle_timeout_ms) + "), got " + formatDurationMs(*ms));
+      return;
+    }
+    u.new_session_timeout_ms = *ms;
+  } else {
+    // Unset: 30 s, or a shorter idle_timeout.
+    u.new_session_timeout_ms = std::min(u.new_session_timeout_ms, u.idle_timeout_ms);
   }
   struct I {
     const char* name;

@@ -95,7 +95,14 @@ const char* udpModeName(UdpMode m) noexcept;
 
 struct ClientUdpConfig {
   UdpMode mode = UdpMode::kSeparated;  // kV0 for server.version 0
+  // A session (app endpoint) with no datagram either way for this long is
+  // closed once it is assured: the app sent again after a reply came.
   uint64_t idle_timeout_ms = 300'000;
+  // Before that (one exchange or none: a DNS lookup, an NTP query, a probe)
+  // only this long, like kernel NATs for unreplied/unassured flows. <=
+  // idle_timeout_ms; the loader makes the default follow a shorter
+  // idle_timeout.
+  uint64_t new_session_timeout_ms = 30'000;
   uint32_t max_sessions = 1024;
   uint32_t max_channels = 64;
   uint32_t queue_datagrams = 64;

@@ -21,6 +21,9 @@ std::string uuidText(const UuidBytes& u);
 
 // "500ms", "10s", "5m", "1h" -> milliseconds. No sign, no fractions.
 std::optional<uint64_t> parseDurationMs(std::string_view text);
+// The other way, for messages: the largest unit that divides exactly
+// (300000 -> "5m", 1500 -> "1500ms").
+std::string formatDurationMs(uint64_t ms);
 
 // "host:port" where host is an IPv4 literal, a bracketed IPv6 literal
 // ("[::1]:443") or, if allow_domain, a DNS name. Port 1..65535.

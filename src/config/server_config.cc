@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "config/toml_reader.h"
@@ -61,12 +62,28 @@ void readUdp(Reader& r, const toml::node& node, ServerConfig& cfg) {
     return;
   }
   r.checkKeys(*t, "udp",
-              {"session_timeout", "channel_idle_timeout", "max_sessions", "max_sessions_per_user"});
+              {"session_timeout", "new_session_timeout", "channel_idle_timeout", "max_sessions",
+               "max_sessions_per_user"});
   if (r.failed()) return;
   if (const toml::node* n = t->get("session_timeout")) {
     auto ms = r.duration(*n, "udp.session_timeout");
     if (!ms) return;
     cfg.udp.session_timeout_ms = *ms;
+  }
+  if (const toml::node* n = t->get("new_session_timeout")) {
+    auto ms = r.duration(*n, "udp.new_session_timeout");
+    if (!ms) return;
+    if (*ms > cfg.udp.session_timeout_ms) {
+      r.fail(*n, "udp.new_session_timeout",
+             "expected a duration no longer than udp.session_timeout (" +
+                 formatDurationMs(cfg.udp.session_timeout_ms) + "), got " + formatDurationMs(*ms));
+      return;
+    }
+    cfg.udp.new_session_timeout_ms = *ms;
+  } else {
+    // Unset: 30 s, or a shorter session_timeout.
+    cfg.udp.new_session_timeout_ms =
+        std::min(cfg.udp.new_session_timeout_ms, cfg.udp.session_timeout_ms);
   }
   if (const toml::node* n = t->get("channel_idle_timeout")) {
     auto ms = r.duration(*n, "udp.channel_idle_timeout");

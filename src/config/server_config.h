@@ -29,8 +29,14 @@ struct ServerUser {
 // [udp]: the UDP relay and its full-cone NAT table (docs/server.md).
 struct ServerUdpConfig {
   // A NAT session (user, udp_session) lives this long after its last
-  // packet either way; RFC 4787 REQ-5 recommends 300 s.
+  // packet either way once it is assured (a reply came and the client sent
+  // again after it); RFC 4787 REQ-5 recommends 300 s.
   uint64_t session_timeout_ms = 300'000;
+  // Before that (one exchange or none, like a DNS lookup) only this long,
+  // as kernel NATs do for unreplied/unassured flows (REQ-5 allows shorter
+  // timers for such ports). <= session_timeout_ms; the loader makes the
+  // default follow a shorter session_timeout.
+  uint64_t new_session_timeout_ms = 30'000;
   uint64_t channel_idle_timeout_ms = 300'000;  // a UDP channel with no packet
   uint32_t max_sessions = 4096;                // NAT sessions in total
   uint32_t max_sessions_per_user = 256;

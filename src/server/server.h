@@ -36,6 +36,8 @@ class Server {
   // Builds the TLS context (when cfg.tls is set) from the cert/key files.
   static Result<std::unique_ptr<Server>> create(event::Loop& loop, const config::ServerConfig& cfg);
   Server(event::Loop& loop, const config::ServerConfig& cfg, std::shared_ptr<tls::TlsContext> tls);
+  // The listeners' TLS context (null for plain listeners).
+  const tls::TlsContext* tlsContext() const { return tls_.get(); }
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

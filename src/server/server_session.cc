@@ -106,7 +106,14 @@ void ServerSession::onData(Side side, BufferChain& data, bool end_stream) {
         out_->write(data, end_stream);
         if (end_stream) maybeFinished();
         return;
-      case State::kUdp: udp_->onData(data, end_stream); return;
+      case State::kUdp:
+        if (udp_ending_) {
+          data.clear();
+          if (end_stream) close(stream::CloseReason::kLocalClose, "done");
+          return;
+        }
+        udp_->onData(data, end_stream);
+        return;
       case State::kClosed: data.clear(); return;
     }
   }
@@ -223,8 +230,28 @@ void ServerSession::startUdp(size_t header_len) {
   timer_.stop();
   udp_ = std::make_unique<UdpChannel>(
       server_, *in_, request_, user_, peer_name_, id_,
-      [this](stream::CloseReason r, const std::string& why) { close(r, why); });
+      [this](stream::CloseReason r, const std::string& why, bool graceful) {
+        if (graceful) {
+          endUdp(r, why);
+        } else {
+          close(r, why);
+        }
+      });
   udp_->start(held_, in_eof_);
+}
+
+void ServerSession::endUdp(stream::CloseReason reason, const std::string& why) {
+  if (state_ != State::kUdp || udp_ending_) return;
+  udp_ending_ = true;
+  udp_->shutdown(reason, why);  // logs the connection's line, leaves the NAT session
+  // Our direction ends after what is queued (TLS close_notify, FIN); the
+  // client closes its side when it reads that, and then so do we. Its
+  // datagrams meanwhile are read and dropped.
+  BufferChain none;
+  in_->write(none, true);
+  if (state_ != State::kUdp) return;  // the write failed and closed us
+  drain_timer_.start(kDrainLimitMs,
+                     [this] { close(stream::CloseReason::kTimeout, "client did not close"); });
 }
 
 void ServerSession::rejectInput(const std::string& why) {

@@ -82,6 +82,9 @@ class ServerSession : public event::DeferredDeletable {
   void onHandshakeBytes(BufferChain& data, bool end_stream);
   void onRequest(size_t header_len);
   void startUdp(size_t header_len);
+  // The UdpChannel's clean end: finish our direction, close once the client
+  // closed (or after kDrainLimitMs).
+  void endUdp(stream::CloseReason reason, const std::string& why);
   void rejectInput(const std::string& why);
   void dialTarget(const std::string& host, bool is_ip, uint16_t port);
   void onResolved(Result<std::vector<event::SocketAddress>> r);
@@ -139,6 +142,7 @@ class ServerSession : public event::DeferredDeletable {
   uint64_t down_ = 0;  // target -> client bytes
   bool released_ = false;
   std::unique_ptr<UdpChannel> udp_;
+  bool udp_ending_ = false;  // endUdp() ran: waiting for the client to close
 };
 
 }  // namespace vt::server

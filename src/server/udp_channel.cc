@@ -313,7 +313,7 @@ void UdpChannel::onIdleTimer() {
   uint64_t idle = server_.config().udp.channel_idle_timeout_ms;
   uint64_t quiet = loop_.now() - last_active_ms_;
   if (quiet >= idle) {
-    fail(stream::CloseReason::kTimeout, "udp channel idle");
+    end(stream::CloseReason::kTimeout, "udp channel idle");
   } else {
     idle_timer_.start(idle - quiet, [this] { onIdleTimer(); });
   }
@@ -321,7 +321,12 @@ void UdpChannel::onIdleTimer() {
 
 void UdpChannel::fail(stream::CloseReason reason, const std::string& why) {
   if (done_) return;
-  close_(reason, why);  // the owner calls shutdown()
+  close_(reason, why, false);  // the owner calls shutdown()
+}
+
+void UdpChannel::end(stream::CloseReason reason, const std::string& why) {
+  if (done_) return;
+  close_(reason, why, true);  // the owner calls shutdown()
 }
 
 void UdpChannel::shutdown(stream::CloseReason reason, const std::string& detail) {
@@ -341,10 +346,9 @@ void UdpChannel::shutdown(stream::CloseReason reason, const std::string& detail)
   pending_.clear();
   pending_bytes_ = 0;
 
-  LogLevel level = (reason == stream::CloseReason::kProtocolError ||
-                    reason == stream::CloseReason::kEvicted)
-                       ? LogLevel::kWarn
-                       : LogLevel::kInfo;
+  // Evictions are routine under churn; the NAT table logs them summed up.
+  LogLevel level =
+      reason == stream::CloseReason::kProtocolError ? LogLevel::kWarn : LogLevel::kInfo;
   std::string why = detail.empty() ? stream::closeReasonName(reason) : detail;
   VT_LOG(level,
          "udp conn #%" PRIu64 " peer=%s user=%s mode=%s target=%s nat=%s up=%" PRIu64 "/%" PRIu64

@@ -46,7 +46,9 @@ class UdpNatSession;
 class UdpChannel {
  public:
   enum class Mode { kV0, kClassic, kMulti };
-  using CloseFn = std::function<void(stream::CloseReason, const std::string&)>;
+  // `graceful`: end the connection cleanly (our direction finished, then
+  // closed once the client has closed too) rather than at once.
+  using CloseFn = std::function<void(stream::CloseReason, const std::string&, bool graceful)>;
 
   static constexpr size_t kMaxDownQueuedBytes = 512 * 1024;
   static constexpr size_t kMaxPending = 64;
@@ -70,6 +72,10 @@ class UdpChannel {
   // Detaches from the NAT session, stops timers, logs the one close line.
   // Idempotent; after it no callback reaches the owner.
   void shutdown(stream::CloseReason reason, const std::string& detail);
+  // Asks the owner to end the connection cleanly (NAT session expired or
+  // evicted, channel idle): the client reads the end of the stream and
+  // opens a new channel for its next datagram.
+  void end(stream::CloseReason reason, const std::string& why);
 
   Mode mode() const { return mode_; }
   // The resolved target (v0, multi); unset while resolving and in classic.

@@ -13,7 +13,13 @@
 #     replace the least recently used; a remote whose channel went is
 #     reopened on its next datagram);
 #  3. a session with no datagram for idle_timeout closes
-#     (reason=idle_timeout).
+#     (reason=idle_timeout);
+#  5. vless-server with [udp] max_sessions_per_user = 2: a user's third
+#     session evicts the least recently active one (never refuses the new
+#     one); the evicted channel ends cleanly (the client logs server_closed,
+#     no warning), the evicted app socket's next datagram opens a fresh
+#     channel and is answered; the evictions are logged summed up and
+#     counted in the server's stop line.
 source "$(dirname "$0")/lib.sh"
 source "$VT_TOOLS/testbed.sh"
 source "$VT_TOOLS/udp_bed.sh"
@@ -78,9 +84,46 @@ wait "$pid" || fail "12 remotes: the probe failed"
 grep -q '^seen .* none$' "$VT_TMP/nat-12.log" && fail "12 remotes with max_channels = 8: unanswered: $(grep '^seen .* none$' "$VT_TMP/nat-12.log" | tr '\n' ';')"
 [ "$(wc -l <"$VT_TMP/obs12")" -eq 1 ] || fail "12 remotes: more than one mapping: $(tr '\n' ' ' <"$VT_TMP/obs12")"
 log "4. 12 remotes answered through one mapping $(cat "$VT_TMP/obs12") with max_channels = 8"
+
+# 5. the server's per-user cap evicts; the evicted app socket recovers
+ub_server_stop
+tb_server_start vless-server-cap yes '[udp]
+max_sessions_per_user = 2'
+SLOG="$VT_TMP/vless-server-cap.log"
+# One app socket: a datagram now and one 2 s later (within idle_timeout).
+start steps-5 ip netns exec "$TB_APP" python3 "$UB_PROBE" steps --step "198.18.1.2:$PORT=keep-1" \
+  --step "198.18.1.2:$PORT=keep-2" --wait 2
+spid=$(last_pid)
+wait_log "$VT_TMP/steps-5.log" "^step 1 .* msg=keep-1" 5
+# Two more sockets: the second evicts the first socket's server session.
+for i in 1 2; do
+  got=$(in_app python3 "$UB_PROBE" poke --target 198.18.1.2:$PORT --msg "cap-$i" --timeout 3) ||
+    fail "5. socket $i not served at max_sessions_per_user = 2: $got"
+done
+wait_log "$SLOG" "WARN +udp nat: evicted 1 session at max_sessions_per_user=2 \(user it-user\)" 5
+wait "$spid" || fail "5. the steps probe failed"
+grep -Eq "^step 2 .* msg=keep-2" "$VT_TMP/steps-5.log" ||
+  fail "5. the evicted socket's next datagram was not answered: $(tr '\n' ';' <"$VT_TMP/steps-5.log")"
+lport=$(sed -n 's/^local port //p' "$VT_TMP/steps-5.log")
+log "5. sockets beyond the server's per-user cap served; the evicted one answered again"
+
 ub_tun_stop limits
 line=$(grep -E "udp #[0-9]+ app=198\.18\.2\.1:$(sed -n 's/^local port //p' "$VT_TMP/nat-12.log") " "$TB_TUN_LOG") ||
   fail "12 remotes: no session line"
 log "4. ${line#* INFO  }"
-ub_server_stop
+# The evicted socket's session: its first channel ended by the server
+# (cleanly: no warning), a second one opened for its next datagram.
+line=$(grep -E "udp #[0-9]+ app=198\.18\.2\.1:$lport .*channels=2 " "$TB_TUN_LOG") ||
+  fail "5. want the evicted socket's session with 2 channels: $(grep -E "app=198\.18\.2\.1:$lport " "$TB_TUN_LOG")"
+sid=$(sed -n 's/.*udp #\([0-9]*\) app=.*/\1/p' <<<"$line")
+grep -Eq "DEBUG .*udp #$sid/1 channel to 198\.18\.1\.2:$PORT closed: .*reason=server_closed" "$TB_TUN_LOG" ||
+  fail "5. the evicted channel did not end as server_closed: $(grep -E "udp #$sid/" "$TB_TUN_LOG" | tr '\n' ';')"
+grep -E "WARN .*udp #$sid/" "$TB_TUN_LOG" && fail "5. the server's eviction made vless-tun warn"
+log "5. ${line#* INFO  }"
+ub_server_stop vless-server-cap
+grep -Eq "udp conn #[0-9]+ .*close=udp session evicted at max_sessions_per_user=2" "$SLOG" ||
+  fail "5. no evicted connection in the server log"
+line=$(grep -E "stopping: udp nat [0-9]+ sessions .*evicted 2 at max_sessions_per_user, 0 at max_sessions" "$SLOG") ||
+  fail "5. want 2 evictions in the server's stop line: $(grep -E 'stopping|udp nat: evicted' "$SLOG" | tr '\n' ';')"
+log "5. vless-server: $(grep -E 'udp nat: evicted' "$SLOG" | sed 's/^.* WARN  //' | tr '\n' ';') ${line#* INFO  }"
 log "PASS in $(( $(date +%s) - T0 )) s"

@@ -257,6 +257,8 @@ def steps(args):
     s = socket.socket(family_of(plan[0][0][0]), socket.SOCK_DGRAM)
     for i, (t, name, msg) in enumerate(plan, 1):
         s.sendto(msg, t)
+        if i == 1:
+            print("local port %d" % s.getsockname()[1], flush=True)
         end = time.monotonic() + args.wait
         seen = 0
         while time.monotonic() < end:

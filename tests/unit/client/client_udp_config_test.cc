@@ -38,6 +38,7 @@ TEST(ClientUdpConfig, Defaults) {
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r.value().udp.mode, UdpMode::kSeparated);
   EXPECT_EQ(r.value().udp.idle_timeout_ms, 300'000u);
+  EXPECT_EQ(r.value().udp.new_session_timeout_ms, 30'000u);
   EXPECT_EQ(r.value().udp.max_sessions, 1024u);
   EXPECT_EQ(r.value().udp.max_channels, 64u);
   EXPECT_EQ(r.value().udp.queue_datagrams, 64u);
@@ -54,6 +55,7 @@ TEST(ClientUdpConfig, FullTables) {
 [udp]
 mode = "classic"
 idle_timeout = "30s"
+new_session_timeout = "2s"
 max_sessions = 10
 max_channels = 3
 queue_datagrams = 7
@@ -66,6 +68,7 @@ cache_size = 0
   const ClientConfig& c = r.value();
   EXPECT_EQ(c.udp.mode, UdpMode::kClassic);
   EXPECT_EQ(c.udp.idle_timeout_ms, 30'000u);
+  EXPECT_EQ(c.udp.new_session_timeout_ms, 2'000u);
   EXPECT_EQ(c.udp.max_sessions, 10u);
   EXPECT_EQ(c.udp.max_channels, 3u);
   EXPECT_EQ(c.udp.queue_datagrams, 7u);
@@ -73,6 +76,15 @@ cache_size = 0
   ASSERT_TRUE(c.dns.resolver);
   EXPECT_EQ(c.dns.resolver->toString(), "198.18.1.53:53");
   EXPECT_EQ(c.dns.cache_size, 0u);
+}
+
+TEST(ClientUdpConfig, NewSessionTimeoutFollowsAShorterIdleTimeout) {
+  auto r = parse(std::string(kServerV1) + "[udp]\nidle_timeout = \"3s\"\n");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.value().udp.new_session_timeout_ms, 3'000u);
+  r = parse(std::string(kServerV1) + "[udp]\nidle_timeout = \"3s\"\nnew_session_timeout = 3\n");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.value().udp.new_session_timeout_ms, 3'000u);
 }
 
 TEST(ClientUdpConfig, HijackDefaultsOnWithAutoRouteAndAResolver) {
@@ -96,6 +108,13 @@ TEST(ClientUdpConfig, Errors) {
   expectError(v1 + "[udp]\nmax_sessions = 0\n", {"udp.max_sessions", "1..1000000"});
   expectError(v1 + "[udp]\nidle_timeout = \"soon\"\n", {"udp.idle_timeout"});
   expectError(v1 + "[udp]\nburst = 1\n", {"burst", "unknown key"});
+  expectError(v1 + "[udp]\nidle_timeout = \"20s\"\nnew_session_timeout = \"1m\"\n",
+              {"c.toml:", "udp.new_session_timeout",
+               "expected a duration no longer than udp.idle_timeout (20s), got 1m"});
+  expectError(v1 + "[udp]\nnew_session_timeout = \"301s\"\n",
+              {"udp.new_session_timeout", "udp.idle_timeout (5m), got 301s"});
+  expectError(v1 + "[udp]\nnew_session_timeout = \"0ms\"\n",
+              {"udp.new_session_timeout", "expected a duration > 0"});
   expectError(v1 + "[dns]\nhijack = true\n", {"dns.hijack", "dns.resolver"});
   expectError(v1 + "[dns]\nresolver = \"dns.example:53\"\n", {"c.toml:", "dns.resolver"});
   expectError(v1 + "[dns]\nresolver = \"198.18.1.53\"\n", {"dns.resolver"});

@@ -177,16 +177,24 @@ class ClientUdpTest : public ::testing::Test {
   void SetUp() override {
     std::signal(SIGPIPE, SIG_IGN);
     setLogLevel(LogLevel::kInfo);
-    config::ServerConfig scfg;
-    scfg.log_level = LogLevel::kInfo;
-    scfg.listen = {config::HostPort{"127.0.0.1", 0, true}};
-    scfg.users = {config::ServerUser{"alice", kUuid}};
-    server_ = std::make_unique<server::Server>(loop_, scfg, nullptr);
+    scfg_.log_level = LogLevel::kInfo;
+    scfg_.listen = {config::HostPort{"127.0.0.1", 0, true}};
+    scfg_.users = {config::ServerUser{"alice", kUuid}};
+    server_ = std::make_unique<server::Server>(loop_, scfg_, nullptr);
     ASSERT_TRUE(server_->start().ok());
     cfg_.server.address = config::HostPort{"127.0.0.1", server_->localAddresses().at(0).port(), true};
     cfg_.server.uuid = kUuid;
     cfg_.server.tls = false;
     cfg_.tun.ipv4 = config::parseCidr("198.18.2.1/30");
+  }
+  // A new server with scfg_ (before startClient).
+  void restartServer() {
+    server_->stop();
+    runUntil([this] { return server_->sessionCount() == 0; });
+    server_.reset();
+    server_ = std::make_unique<server::Server>(loop_, scfg_, nullptr);
+    ASSERT_TRUE(server_->start().ok());
+    cfg_.server.address.port = server_->localAddresses().at(0).port();
   }
   void TearDown() override {
     client_.reset();
@@ -274,6 +282,7 @@ class ClientUdpTest : public ::testing::Test {
   }
 
   event::Loop loop_;
+  config::ServerConfig scfg_;
   std::unique_ptr<server::Server> server_;
   std::unique_ptr<stream::TcpListener> fakeListener_;
   std::vector<std::unique_ptr<FakeConn>> fake_;
@@ -412,6 +421,109 @@ TEST_F(ClientUdpTest, EvictionAndIdleTimeout) {
   ASSERT_EQ(waitFor(6003, 1).size(), 1u);
   ASSERT_TRUE(runUntil([&] { return client_->udpSessionCount() == 0; }, 2000));
   EXPECT_EQ(client_->stats().udpSessionsClosed, 3u);
+}
+
+TEST_F(ClientUdpTest, UnassuredAndAssuredLifetimes) {
+  cfg_.udp.idle_timeout_ms = 1000;
+  cfg_.udp.new_session_timeout_ms = 200;
+  UdpReflector a;
+  startClient();
+  // One exchange (a DNS lookup, an NTP query): new_session_timeout.
+  send(7001, "127.0.0.1", a.port(), "once");
+  ASSERT_EQ(waitFor(7001, 1).size(), 1u);
+  // Several: the app sent again after the reply, so idle_timeout.
+  send(7002, "127.0.0.1", a.port(), "q1");
+  ASSERT_EQ(waitFor(7002, 1).size(), 1u);
+  send(7002, "127.0.0.1", a.port(), "q2");
+  ASSERT_EQ(waitFor(7002, 2).size(), 2u);
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_NE(session(7001), nullptr);
+  EXPECT_FALSE(session(7001)->assured());
+  ASSERT_NE(session(7002), nullptr);
+  EXPECT_TRUE(session(7002)->assured());
+  ASSERT_TRUE(runUntil([&] { return session(7001) == nullptr; }, 3000));
+  auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
+  EXPECT_LT(ms, 800);  // not idle_timeout
+  EXPECT_NE(session(7002), nullptr);
+  runFor(300);  // both quiet for over new_session_timeout now
+  EXPECT_NE(session(7002), nullptr);
+  ASSERT_TRUE(runUntil([&] { return session(7002) == nullptr; }, 3000));
+  ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+           .count();
+  EXPECT_GE(ms, 900);
+  EXPECT_EQ(client_->stats().udpSessionsClosed, 2u);
+  EXPECT_EQ(client_->stats().udpEvicted, 0u);
+}
+
+TEST_F(ClientUdpTest, EvictionSparesAssuredSessions) {
+  cfg_.udp.max_sessions = 2;
+  UdpReflector a;
+  startClient();
+  send(6101, "127.0.0.1", a.port(), "1");
+  ASSERT_EQ(waitFor(6101, 1).size(), 1u);
+  send(6101, "127.0.0.1", a.port(), "1b");  // assured
+  ASSERT_EQ(waitFor(6101, 2).size(), 2u);
+  send(6102, "127.0.0.1", a.port(), "2");  // one exchange, more recent
+  ASSERT_EQ(waitFor(6102, 1).size(), 1u);
+  send(6103, "127.0.0.1", a.port(), "3");
+  EXPECT_EQ(client_->stats().udpEvicted, 1u);
+  EXPECT_EQ(session(6102), nullptr);  // the unassured one, though more recent
+  EXPECT_NE(session(6101), nullptr);
+  ASSERT_EQ(waitFor(6103, 1).size(), 1u);
+  // With only assured sessions left, the least recently active one goes.
+  send(6103, "127.0.0.1", a.port(), "3b");
+  ASSERT_EQ(waitFor(6103, 2).size(), 2u);
+  ASSERT_TRUE(session(6103) && session(6103)->assured());
+  send(6104, "127.0.0.1", a.port(), "4");
+  EXPECT_EQ(client_->stats().udpEvicted, 2u);
+  EXPECT_EQ(session(6101), nullptr);
+  EXPECT_NE(session(6103), nullptr);
+  ASSERT_EQ(waitFor(6104, 1).size(), 1u);
+}
+
+TEST_F(ClientUdpTest, ChannelCapClosesLeastRecentChannel) {
+  cfg_.udp.max_channels = 1;
+  UdpReflector a("A:"), b("B:");
+  startClient();
+  send(6301, "127.0.0.1", a.port(), "x");
+  ASSERT_EQ(waitFor(6301, 1).size(), 1u);
+  send(6301, "127.0.0.1", b.port(), "y");  // closes A's channel
+  ASSERT_EQ(waitFor(6301, 2).size(), 2u);
+  EXPECT_EQ(client_->stats().udpChannelsEvicted, 1u);
+  send(6301, "127.0.0.1", a.port(), "z");  // reopened, closing B's
+  auto got = waitFor(6301, 3);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[2].payload, "A:z");
+  EXPECT_EQ(client_->stats().udpChannelsEvicted, 2u);
+  ASSERT_NE(session(6301), nullptr);
+  EXPECT_EQ(session(6301)->channelCount(), 1u);
+}
+
+TEST_F(ClientUdpTest, SessionEvictedByTheServerRecovers) {
+  scfg_.udp.max_sessions_per_user = 1;
+  restartServer();
+  UdpReflector a("A:");
+  startClient();
+  send(6201, "127.0.0.1", a.port(), "first");
+  ASSERT_EQ(waitFor(6201, 1).size(), 1u);
+  // Another app socket: the server evicts 6201's NAT session and ends its
+  // channel; the client sees the end and drops the channel.
+  send(6202, "127.0.0.1", a.port(), "second");
+  ASSERT_EQ(waitFor(6202, 1).size(), 1u);
+  EXPECT_EQ(server_->udpNat().stats().evicted_max_sessions_per_user, 1u);
+  ASSERT_TRUE(runUntil([&] { return session(6201) && session(6201)->channelCount() == 0; }));
+  // 6201's next datagram opens a fresh channel (and server session) and is
+  // answered, not black-holed.
+  send(6201, "127.0.0.1", a.port(), "again");
+  auto got = waitFor(6201, 2);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[1].payload, "A:again");
+  EXPECT_EQ(server_->udpNat().stats().evicted_max_sessions_per_user, 2u);
+  EXPECT_EQ(client_->stats().connectFailed, 0u);
+  EXPECT_EQ(client_->stats().udpEvicted, 0u);
+  EXPECT_EQ(client_->udpSessionCount(), 2u);
 }
 
 TEST_F(ClientUdpTest, HostileFramingClosesOneChannelOnly) {

@@ -204,6 +204,7 @@ TEST(ServerConfig, UdpTable) {
   auto d = parseServerConfig(kMinimal, "srv.toml", "");
   ASSERT_TRUE(d.ok());
   EXPECT_EQ(d.value().udp.session_timeout_ms, 300'000u);
+  EXPECT_EQ(d.value().udp.new_session_timeout_ms, 30'000u);
   EXPECT_EQ(d.value().udp.channel_idle_timeout_ms, 300'000u);
   EXPECT_EQ(d.value().udp.max_sessions, 4096u);
   EXPECT_EQ(d.value().udp.max_sessions_per_user, 256u);
@@ -227,6 +228,46 @@ TEST(ServerConfig, UdpTable) {
   EXPECT_NE(m.find("udp.max_sessions_per_user: expected an integer"), std::string::npos) << m;
   m = parseError(std::string("udp = 5\n") + kMinimal);
   EXPECT_NE(m.find("udp: expected a table"), std::string::npos) << m;
+}
+
+TEST(ServerConfig, UdpNewSessionTimeout) {
+  auto parse = [](const std::string& udp) {
+    return parseServerConfig(std::string(kMinimal) + "[udp]\n" + udp, "srv.toml", "");
+  };
+  auto r = parse("new_session_timeout = \"500ms\"\n");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.value().udp.new_session_timeout_ms, 500u);
+  EXPECT_EQ(r.value().udp.session_timeout_ms, 300'000u);
+  r = parse("session_timeout = \"1m\"\nnew_session_timeout = 60\n");  // equal is fine
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.value().udp.new_session_timeout_ms, 60'000u);
+  // Unset, it follows a session_timeout shorter than its 30 s.
+  r = parse("session_timeout = \"10s\"\n");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.value().udp.new_session_timeout_ms, 10'000u);
+
+  std::string m = parseError(std::string(kMinimal) +
+                             "[udp]\nsession_timeout = \"1m\"\nnew_session_timeout = \"90s\"\n");
+  EXPECT_NE(m.find("srv.toml:"), std::string::npos) << m;
+  EXPECT_NE(m.find("udp.new_session_timeout: expected a duration no longer than "
+                   "udp.session_timeout (1m), got 90s"),
+            std::string::npos)
+      << m;
+  m = parseError(std::string(kMinimal) + "[udp]\nnew_session_timeout = \"6m\"\n");
+  EXPECT_NE(m.find("udp.new_session_timeout: expected a duration no longer than "
+                   "udp.session_timeout (5m), got 6m"),
+            std::string::npos)
+      << m;
+  m = parseError(std::string(kMinimal) + "[udp]\nnew_session_timeout = 0\n");
+  EXPECT_NE(m.find("udp.new_session_timeout: expected a duration > 0"), std::string::npos) << m;
+}
+
+TEST(ConfigUtil, FormatDuration) {
+  EXPECT_EQ(formatDurationMs(1500), "1500ms");
+  EXPECT_EQ(formatDurationMs(30'000), "30s");
+  EXPECT_EQ(formatDurationMs(300'000), "5m");
+  EXPECT_EQ(formatDurationMs(7'200'000), "2h");
+  EXPECT_EQ(formatDurationMs(0), "0ms");
 }
 
 TEST(ConfigUtil, Values) {

@@ -48,6 +48,11 @@ Harness::Harness(const config::ServerConfig& cfg, std::shared_ptr<tls::TlsContex
       5,
       [this] {
         sessions_ = server_->sessionCount();
+        udp_sessions_ = server_->udpNat().size();
+        {
+          std::lock_guard<std::mutex> lock(udp_mu_);
+          udp_stats_ = server_->udpNat().stats();
+        }
         if (!stop_) return;
         server_->stop();
         if (server_->sessionCount() == 0) {
@@ -65,6 +70,21 @@ Harness::~Harness() {
   poll_.reset();
   server_.reset();
   loop_.reset();
+}
+
+UdpNatStats Harness::udpStats() const {
+  std::lock_guard<std::mutex> lock(udp_mu_);
+  return udp_stats_;
+}
+
+bool Harness::waitUdpStats(const std::function<bool(const UdpNatStats&)>& pred,
+                           int timeout_ms) const {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (!pred(udpStats())) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
 }
 
 std::string request(uint8_t version, const codec::Uuid& uuid, const codec::Address& target,

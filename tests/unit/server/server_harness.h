@@ -7,7 +7,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -37,6 +39,13 @@ class Harness {
   ~Harness();
   uint16_t port() const { return port_; }
   size_t sessions() const { return sessions_; }
+  // The UDP NAT table's size and counters, copied on the loop thread every
+  // few milliseconds.
+  size_t udpSessions() const { return udp_sessions_; }
+  UdpNatStats udpStats() const;
+  // Polls until `pred(udpStats())` holds or `timeout_ms` passed.
+  bool waitUdpStats(const std::function<bool(const UdpNatStats&)>& pred,
+                    int timeout_ms = 3000) const;
 
  private:
   std::unique_ptr<event::Loop> loop_;
@@ -45,6 +54,9 @@ class Harness {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::atomic<size_t> sessions_{0};
+  std::atomic<size_t> udp_sessions_{0};
+  mutable std::mutex udp_mu_;
+  UdpNatStats udp_stats_;
   uint16_t port_ = 0;
 };
 

@@ -1,12 +1,17 @@
 // vless-server UDP over a real loop on 127.0.0.1: v0, v1 classic and the
 // separated channel with its full-cone NAT (EIM, EIF, FLAG 0/1 routing,
-// expiry, caps), edge sizes and hostile framing.
+// two-tier expiry, LRU eviction at the caps), edge sizes and hostile
+// framing.
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <set>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "unit/server/server_harness.h"
 #include "unit/server/udp_peers.h"
@@ -241,44 +246,203 @@ TEST(ServerUdp, ChannelIdleTimeout) {
 }
 
 bool served(uint16_t server_port, const codec::Uuid& user, uint64_t sid, UdpReflector& r,
-            int* fd_out) {
-  int fd = openChannel(server_port, udpRequest(1, user, loop4(r.port()), true, sid),
-                       lengthPacket("cap"));
+            int* fd_out, const std::string& msg = "cap") {
+  int fd =
+      openChannel(server_port, udpRequest(1, user, loop4(r.port()), true, sid), lengthPacket(msg));
   *fd_out = fd;
   PacketReader in(fd, Framing::kMultiDown);
   auto d = in.next(2000);
-  return d && d->payload == "cap";
+  return d && d->payload == msg;
 }
 
-TEST(ServerUdp, SessionCaps) {
+// One more datagram on an open separated channel, and its echo.
+bool echoes(int fd, const std::string& msg) {
+  if (!sendAll(fd, lengthPacket(msg))) return false;
+  PacketReader in(fd, Framing::kMultiDown);
+  auto d = in.next(2000);
+  return d && d->payload == msg;
+}
+
+// The server finished the connection (recv() == 0 after FIN), as opposed
+// to resetting it or leaving it open.
+bool cleanEof(int fd, int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  char buf[4096];
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
+    if (left <= 0) return false;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n == 0) return true;
+    if (n < 0) return false;
+  }
+}
+
+int64_t msSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                               t0)
+      .count();
+}
+
+TEST(ServerUdp, UnassuredSessionLivesNewSessionTimeout) {
   UdpReflector r;
+  config::ServerConfig cfg = baseConfig();
+  cfg.udp.session_timeout_ms = 5000;
+  cfg.udp.new_session_timeout_ms = 200;
+  Harness h(cfg);
+  const uint64_t sid = 51;
+  int fd = -1;
+  ASSERT_TRUE(served(h.port(), kAlice, sid, r, &fd, "one"));
+  auto t0 = std::chrono::steady_clock::now();
+  uint16_t first = r.sourcePorts().back();
+  // One exchange only (a DNS lookup, say): the session goes
+  // new_session_timeout after it although its channel is still attached,
+  // and the channel is ended cleanly so that the client sees it end.
+  EXPECT_TRUE(cleanEof(fd, 3000));
+  EXPECT_LT(msSince(t0), 2000);  // far from session_timeout and channel_idle_timeout
+  EXPECT_TRUE(h.waitUdpStats([](const UdpNatStats& s) { return s.expired_new == 1; }));
+  EXPECT_EQ(h.udpStats().expired, 1u);
+  ::close(fd);
+  // The client's next datagram opens a new channel: a new session and port.
+  ASSERT_TRUE(served(h.port(), kAlice, sid, r, &fd, "two"));
+  EXPECT_NE(r.sourcePorts().back(), first);
+  ::close(fd);
+}
+
+TEST(ServerUdp, AssuredSessionKeepsSessionTimeout) {
+  UdpReflector r;
+  config::ServerConfig cfg = baseConfig();
+  cfg.udp.session_timeout_ms = 2000;
+  cfg.udp.new_session_timeout_ms = 200;
+  Harness h(cfg);
+  const uint64_t sid = 52;
+  int fd = -1;
+  ASSERT_TRUE(served(h.port(), kAlice, sid, r, &fd, "a"));
+  uint16_t mapped = r.sourcePorts().back();
+  // A reply came and the client sent again: assured.
+  ASSERT_TRUE(echoes(fd, "b"));
+  // Quiet for longer than new_session_timeout with its channel attached:
+  // it stays.
+  std::string none;
+  EXPECT_FALSE(waitEof(fd, 600, &none));
+  ::close(fd);
+  sleepMs(400);  // no channel, quiet for less than session_timeout
+  ASSERT_TRUE(served(h.port(), kAlice, sid, r, &fd, "c"));
+  EXPECT_EQ(r.sourcePorts().back(), mapped);
+  ::close(fd);
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(h.udpStats().expired, 0u);
+  ASSERT_TRUE(h.waitUdpStats([](const UdpNatStats& s) { return s.expired == 1; }, 5000));
+  EXPECT_GE(msSince(t0), 1500);  // session_timeout (2 s) after "c", not 200 ms
+  EXPECT_EQ(h.udpStats().expired_new, 0u);
+  EXPECT_EQ(h.udpSessions(), 0u);
+}
+
+TEST(ServerUdp, EvictsLeastRecentlyActiveAtPerUserCap) {
+  UdpReflector r;
+  config::ServerConfig cfg = baseConfig();
+  cfg.udp.max_sessions_per_user = 2;
+  Harness h(cfg);
+  int a = -1, b = -1, c = -1, d = -1, q = -1, b2 = -1;
+  ASSERT_TRUE(served(h.port(), kAlice, 1, r, &a, "a"));
+  uint16_t mapped_a = r.sourcePorts().back();
+  ASSERT_TRUE(served(h.port(), kAlice, 2, r, &b, "b"));
+  // A remote knocks at A's port: A is now more recently active than B, and
+  // still unassured (the client has not sent since its reply).
+  UdpProbe knock;
+  ASSERT_TRUE(knock.sendTo(mapped_a, "knock"));
+  PacketReader ain(a, Framing::kMultiDown);
+  auto got = ain.next();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->payload, "knock");
+  // A third session for alice evicts the least recently active, B, whose
+  // channel ends cleanly.
+  ASSERT_TRUE(served(h.port(), kAlice, 3, r, &c, "c"));
+  uint16_t mapped_c = r.sourcePorts().back();
+  EXPECT_TRUE(cleanEof(b, 3000));
+  EXPECT_TRUE(
+      h.waitUdpStats([](const UdpNatStats& s) { return s.evicted_max_sessions_per_user == 1; }));
+  EXPECT_EQ(h.udpSessions(), 2u);
+  // A keeps its mapping and works; sending after the reply assures it.
+  ASSERT_TRUE(echoes(a, "a2"));
+  EXPECT_EQ(r.sourcePorts().back(), mapped_a);
+  // Another user is not touched by alice's cap.
+  ASSERT_TRUE(served(h.port(), kBob, 1, r, &q, "q"));
+  // Unassured sessions go first: C is more recently active than the
+  // assured A, yet a fourth session evicts C.
+  ASSERT_TRUE(knock.sendTo(mapped_c, "knock c"));
+  PacketReader cin(c, Framing::kMultiDown);
+  got = cin.next();
+  ASSERT_TRUE(got);
+  ASSERT_TRUE(served(h.port(), kAlice, 4, r, &d, "d"));
+  EXPECT_TRUE(cleanEof(c, 3000));
+  EXPECT_TRUE(
+      h.waitUdpStats([](const UdpNatStats& s) { return s.evicted_max_sessions_per_user == 2; }));
+  ASSERT_TRUE(echoes(a, "a3"));
+  EXPECT_EQ(r.sourcePorts().back(), mapped_a);
+  // B's client comes back with a new channel: a new session (evicting D,
+  // unassured), served at once.
+  ASSERT_TRUE(served(h.port(), kAlice, 2, r, &b2, "b2"));
+  EXPECT_TRUE(cleanEof(d, 3000));
+  EXPECT_TRUE(
+      h.waitUdpStats([](const UdpNatStats& s) { return s.evicted_max_sessions_per_user == 3; }));
+  EXPECT_EQ(h.udpStats().evicted_max_sessions, 0u);
+  for (int fd : {a, b, c, d, q, b2}) ::close(fd);
+}
+
+TEST(ServerUdp, EvictsLeastRecentlyActiveAtTotalCap) {
+  UdpReflector r;
+  config::ServerConfig cfg = baseConfig();
+  cfg.udp.max_sessions = 2;
+  Harness h(cfg);
+  int f1 = -1, f2 = -1, f3 = -1;
+  ASSERT_TRUE(served(h.port(), kAlice, 1, r, &f1));
+  ASSERT_TRUE(served(h.port(), kBob, 2, r, &f2));
+  // In total: the table's least recently active session goes, whoever's.
+  ASSERT_TRUE(served(h.port(), kAlice, 3, r, &f3));
+  EXPECT_TRUE(cleanEof(f1, 3000));
+  EXPECT_TRUE(h.waitUdpStats([](const UdpNatStats& s) { return s.evicted_max_sessions == 1; }));
+  EXPECT_EQ(h.udpStats().evicted_max_sessions_per_user, 0u);
+  EXPECT_TRUE(echoes(f2, "bob still here"));
+  // Channels without a session id are not NAT sessions.
+  int fd = openChannel(h.port(), udpRequest(1, kBob, loop4(r.port()), true), lengthPacket("cap"));
+  PacketReader in(fd, Framing::kMultiDown);
+  auto d = in.next();
+  EXPECT_TRUE(d && d->payload == "cap");
+  EXPECT_EQ(h.udpSessions(), 2u);
+  EXPECT_EQ(h.udpStats().evicted_max_sessions, 1u);
+  for (int x : {f1, f2, f3, fd}) ::close(x);
+}
+
+TEST(ServerUdp, EvictionsAreLoggedSummedUp) {
+  UdpReflector r;
+  ::testing::internal::CaptureStderr();
   {
     config::ServerConfig cfg = baseConfig();
     cfg.udp.max_sessions_per_user = 1;
     Harness h(cfg);
-    int f1, f2, f3, f4;
-    EXPECT_TRUE(served(h.port(), kAlice, 1, r, &f1));
-    EXPECT_TRUE(served(h.port(), kAlice, 1, r, &f2));   // same session: no new one
-    EXPECT_FALSE(served(h.port(), kAlice, 2, r, &f3));  // per user
-    EXPECT_TRUE(served(h.port(), kBob, 2, r, &f4));
-    for (int fd : {f1, f2, f3, f4}) ::close(fd);
+    std::vector<int> fds;
+    for (uint64_t sid = 1; sid <= 5; ++sid) {
+      int fd = -1;
+      EXPECT_TRUE(served(h.port(), kAlice, sid, r, &fd));
+      fds.push_back(fd);
+    }
+    EXPECT_TRUE(
+        h.waitUdpStats([](const UdpNatStats& s) { return s.evicted_max_sessions_per_user == 4; }));
+    for (int fd : fds) ::close(fd);
+  }  // the stop logs what the interval held back
+  std::string err = ::testing::internal::GetCapturedStderr();
+  std::vector<std::string> lines;
+  for (size_t at = err.find("udp nat: evicted"); at != std::string::npos;
+       at = err.find("udp nat: evicted", at + 1)) {
+    lines.push_back(err.substr(at, err.find('\n', at) - at));
   }
-  {
-    config::ServerConfig cfg = baseConfig();
-    cfg.udp.max_sessions = 2;
-    Harness h(cfg);
-    int f1, f2, f3, f4;
-    EXPECT_TRUE(served(h.port(), kAlice, 1, r, &f1));
-    EXPECT_TRUE(served(h.port(), kAlice, 2, r, &f2));
-    EXPECT_FALSE(served(h.port(), kBob, 3, r, &f3));  // in total
-    // Channels without a session id are not NAT sessions.
-    int fd = openChannel(h.port(), udpRequest(1, kBob, loop4(r.port()), true), lengthPacket("cap"));
-    PacketReader in(fd, Framing::kMultiDown);
-    auto d = in.next();
-    EXPECT_TRUE(d && d->payload == "cap");
-    for (int x : {f1, f2, f3, fd}) ::close(x);
-    (void)f4;
-  }
+  ASSERT_EQ(lines.size(), 2u) << err;
+  EXPECT_EQ(lines[0], "udp nat: evicted 1 session at max_sessions_per_user=1 (user alice)");
+  EXPECT_EQ(lines[1], "udp nat: evicted 3 sessions at max_sessions_per_user=1 (user alice)");
 }
 
 TEST(ServerUdp, LargestDatagramBothWays) {
