@@ -185,6 +185,16 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(tls->stats().resumed),
               static_cast<unsigned long long>(tls->stats().ticketsReceived));
     }
+    if (const vt::client::ConnectionPool* pool = client->pool(); pool != nullptr) {
+      const vt::client::ConnectionPoolStats& ps = pool->stats();
+      VT_INFO("stopping: pool %llu flows on reused connections, %llu connections released, "
+              "%llu expired idle, %llu closed by the server while idle, %llu over max_idle",
+              static_cast<unsigned long long>(ps.reused),
+              static_cast<unsigned long long>(ps.released),
+              static_cast<unsigned long long>(ps.expired),
+              static_cast<unsigned long long>(ps.serverClosed),
+              static_cast<unsigned long long>(ps.overflow));
+    }
     client->stop();  // resets every flow: the RSTs go out through the pump now
     // After stop(): the UDP sessions it closed have added their drops.
     VT_INFO("stopping: udp %llu sessions (%llu evicted, %llu channels evicted), up %llu/%llu B, "

@@ -52,9 +52,13 @@ Result<std::unique_ptr<Client>> Client::create(event::Loop& loop,
     o.alpn = cfg.server.alpn;
     o.ca_file = cfg.server.ca_file;
     o.insecure = cfg.server.insecure;
+    o.session_tickets = cfg.server.session_tickets;
     auto ctx = tls::TlsContext::create(o);
     if (!ctx.ok()) return Error(ctx.error().code, "tls: " + ctx.error().message);
     c->tls_ = std::move(ctx).value();
+  }
+  if (cfg.server.version == 1 && cfg.pool.reuse) {
+    c->pool_ = std::make_unique<ConnectionPool>(loop, cfg.pool.idle_timeout_ms, cfg.pool.max_idle);
   }
   if (cfg.server.address.is_ip) {
     auto a = event::SocketAddress::parseIp(cfg.server.address.host, cfg.server.address.port);
@@ -120,6 +124,7 @@ void Client::stop() {
   stopped_ = true;
   std::vector<TcpSession*> all(lru_.begin(), lru_.end());
   for (TcpSession* s : all) s->close("shutdown", true);
+  if (pool_ != nullptr) pool_->clear();
   std::vector<UdpSession*> udp(udpLruFresh_.begin(), udpLruFresh_.end());
   udp.insert(udp.end(), udpLruAssured_.begin(), udpLruAssured_.end());
   for (UdpSession* s : udp) s->close("shutdown");
@@ -222,7 +227,9 @@ stream::StreamPtr Client::makeStream(codec::Request req) {
   return stream::VlessClientStream::create(std::move(s), std::move(req));
 }
 
-stream::StreamPtr Client::makeOutbound(const netstack::FlowKey& key, bool want_ip) {
+stream::StreamPtr Client::makeOutbound(const netstack::FlowKey& key, bool want_ip, bool allowPool,
+                                       bool* pooled) {
+  if (pooled != nullptr) *pooled = false;
   codec::Request req;
   req.command = codec::Command::kTcp;
   netstack::UdpEndpoint dst{key.dst, key.dstPort};
@@ -234,7 +241,26 @@ stream::StreamPtr Client::makeOutbound(const netstack::FlowKey& key, bool want_i
   }
   req.target = udpAddress(dst);
   req.want_ip = want_ip && cfg_.server.version == 1;
-  return makeStream(std::move(req));
+  // Reuse only in wait mode (v1's default): there the app has sent nothing
+  // before the server's answer, so a pooled connection that turns out dead
+  // is retried on a fresh one unseen. In immediate mode the app's first
+  // bytes would already be on the dead connection.
+  if (pool_ == nullptr || !req.want_ip) return makeStream(std::move(req));
+  req.reuse = true;
+  std::unique_ptr<stream::VlessClientStream> s;
+  if (stream::StreamPtr idle = allowPool ? pool_->take() : nullptr; idle != nullptr) {
+    req.version = cfg_.server.version;
+    req.uuid = cfg_.server.uuid;
+    s = stream::VlessClientStream::createPooled(std::move(idle), std::move(req));
+    if (pooled != nullptr) *pooled = true;
+  } else {
+    stream::StreamPtr fresh = makeStream(std::move(req));
+    if (fresh == nullptr) return nullptr;
+    s.reset(static_cast<stream::VlessClientStream*>(fresh.release()));
+  }
+  ConnectionPool* pool = pool_.get();
+  s->setRelease([pool](stream::StreamPtr inner) { pool->put(std::move(inner)); });
+  return s;
 }
 
 stream::StreamPtr Client::makeUdpOutbound(const netstack::UdpEndpoint& target,

@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "client/connection_pool.h"
 #include "client/packet_sink.h"
 #include "codec/vless.h"
 #include "config/client_config.h"
@@ -109,7 +110,14 @@ class Client final : private netstack::NetStack::Callbacks {
   void touch(TcpSession& s);
   // Builds the outbound stack for `target`; null while the server address
   // is unknown (the session is then told later through dialReady).
-  stream::StreamPtr makeOutbound(const netstack::FlowKey& key, bool want_ip);
+  // A TCP flow's outbound. With connection reuse on (v1, pool.reuse) it is
+  // chunked, runs over an idle pooled connection when `allowPool` and one
+  // is there (*pooled says so), and goes back to the pool when it ends
+  // cleanly.
+  stream::StreamPtr makeOutbound(const netstack::FlowKey& key, bool want_ip,
+                                 bool allowPool = true, bool* pooled = nullptr);
+  // Null unless connection reuse is on.
+  const ConnectionPool* pool() const { return pool_.get(); }
   bool serverAddressKnown() const { return !serverAddrs_.empty(); }
   void waitForServerAddress(const netstack::FlowKey& key);
   void onDialFailed();
@@ -191,6 +199,7 @@ class Client final : private netstack::NetStack::Callbacks {
   uint64_t udpEvictionLogNextMs_ = 0;
   event::Timer udpEvictionLogTimer_;
   std::unique_ptr<DnsCache> dnsCache_;
+  std::unique_ptr<ConnectionPool> pool_;
   std::optional<netstack::UdpEndpoint> resolverEp_;
   uint64_t udpIdKey_ = 0;  // random per run: udp_session ids derive from it
   uint64_t udpIdSeq_ = 0;

@@ -75,7 +75,7 @@ void TcpSession::dialImpossible(const std::string& why) {
 void TcpSession::dial() {
   // Wait mode is v1 only (the config enforces it): the server's want_ip
   // prefix is the "connected" signal the SYN-ACK waits for.
-  out_ = client_.makeOutbound(key_, waitMode_);
+  out_ = client_.makeOutbound(key_, waitMode_, !poolRetried_, &pooled_);
   if (out_ == nullptr) {
     client_.waitForServerAddress(key_);
     return;
@@ -215,6 +215,21 @@ void TcpSession::setOutReadDisabled(bool disable) {
 void TcpSession::onOutClose(stream::CloseReason reason, const std::string& detail) {
   outClosed_ = true;
   if (closed_) return;
+  if (pooled_ && !outConnected_ && up_bytes_ == 0 && !upFinSent_) {
+    // A pooled connection failed before the server answered: it may have
+    // been closed by the server just as we took it, or the dial failed
+    // (the server ends the connection then, pooled or not). Once more on
+    // a fresh connection tells the two apart; nothing of the app's was
+    // sent yet.
+    VT_DEBUG("flow #%" PRIu64 ": pooled connection failed (%s %s); again on a new one", id_,
+             stream::closeReasonName(reason), detail.c_str());
+    pooled_ = false;
+    poolRetried_ = true;
+    retired_ = std::move(out_);  // we are inside its callback: freed with us
+    outClosed_ = false;
+    dial();
+    return;
+  }
   bool clean =
       reason == stream::CloseReason::kLocalClose || reason == stream::CloseReason::kRemoteClose;
   // v0 has no connected signal: a server that hangs up before its response

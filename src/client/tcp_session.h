@@ -102,6 +102,9 @@ class TcpSession final : public event::DeferredDeletable, private netstack::TcpF
 
   std::unique_ptr<netstack::TcpFlow> flow_;
   stream::StreamPtr out_;
+  stream::StreamPtr retired_;  // a failed pooled outbound, replaced by a fresh one
+  bool pooled_ = false;        // out_ runs over a pooled connection
+  bool poolRetried_ = false;   // ... and that failed once: no pool any more
   BufferChain up_;    // app bytes not yet given to the outbound (no address yet)
   BufferChain down_;  // server bytes the flow had no room for (one read at most)
   size_t unconsumed_ = 0;  // given to the outbound, not yet consumed() on the flow

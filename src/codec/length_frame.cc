@@ -1,5 +1,7 @@
 #include "codec/length_frame.h"
 
+#include <algorithm>
+
 #include "buffer/cursor.h"
 #include "core/bytes.h"
 
@@ -44,6 +46,14 @@ PacketDecodeResult decodeLengthPacket(const BufferChain& in) {
 bool encodeReuseChunk(BufferChain& payload, BufferChain& out) {
   if (payload.empty()) return false;
   return encodeLengthPacket(payload, out);
+}
+
+void encodeReuseChunks(BufferChain& data, BufferChain& out) {
+  while (!data.empty()) {
+    BufferChain piece;
+    piece.moveFrom(data, std::min(data.size(), kMaxPacketPayload));
+    encodeLengthPacket(piece, out);
+  }
 }
 
 void encodeReuseEnd(BufferChain& out) {

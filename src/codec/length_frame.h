@@ -57,6 +57,9 @@ PacketDecodeResult decodeLengthPacket(const BufferChain& in);
 // read as the end); encodeReuseEnd writes the LEN 0 terminator.
 bool encodeReuseChunk(BufferChain& payload, BufferChain& out);
 void encodeReuseEnd(BufferChain& out);
+// All of `data` (drained) as chunks of at most 65535 bytes; nothing for an
+// empty chain.
+void encodeReuseChunks(BufferChain& data, BufferChain& out);
 struct ReuseChunkResult : PacketDecodeResult {
   bool end = false;  // the LEN 0 chunk: this direction is finished
 };

@@ -68,7 +68,7 @@ void readServer(TomlReader& r, const toml::table* t, ClientServerConfig& s) {
     return;
   }
   r.checkKeys(*t, "server",
-              {"address", "uuid", "version", "tls", "sni", "alpn", "ca", "insecure",
+              {"address", "uuid", "version", "tls", "sni", "alpn", "ca", "insecure", "session_tickets",
                "connect_mode", "fwmark"});
   if (r.failed()) return;
 
@@ -169,6 +169,11 @@ void readServer(TomlReader& r, const toml::table* t, ClientServerConfig& s) {
     auto b = r.boolean(*n, "server.insecure");
     if (!b) return;
     s.insecure = *b;
+  }
+  if (const toml::node* n = t->get("session_tickets")) {
+    auto b = r.boolean(*n, "server.session_tickets");
+    if (!b) return;
+    s.session_tickets = *b;
   }
   if (const toml::node* n = t->get("fwmark")) {
     auto v = r.integer(*n, "server.fwmark", 0, 0xffffffffLL);
@@ -394,9 +399,29 @@ void readDns(TomlReader& r, const toml::table* t, ClientDnsConfig& d, bool auto_
   }
 }
 
+void readPool(TomlReader& r, const toml::table& t, ClientPoolConfig& p) {
+  r.checkKeys(t, "pool", {"reuse", "idle_timeout", "max_idle"});
+  if (r.failed()) return;
+  if (const toml::node* n = t.get("reuse")) {
+    auto b = r.boolean(*n, "pool.reuse");
+    if (!b) return;
+    p.reuse = *b;
+  }
+  if (const toml::node* n = t.get("idle_timeout")) {
+    auto ms = r.duration(*n, "pool.idle_timeout");
+    if (!ms) return;
+    p.idle_timeout_ms = *ms;
+  }
+  if (const toml::node* n = t.get("max_idle")) {
+    auto v = r.integer(*n, "pool.max_idle", 0, 4096);
+    if (!v) return;
+    p.max_idle = static_cast<uint32_t>(*v);
+  }
+}
+
 void readRoot(TomlReader& r, const toml::table& root, const std::string& base_dir,
               ClientConfig& cfg) {
-  r.checkKeys(root, "", {"log_level", "tun", "server", "route", "limits", "udp", "dns"});
+  r.checkKeys(root, "", {"log_level", "tun", "server", "route", "limits", "udp", "dns", "pool"});
   if (r.failed()) return;
   if (const toml::node* n = root.get("log_level")) {
     const std::string* s = r.str(*n, "log_level", "one of trace, debug, info, warn, error, off");
@@ -426,6 +451,8 @@ void readRoot(TomlReader& r, const toml::table& root, const std::string& base_di
   const toml::table* dt = section(r, root, "dns");
   if (r.failed()) return;
   readDns(r, dt, cfg.dns, cfg.route.auto_route);
+  if (r.failed()) return;
+  if (const toml::table* t = section(r, root, "pool")) readPool(r, *t, cfg.pool);
 }
 
 }  // namespace

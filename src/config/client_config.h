@@ -56,6 +56,9 @@ struct ClientServerConfig {
   std::vector<std::string> alpn;
   std::string ca_file;  // empty: the system CA store
   bool insecure = false;
+  // Offer a stored session ticket on each new connection (TLS resumption:
+  // no certificate exchange; docs/client.md).
+  bool session_tickets = true;
   ConnectMode connect_mode = ConnectMode::kWait;  // kImmediate for v0
   // SO_MARK; 0 = none. With auto_route it is the route fwmark whenever
   // unset here (the two must agree, or the tunnel would loop).
@@ -76,6 +79,14 @@ struct ClientRouteConfig {
   // the server and never routed around the tunnel.
   bool carry_ipv6 = true;
   std::string state_file;  // empty: /run/vless-tun/<tun name>.routes
+};
+
+// [pool]: connection reuse (TLV 0x07) for TCP flows to a v1 server
+// (docs/client.md "Connection reuse").
+struct ClientPoolConfig {
+  bool reuse = true;                 // v1 only; v0 servers never see it
+  uint64_t idle_timeout_ms = 30'000;  // an idle connection is closed after
+  uint32_t max_idle = 32;             // idle connections kept at most
 };
 
 struct ClientLimits {
@@ -123,6 +134,7 @@ struct ClientConfig {
   ClientLimits limits;
   ClientUdpConfig udp;
   ClientDnsConfig dns;
+  ClientPoolConfig pool;
 };
 
 // Reads and validates a file; relative paths (ca) resolve against the

@@ -21,7 +21,7 @@ void readTls(Reader& r, const toml::node& node, const std::string& base_dir, Ser
     r.fail(node, "tls", "expected a table with cert and key, got " + Reader::typeName(node));
     return;
   }
-  r.checkKeys(*t, "tls", {"cert", "key", "alpn"});
+  r.checkKeys(*t, "tls", {"cert", "key", "alpn", "session_tickets", "ticket_lifetime"});
   ServerTlsConfig tls;
   for (const char* k : {"cert", "key"}) {
     const toml::node* n = t->get(k);
@@ -51,6 +51,22 @@ void readTls(Reader& r, const toml::node& node, const std::string& base_dir, Ser
       }
       tls.alpn.push_back(*s);
     }
+  }
+  if (const toml::node* n = t->get("session_tickets")) {
+    auto b = r.boolean(*n, "tls.session_tickets");
+    if (!b) return;
+    tls.session_tickets = *b;
+  }
+  if (const toml::node* n = t->get("ticket_lifetime")) {
+    auto ms = r.duration(*n, "tls.ticket_lifetime");
+    if (!ms) return;
+    // RFC 8446 4.6.1: at most 7 days; whole seconds on the wire.
+    if (*ms < 1000 || *ms > 7ull * 24 * 3600 * 1000) {
+      r.fail(*n, "tls.ticket_lifetime",
+             "expected a duration from 1s to 7 days (RFC 8446 4.6.1), got " + formatDurationMs(*ms));
+      return;
+    }
+    tls.ticket_lifetime_ms = *ms;
   }
   cfg.tls = std::move(tls);
 }
@@ -159,7 +175,7 @@ void readUsers(Reader& r, const toml::table& root, ServerConfig& cfg) {
 void readRoot(Reader& r, const toml::table& root, const std::string& base_dir, ServerConfig& cfg) {
   r.checkKeys(root, "",
               {"log_level", "listen", "versions", "fallback", "handshake_timeout", "idle_timeout",
-               "max_connections", "tls", "users", "udp"});
+               "reuse_idle_timeout", "max_connections", "tls", "users", "udp"});
   if (r.failed()) return;
 
   if (const toml::node* n = root.get("log_level")) {
@@ -245,6 +261,11 @@ void readRoot(Reader& r, const toml::table& root, const std::string& base_dir, S
     auto ms = r.duration(*n, "idle_timeout");
     if (!ms) return;
     cfg.idle_timeout_ms = *ms;
+  }
+  if (const toml::node* n = root.get("reuse_idle_timeout")) {
+    auto ms = r.duration(*n, "reuse_idle_timeout");
+    if (!ms) return;
+    cfg.reuse_idle_timeout_ms = *ms;
   }
   if (const toml::node* n = root.get("max_connections")) {
     auto v = r.integer(*n, "max_connections", 1, 10'000'000);

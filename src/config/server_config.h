@@ -19,6 +19,10 @@ struct ServerTlsConfig {
   std::string cert_file;  // absolute, or relative to the process cwd
   std::string key_file;
   std::vector<std::string> alpn;
+  // Session tickets for resumption (docs/server.md "TLS"); the ticket key
+  // rotates every ticket_lifetime (the previous one is still accepted).
+  bool session_tickets = true;
+  uint64_t ticket_lifetime_ms = 3'600'000;
 };
 
 struct ServerUser {
@@ -50,6 +54,9 @@ struct ServerConfig {
   std::optional<HostPort> fallback;  // may be a DNS name
   uint64_t handshake_timeout_ms = 10'000;
   uint64_t idle_timeout_ms = 300'000;
+  // A reused connection (TLV 0x07) waiting for its next request is closed
+  // after this long (docs/protocol.md 3.8; the contract's default).
+  uint64_t reuse_idle_timeout_ms = 60'000;
   uint32_t max_connections = 10'000;
   std::optional<ServerTlsConfig> tls;  // absent: plain TCP
   std::vector<ServerUser> users;       // at least one, UUIDs unique

@@ -16,6 +16,8 @@ Result<std::unique_ptr<Server>> Server::create(event::Loop& loop, const config::
     opts.cert_file = cfg.tls->cert_file;
     opts.key_file = cfg.tls->key_file;
     opts.alpn = cfg.tls->alpn;
+    opts.session_tickets = cfg.tls->session_tickets;
+    opts.ticket_lifetime_s = static_cast<uint32_t>(cfg.tls->ticket_lifetime_ms / 1000);
     auto r = tls::TlsContext::create(opts);
     if (!r.ok()) return r.error();
     ctx = std::move(r).value();

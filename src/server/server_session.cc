@@ -4,6 +4,7 @@
 
 #include <cinttypes>
 
+#include "codec/length_frame.h"
 #include "core/log.h"
 #include "server/server.h"
 #include "server/udp_channel.h"
@@ -53,7 +54,9 @@ void ServerSession::refuse(const std::string& why) {
 void ServerSession::onTimer() {
   switch (state_) {
     case State::kHandshake:
-      if (!in_ready_) {
+      if (flows_ > 0 && held_.empty()) {
+        close(stream::CloseReason::kTimeout, "reuse idle timeout");
+      } else if (!in_ready_) {
         // TLS never finished: there is no plaintext to hand to a fallback.
         close(stream::CloseReason::kTimeout, "tls handshake timeout");
       } else {
@@ -90,12 +93,17 @@ void ServerSession::onData(Side side, BufferChain& data, bool end_stream) {
       case State::kDialling:
         held_.moveFrom(data);
         in_eof_ = in_eof_ || end_stream;
+        client_closed_ = client_closed_ || end_stream;
         if (held_.size() > kMaxHeldWhileDialling) {
           close(stream::CloseReason::kProtocolError, "too many bytes before the dial finished");
         }
         return;
       case State::kRelay:
       case State::kDraining:
+        if (reuse_) {
+          onReuseUp(data, end_stream);
+          return;
+        }
         if (in_eof_) {  // nothing may follow end_stream
           data.clear();
           return;
@@ -124,8 +132,101 @@ void ServerSession::onData(Side side, BufferChain& data, bool end_stream) {
   down_ += data.size();
   last_active_ms_ = loop_.now();
   out_eof_ = end_stream;
-  in_->write(data, end_stream);
+  if (reuse_) {
+    writeDown(data, end_stream);
+  } else {
+    in_->write(data, end_stream);
+  }
   if (end_stream) maybeFinished();
+}
+
+void ServerSession::writeDown(BufferChain& data, bool end_stream) {
+  BufferChain framed;
+  codec::encodeReuseChunks(data, framed);
+  if (end_stream) codec::encodeReuseEnd(framed);
+  if (!framed.empty()) in_->write(framed, false);  // the connection stays open
+}
+
+void ServerSession::onReuseUp(BufferChain& data, bool end_stream) {
+  client_closed_ = client_closed_ || end_stream;
+  if (in_eof_) {
+    // The flow's up direction ended: what follows is the next request,
+    // sent before this flow finished (bounded like a header).
+    next_.moveFrom(data);
+    if (next_.size() > kMaxHandshakeBytes + kMaxHeldWhileDialling) {
+      close(stream::CloseReason::kProtocolError, "too many bytes after the end chunk");
+    }
+    return;
+  }
+  chunk_in_.moveFrom(data);
+  while (state_ == State::kRelay || state_ == State::kDraining) {
+    codec::ReuseChunkResult r = codec::decodeReuseChunk(chunk_in_);
+    if (r.status == codec::DecodeStatus::kNeedMore) break;
+    if (r.status == codec::DecodeStatus::kInvalid) {
+      close(stream::CloseReason::kProtocolError, "reuse chunk: " + r.error);
+      return;
+    }
+    if (r.end) {
+      chunk_in_.drain(r.consumed);
+      next_.moveFrom(chunk_in_);
+      in_eof_ = true;
+      BufferChain none;
+      out_->write(none, true);  // the target sees the client's FIN
+      maybeFinished();
+      return;
+    }
+    BufferChain payload;
+    codec::takePacket(chunk_in_, r, payload);
+    up_ += payload.size();
+    last_active_ms_ = loop_.now();
+    out_->write(payload, false);
+  }
+  if (end_stream && (state_ == State::kRelay || state_ == State::kDraining)) {
+    // The client ended its TLS direction without the end chunk (or in the
+    // middle of one): the flow's up direction is over, the connection too.
+    in_eof_ = true;
+    BufferChain none;
+    out_->write(none, true);
+    maybeFinished();
+  }
+}
+
+void ServerSession::nextRequest() {
+  logClose(stream::CloseReason::kLocalClose, "done");
+  ++flows_;
+  if (out_ != nullptr) {
+    dropping_out_ = true;
+    if (!out_closed_) out_->close(stream::CloseReason::kLocalClose);
+    dropping_out_ = false;
+    out_ = nullptr;
+    loop_.deferredDelete(std::move(out_owner_));
+  }
+  out_closed_ = true;
+  state_ = State::kHandshake;
+  request_ = codec::Request{};
+  reuse_ = false;
+  in_eof_ = false;
+  out_eof_ = false;
+  out_bp_paused_ = false;
+  if (in_bp_paused_) {
+    in_bp_paused_ = false;
+    in_->readDisable(false);
+  }
+  dial_addrs_.clear();
+  dial_next_ = 0;
+  last_dial_error_ = "no address";
+  target_ = "-";
+  up_ = 0;
+  down_ = 0;
+  started_ms_ = loop_.now();
+  chunk_in_.clear();
+  held_.clear();
+  timer_.start(server_.config().reuse_idle_timeout_ms, [this] { onTimer(); });
+  if (!next_.empty()) {
+    BufferChain next;
+    next.moveFrom(next_);
+    onHandshakeBytes(next, false);
+  }
 }
 
 void ServerSession::onWatermark(Side side, bool above) {
@@ -145,6 +246,7 @@ void ServerSession::onWatermark(Side side, bool above) {
 void ServerSession::onStreamClose(Side side, stream::CloseReason reason,
                                   const std::string& detail) {
   (side == Side::kIn ? in_closed_ : out_closed_) = true;
+  if (side == Side::kOut && dropping_out_) return;  // nextRequest() closed it
   if (state_ == State::kClosed) {
     maybeRelease();
     return;
@@ -216,6 +318,8 @@ void ServerSession::onRequest(size_t header_len) {
   }
   target_ = request_.target->toString();
   held_.drain(header_len);  // the payload stays for the target
+  reuse_ = request_.reuse && request_.version == 1;
+  if (flows_ > 0) started_ms_ = loop_.now();  // a flow's time, not the connection's
   state_ = State::kDialling;
   setDialPause(true);
   timer_.start(cfg.handshake_timeout_ms, [this] { onTimer(); });
@@ -256,6 +360,10 @@ void ServerSession::endUdp(stream::CloseReason reason, const std::string& why) {
 
 void ServerSession::rejectInput(const std::string& why) {
   const config::ServerConfig& cfg = server_.config();
+  if (flows_ > 0) {  // a reused connection already proved its user
+    close(stream::CloseReason::kProtocolError, "rejected on a reused connection: " + why);
+    return;
+  }
   rejected_ = why;
   if (!cfg.fallback) {
     close(stream::CloseReason::kProtocolError, "rejected: " + why);
@@ -349,7 +457,13 @@ void ServerSession::onDialled() {
     if (!head.empty()) in_->write(head, false);
   }
   if (state_ != State::kRelay) return;  // the write may have failed and closed us
-  if (!held_.empty() || in_eof_) {
+  if (reuse_) {
+    BufferChain early;
+    early.moveFrom(held_);
+    const bool eof = in_eof_;
+    in_eof_ = false;
+    onReuseUp(early, eof);
+  } else if (!held_.empty() || in_eof_) {
     up_ += held_.size();
     out_->write(held_, in_eof_);
   }
@@ -376,7 +490,11 @@ void ServerSession::maybeDrained() {
   bool in_empty = in_closed_ || in_->bufferedBytes() == 0;
   bool out_empty = out_closed_ || out_ == nullptr || out_->bufferedBytes() == 0;
   if (in_empty && out_empty) {
-    close(stream::CloseReason::kLocalClose, "done");
+    if (reuse_ && !client_closed_ && !in_closed_) {
+      nextRequest();
+    } else {
+      close(stream::CloseReason::kLocalClose, "done");
+    }
   } else if (loop_.now() >= drain_deadline_ms_) {
     close(stream::CloseReason::kTimeout, "flush timeout");
   } else {
@@ -386,6 +504,7 @@ void ServerSession::maybeDrained() {
 
 void ServerSession::close(stream::CloseReason reason, const std::string& detail) {
   if (state_ == State::kClosed) return;
+  const State prev = state_;
   state_ = State::kClosed;
   server_.onSessionClosing();
   timer_.stop();
@@ -393,6 +512,11 @@ void ServerSession::close(stream::CloseReason reason, const std::string& detail)
   if (resolver_) resolver_->cancel();
   if (udp_) {
     udp_->shutdown(reason, detail);  // logs the connection's one line
+  } else if (flows_ > 0 && prev == State::kHandshake && held_.empty()) {
+    // A reused connection that ends between requests: its flows have their
+    // lines already.
+    VT_DEBUG("conn #%" PRIu64 " %s: reused connection ended after %u flows: %s", id_,
+             peer_name_.c_str(), flows_, detail.c_str());
   } else {
     logClose(reason, detail);
   }
@@ -418,8 +542,9 @@ void ServerSession::logClose(stream::CloseReason reason, const std::string& deta
   if (fallback_) why = "fallback after: " + rejected_ + "; then " + why;
   VT_LOG(level,
          "conn #%" PRIu64 " peer=%s user=%s target=%s up=%" PRIu64 " down=%" PRIu64 " ms=%" PRIu64
-         " close=%s",
-         id_, peer_name_.c_str(), user_, target_.c_str(), up_, down_, ms, why.c_str());
+         " close=%s%s",
+         id_, peer_name_.c_str(), user_, target_.c_str(), up_, down_, ms, why.c_str(),
+         reuse_ || flows_ > 0 ? (" flow=" + std::to_string(flows_ + 1)).c_str() : "");
 }
 
 }  // namespace vt::server

@@ -2,6 +2,8 @@
 // log line at close.
 //
 //   kHandshake --header ok--> kDialling --connected--> kRelay --both done--> kDraining
+//       ^                                                                      |
+//       +------ reuse (TLV 0x07): the flow is logged, the target closed -------+
 //       |  bad input / timeout            (v0: response header; v1 want_ip: prefix)
 //       +--fallback set--> kDialling(fallback) --connected--> kRelay (all bytes replayed)
 //       +--no fallback---> closed without writing a byte
@@ -10,6 +12,13 @@
 // are at most the header limit plus one read. After the dial the two
 // streams relay with backpressure: when one side's write queue is above its
 // high watermark, the other side stops reading until the low watermark.
+//
+// Reuse (docs/protocol.md 3.8): both directions are LEN(2) chunks and a
+// LEN 0 chunk ends one; once both ended and the bytes are flushed, the flow
+// gets its log line, the target is closed and the connection waits (at
+// most reuse_idle_timeout) for the client's next request. A request on a
+// reused connection that does not parse closes it (no fallback: the
+// connection already proved its user).
 #pragma once
 
 #include <cstdint>
@@ -80,6 +89,11 @@ class ServerSession : public event::DeferredDeletable {
   void onStreamClose(Side side, stream::CloseReason reason, const std::string& detail);
 
   void onHandshakeBytes(BufferChain& data, bool end_stream);
+  // Reuse: client chunks -> target; target bytes -> chunks to the client.
+  void onReuseUp(BufferChain& data, bool end_stream);
+  void writeDown(BufferChain& data, bool end_stream);
+  // A reused flow is finished: log it, drop the target, wait for the next.
+  void nextRequest();
   void onRequest(size_t header_len);
   void startUdp(size_t header_len);
   // The UdpChannel's clean end: finish our direction, close once the client
@@ -141,6 +155,13 @@ class ServerSession : public event::DeferredDeletable {
   uint64_t up_ = 0;    // client -> target bytes
   uint64_t down_ = 0;  // target -> client bytes
   bool released_ = false;
+  // Reuse (TLV 0x07).
+  bool reuse_ = false;          // this flow is chunked
+  bool client_closed_ = false;  // the client ended its TLS direction: no next request
+  bool dropping_out_ = false;   // nextRequest() is closing the finished target
+  uint32_t flows_ = 0;          // flows finished on this connection so far
+  BufferChain chunk_in_;        // client bytes not yet decoded into chunks
+  BufferChain next_;            // bytes after the client's end chunk: the next request
   std::unique_ptr<UdpChannel> udp_;
   bool udp_ending_ = false;  // endUdp() ran: waiting for the client to close
 };

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "codec/length_frame.h"
+
 namespace vt::stream {
 
 namespace {
@@ -13,6 +15,13 @@ std::unique_ptr<VlessClientStream> VlessClientStream::create(StreamPtr inner,
                                                              codec::Request request) {
   return std::unique_ptr<VlessClientStream>(
       new VlessClientStream(std::move(inner), std::move(request)));
+}
+
+std::unique_ptr<VlessClientStream> VlessClientStream::createPooled(StreamPtr connected,
+                                                                   codec::Request request) {
+  auto s = create(std::move(connected), std::move(request));
+  s->pooled_ = true;
+  return s;
 }
 
 VlessClientStream::VlessClientStream(StreamPtr inner, codec::Request request)
@@ -29,6 +38,10 @@ VlessClientStream::~VlessClientStream() {
 
 void VlessClientStream::connect() {
   if (closed_) return;
+  if (pooled_) {
+    onConnected();  // the connection is up: the header goes now
+    return;
+  }
   inner_->connect();
 }
 
@@ -60,6 +73,17 @@ void VlessClientStream::write(BufferChain& data, bool end_stream) {
     return;
   }
   write_end_ = end_stream;
+  if (request_.reuse) {
+    BufferChain framed;
+    codec::encodeReuseChunks(data, framed);
+    if (end_stream) codec::encodeReuseEnd(framed);
+    if (!header_sent_) {
+      sendHeader(framed, false);
+    } else if (!framed.empty()) {
+      inner_->write(framed, false);  // the connection outlives the flow
+    }
+    return;
+  }
   if (!header_sent_) {
     sendHeader(data, end_stream);
     return;
@@ -68,7 +92,8 @@ void VlessClientStream::write(BufferChain& data, bool end_stream) {
 }
 
 void VlessClientStream::readDisable(bool disable) {
-  if (closed_) return;
+  if (closed_ || inner_ == nullptr) return;
+  read_disabled_ += disable ? 1 : -1;
   inner_->readDisable(disable);
 }
 
@@ -96,7 +121,11 @@ void VlessClientStream::onData(BufferChain& data, bool end_stream) {
     return;
   }
   if (response_done_) {
-    deliver(data, end_stream);
+    if (request_.reuse) {
+      deliverChunks(data, end_stream);
+    } else {
+      deliver(data, end_stream);
+    }
     return;
   }
   rx_.moveFrom(data);
@@ -131,7 +160,48 @@ void VlessClientStream::onData(BufferChain& data, bool end_stream) {
     if (callbacks_ != nullptr) callbacks_->onConnected();
     if (closed_) return;
   }
+  if (request_.reuse) {
+    BufferChain rest;
+    rest.moveFrom(rx_);
+    deliverChunks(rest, end_stream);
+    return;
+  }
   if (!rx_.empty() || end_stream) deliver(rx_, end_stream);
+}
+
+void VlessClientStream::deliverChunks(BufferChain& data, bool end_stream) {
+  inner_eof_ = inner_eof_ || end_stream;
+  chunk_rx_.moveFrom(data);
+  BufferChain plain;
+  bool end = false;
+  while (!down_end_) {
+    codec::ReuseChunkResult r = codec::decodeReuseChunk(chunk_rx_);
+    if (r.status == codec::DecodeStatus::kNeedMore) break;
+    if (r.status == codec::DecodeStatus::kInvalid) {
+      close(CloseReason::kProtocolError, "reuse chunk: " + r.error);
+      return;
+    }
+    if (r.end) {
+      chunk_rx_.drain(r.consumed);
+      down_end_ = true;
+      end = true;
+      break;
+    }
+    codec::takePacket(chunk_rx_, r, plain);
+  }
+  if (down_end_ && !chunk_rx_.empty()) {
+    close(CloseReason::kProtocolError, "server sent bytes after its end chunk");
+    return;
+  }
+  // The server ended the connection in the middle of the flow: that ends
+  // the flow's down direction too (and the connection is not reusable).
+  if (inner_eof_ && !down_end_) end = true;
+  if (!plain.empty() || end) deliver(plain, end);
+}
+
+bool VlessClientStream::reusable() const {
+  return request_.reuse && header_sent_ && write_end_ && down_end_ && !inner_eof_ &&
+         chunk_rx_.empty() && inner_ != nullptr && release_ != nullptr;
 }
 
 void VlessClientStream::deliver(BufferChain& data, bool end_stream) {
@@ -171,6 +241,17 @@ void VlessClientStream::onClose(CloseReason reason, const std::string& detail) {
 void VlessClientStream::close(CloseReason reason, const std::string& detail) {
   if (closed_) return;
   closed_ = true;
+  if (reason == CloseReason::kLocalClose && reusable()) {
+    // Both directions ended with their chunks: the connection is idle and
+    // goes back to the pool, with the callbacks the pool gives it.
+    // The pool must see what the server sends (or its close) while idle.
+    for (; read_disabled_ > 0; --read_disabled_) inner_->readDisable(false);
+    release_(std::move(inner_));
+    rx_.clear();
+    StreamCallbacks* cb = std::exchange(callbacks_, nullptr);
+    if (cb != nullptr) cb->onClose(reason, detail);
+    return;
+  }
   inner_->close(reason);
   rx_.clear();
   StreamCallbacks* cb = std::exchange(callbacks_, nullptr);

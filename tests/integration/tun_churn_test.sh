@@ -24,6 +24,8 @@ workers=${VT_CHURN_WORKERS:-32}
 max_ms=${VT_CHURN_MAX_MS:-1000}
 
 tb_setup churn
+# As in bench/churn.sh: the app's kernel may reuse its own TIME_WAIT ports.
+in_app sysctl -qw net.ipv4.tcp_tw_reuse=1
 start churn-serve ip netns exec "$TB_WEB" "$VT_CHURN" serve --port 7100
 wait_port "$TB_WEB4" 7100 10 "$TB_WEB"
 tb_server_start vless-server yes '[udp]

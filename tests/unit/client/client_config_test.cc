@@ -43,6 +43,10 @@ TEST(ClientConfig, MinimalGetsDefaults) {
   EXPECT_EQ(c.server.address.port, 443);
   EXPECT_EQ(c.server.version, 1);
   EXPECT_TRUE(c.server.tls);
+  EXPECT_TRUE(c.server.session_tickets);
+  EXPECT_TRUE(c.pool.reuse);
+  EXPECT_EQ(c.pool.idle_timeout_ms, 30'000u);
+  EXPECT_EQ(c.pool.max_idle, 32u);
   EXPECT_EQ(c.server.sni, "198.18.0.2");
   EXPECT_EQ(c.server.connect_mode, ConnectMode::kWait);
   EXPECT_EQ(c.server.fwmark, 0u);
@@ -71,6 +75,7 @@ sni = "test.name"
 alpn = ["h2", "http/1.1"]
 ca = "ca.pem"
 insecure = false
+session_tickets = false
 fwmark = 255
 [route]
 auto_route = false
@@ -79,6 +84,10 @@ max_flows = 10
 idle_timeout = "5m"
 drain_timeout = 7
 connect_timeout = "1500ms"
+[pool]
+reuse = false
+idle_timeout = "10s"
+max_idle = 4
 )");
   ASSERT_TRUE(r.ok()) << r.error().message;
   const ClientConfig& c = r.value();
@@ -93,6 +102,10 @@ connect_timeout = "1500ms"
   EXPECT_TRUE(c.tun.ipv6->v6);
   EXPECT_FALSE(c.server.address.is_ip);
   EXPECT_EQ(c.server.version, 0);
+  EXPECT_FALSE(c.server.session_tickets);
+  EXPECT_FALSE(c.pool.reuse);
+  EXPECT_EQ(c.pool.idle_timeout_ms, 10'000u);
+  EXPECT_EQ(c.pool.max_idle, 4u);
   EXPECT_EQ(c.server.connect_mode, ConnectMode::kImmediate);  // v0 default
   EXPECT_EQ(c.server.sni, "test.name");
   ASSERT_EQ(c.server.alpn.size(), 2u);
@@ -127,6 +140,10 @@ TEST(ClientConfig, ErrorsNameFileLineKeyAndExpectation) {
   std::string u = "uuid = \"a684455c-b14f-11ea-bf0d-42010aaa0003\"\n";
   expectError("", {"c.toml", "server", "missing", "[server]"});
   expectError(s, {"c.toml", "server.uuid", "missing", "UUID"});
+  expectError(s + u + "[pool]\nmax_idle = 5000\n", {"c.toml", "pool.max_idle", "4096"});
+  expectError(s + u + "[pool]\nidle_timeout = \"x\"\n", {"c.toml", "pool.idle_timeout", "duration"});
+  expectError(s + u + "[pool]\nreuse = 1\n", {"c.toml", "pool.reuse"});
+  expectError(s + u + "[pool]\nsize = 1\n", {"c.toml", "pool.size"});
   expectError("[server]\naddress = \"198.18.0.2:443\"\nuuid = \"nope\"\n",
               {"c.toml:3:8", "server.uuid", "expected a UUID like", "nope"});
   expectError("[server]\naddress = \"198.18.0.2\"\n" + u,

@@ -78,11 +78,10 @@ class ClientTest : public ::testing::Test {
   void SetUp() override {
     std::signal(SIGPIPE, SIG_IGN);
     setLogLevel(LogLevel::kInfo);
-    config::ServerConfig scfg;
-    scfg.log_level = LogLevel::kInfo;
-    scfg.listen = {config::HostPort{"127.0.0.1", 0, true}};
-    scfg.users = {config::ServerUser{"alice", kUuid}};
-    server_ = std::make_unique<server::Server>(loop_, scfg, nullptr);
+    scfg_.log_level = LogLevel::kInfo;
+    scfg_.listen = {config::HostPort{"127.0.0.1", 0, true}};
+    scfg_.users = {config::ServerUser{"alice", kUuid}};
+    server_ = std::make_unique<server::Server>(loop_, scfg_, nullptr);
     ASSERT_TRUE(server_->start().ok());
     serverPort_ = server_->localAddresses().at(0).port();
     auto l = stream::TcpListener::listen(
@@ -107,6 +106,8 @@ class ClientTest : public ::testing::Test {
     runFor(30);
     server_->stop();
     runUntil([this] { return server_->sessionCount() == 0; });
+    if (oldServer_ != nullptr) runUntil([this] { return oldServer_->sessionCount() == 0; });
+    oldServer_.reset();
     echo_.clear();
     echoListener_.reset();
     held_.clear();
@@ -140,6 +141,35 @@ class ClientTest : public ::testing::Test {
       loop_.runOnce(false);
       usleep(500);
     }
+  }
+
+  // Stops the server (its sockets close at once, without running the loop)
+  // and starts a new one with `scfg_` on the same port.
+  void restartServer() {
+    server_->stop();
+    oldServer_ = std::move(server_);  // freed once its sessions are gone
+    config::ServerConfig cfg = scfg_;
+    cfg.listen = {config::HostPort{"127.0.0.1", serverPort_, true}};
+    server_ = std::make_unique<server::Server>(loop_, cfg, nullptr);
+    Status st = server_->start();
+    ASSERT_TRUE(st.ok()) << st.error().message;
+  }
+
+  // One whole flow to the echo: handshake, `msg` up and back, FIN both
+  // ways, the session gone.
+  void echoFlow(App& a, const std::string& msg) {
+    ASSERT_TRUE(handshake(a));
+    send(a, kAck | kPsh, msg);
+    ASSERT_TRUE(runUntil([&] {
+      absorb(a);
+      return a.received == msg;
+    }));
+    send(a, kAck | kFin);
+    ASSERT_TRUE(runUntil([&] {
+      absorb(a);
+      return a.gotFin && client_->sessionCount() == 0;
+    }));
+    EXPECT_FALSE(a.gotRst);
   }
 
   // A port that was just free: connecting to it is refused.
@@ -247,7 +277,9 @@ class ClientTest : public ::testing::Test {
   event::Loop loop_;
   std::vector<std::unique_ptr<stream::TcpListener>> targets_;
   std::vector<std::unique_ptr<Held>> held_;
+  config::ServerConfig scfg_;
   std::unique_ptr<server::Server> server_;
+  std::unique_ptr<server::Server> oldServer_;  // restartServer(): still closing
   std::unique_ptr<stream::TcpListener> echoListener_;
   std::vector<std::unique_ptr<EchoConn>> echo_;
   uint16_t serverPort_ = 0;
@@ -650,6 +682,85 @@ TEST_F(ClientTest, StalledAppStopsReadingTheServer) {
       },
       20000));
   EXPECT_EQ(a.received.size(), kTotal);
+}
+
+// ---- connection reuse (TLV 0x07; on by default for a v1 server) ----------
+
+TEST_F(ClientTest, SequentialFlowsShareOneServerConnection) {
+  startClient();
+  ASSERT_NE(client_->pool(), nullptr);
+  App a = app(40090, echoPort_);
+  ASSERT_NO_FATAL_FAILURE(echoFlow(a, "first"));
+  ASSERT_TRUE(runUntil([&] { return client_->pool()->idle() == 1; }));
+  App b = app(40091, echoPort_);
+  ASSERT_NO_FATAL_FAILURE(echoFlow(b, "second"));
+  ASSERT_TRUE(runUntil([&] { return client_->pool()->idle() == 1; }));
+  EXPECT_EQ(client_->pool()->stats().released, 2u);
+  EXPECT_EQ(client_->pool()->stats().reused, 1u);
+  EXPECT_EQ(server_->sessionCount(), 1u);  // one connection carried both flows
+  ASSERT_EQ(echo_.size(), 2u);
+  EXPECT_EQ(echo_[1]->got, "second");
+}
+
+TEST_F(ClientTest, PooledConnectionFoundDeadIsRetriedOnAFreshOne) {
+  startClient();
+  App a = app(40092, echoPort_);
+  ASSERT_NO_FATAL_FAILURE(echoFlow(a, "first"));
+  ASSERT_TRUE(runUntil([&] { return client_->pool()->idle() == 1; }));
+  // The server goes away and comes back; nothing runs the loop in between,
+  // so the pool has not seen the close when the next flow takes the
+  // connection (the race of a server closing an idle connection just as
+  // the client reuses it).
+  ASSERT_NO_FATAL_FAILURE(restartServer());
+  App b = app(40093, echoPort_);
+  send(b, kSyn);
+  EXPECT_EQ(client_->pool()->stats().reused, 1u);  // the dead one was taken
+  ASSERT_TRUE(runUntil([&] {
+    absorb(b);
+    return b.ack != 0 || b.gotRst;
+  }));
+  ASSERT_FALSE(b.gotRst);
+  send(b, kAck);
+  send(b, kAck | kPsh, "still works");
+  ASSERT_TRUE(runUntil([&] {
+    absorb(b);
+    return b.received == "still works";
+  }));
+  EXPECT_FALSE(b.gotRst);
+  EXPECT_EQ(client_->stats().connectFailed, 0u);
+}
+
+TEST_F(ClientTest, PooledConnectionTheServerTimesOutIsDropped) {
+  scfg_.reuse_idle_timeout_ms = 100;
+  ASSERT_NO_FATAL_FAILURE(restartServer());
+  startClient();
+  App a = app(40094, echoPort_);
+  ASSERT_NO_FATAL_FAILURE(echoFlow(a, "first"));
+  // The server closes the idle connection; the pool sees it and drops it.
+  ASSERT_TRUE(runUntil([&] { return client_->pool()->stats().serverClosed == 1; }));
+  EXPECT_EQ(client_->pool()->idle(), 0u);
+  App b = app(40095, echoPort_);
+  ASSERT_NO_FATAL_FAILURE(echoFlow(b, "fresh"));
+  EXPECT_EQ(client_->pool()->stats().reused, 0u);
+}
+
+TEST_F(ClientTest, DialFailureOnAPooledConnectionResetsTheAppOnce) {
+  uint16_t closed = closedPort();
+  startClient();
+  App a = app(40096, echoPort_);
+  ASSERT_NO_FATAL_FAILURE(echoFlow(a, "first"));
+  ASSERT_TRUE(runUntil([&] { return client_->pool()->idle() == 1; }));
+  // The pooled connection ends (the dial failed), so does the fresh retry.
+  App b = app(40097, closed);
+  send(b, kSyn);
+  ASSERT_TRUE(runUntil([&] {
+    absorb(b);
+    return b.gotRst;
+  }));
+  EXPECT_EQ(b.ack, 0u);
+  EXPECT_EQ(client_->pool()->stats().reused, 1u);
+  EXPECT_EQ(client_->stats().connectFailed, 1u);
+  EXPECT_EQ(client_->sessionCount(), 0u);
 }
 
 }  // namespace

@@ -87,6 +87,40 @@ TEST(ReuseChunk, DataAndEnd) {
   EXPECT_EQ(toHex(out.toVector()), "00036162630000");
 }
 
+TEST(ReuseChunk, EncodeChunksSplitsAtTheLargestLen) {
+  BufferChain out, empty;
+  encodeReuseChunks(empty, out);
+  EXPECT_TRUE(out.empty());  // no chunk for no data: LEN 0 would be the end
+  const size_t sizes[] = {1, 65535, 65536, 3 * 65535 + 2};
+  for (size_t n : sizes) {
+    std::string data(n, '\0');
+    for (size_t i = 0; i < n; ++i) data[i] = static_cast<char>(i * 7);
+    BufferChain in;
+    in.append(data);
+    BufferChain framed;
+    encodeReuseChunks(in, framed);
+    EXPECT_TRUE(in.empty());
+    EXPECT_EQ(framed.size(), n + 2 * ((n + 65534) / 65535)) << n;
+    // Every chunk is full but the last, none is empty, and they decode back.
+    std::string back;
+    size_t chunks = 0;
+    while (!framed.empty()) {
+      ReuseChunkResult r = decodeReuseChunk(framed);
+      ASSERT_EQ(r.status, DecodeStatus::kDone);
+      ASSERT_FALSE(r.end);
+      ++chunks;
+      if (framed.size() > r.consumed) {  // not the last one
+        EXPECT_EQ(r.payload_size, 65535u);
+      }
+      BufferChain payload;
+      takePacket(framed, r, payload);
+      back += payload.toString();
+    }
+    EXPECT_EQ(chunks, (n + 65534) / 65535) << n;
+    EXPECT_TRUE(back == data) << n;
+  }
+}
+
 TEST(IpPacket, Vectors) {
   std::string v4 = "00 14 45 00 00 14 00 00 00 00 40 01 00 00 0a 00 00 01 0a 00 00 02";
   EXPECT_EQ(checkDoneEverySplit(hex(v4), 22, ip),

@@ -133,6 +133,42 @@ TEST(ServerConfig, BadDuration) {
   EXPECT_NE(m.find("idle_timeout: expected a duration"), std::string::npos) << m;
 }
 
+TEST(ServerConfig, ReuseIdleTimeout) {
+  auto r = parseServerConfig(kMinimal, "srv.toml", "/etc/v");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.value().reuse_idle_timeout_ms, 60'000u);
+  r = parseServerConfig(std::string("reuse_idle_timeout = \"5s\"\n") + kMinimal, "srv.toml",
+                        "/etc/v");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.value().reuse_idle_timeout_ms, 5'000u);
+  std::string m = parseError(std::string("reuse_idle_timeout = \"soon\"\n") + kMinimal);
+  EXPECT_NE(m.find("reuse_idle_timeout: expected a duration"), std::string::npos) << m;
+}
+
+TEST(ServerConfig, SessionTickets) {
+  const std::string tls = "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n";
+  auto r = parseServerConfig(std::string(kMinimal) + tls, "srv.toml", "/etc/v");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_TRUE(r.value().tls->session_tickets);
+  EXPECT_EQ(r.value().tls->ticket_lifetime_ms, 3'600'000u);
+  r = parseServerConfig(std::string(kMinimal) + tls +
+                            "session_tickets = false\nticket_lifetime = \"2h\"\n",
+                        "srv.toml", "/etc/v");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_FALSE(r.value().tls->session_tickets);
+  EXPECT_EQ(r.value().tls->ticket_lifetime_ms, 7'200'000u);
+  std::string m = parseError(std::string(kMinimal) + tls + "ticket_lifetime = \"8d\"\n");
+  EXPECT_NE(m.find("tls.ticket_lifetime: expected a duration"), std::string::npos) << m;
+  for (const char* v : {"\"500ms\"", "\"169h\""}) {
+    m = parseError(std::string(kMinimal) + tls + "ticket_lifetime = " + v + "\n");
+    EXPECT_NE(m.find("tls.ticket_lifetime: expected a duration from 1s to 7 days"),
+              std::string::npos)
+        << m;
+  }
+  m = parseError(std::string(kMinimal) + tls + "session_tickets = \"yes\"\n");
+  EXPECT_NE(m.find("tls.session_tickets: expected"), std::string::npos) << m;
+}
+
 TEST(ServerConfig, UnknownKeys) {
   std::string m = parseError(std::string("handshake_timout = \"1s\"\n") + kMinimal);
   EXPECT_NE(m.find("srv.toml:1:1: handshake_timout: unknown key"), std::string::npos) << m;

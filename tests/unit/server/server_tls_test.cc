@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "codec/length_frame.h"
 #include "unit/server/server_harness.h"
 
 namespace vt::server {
@@ -136,6 +137,42 @@ TEST(Server, TlsRoundTripAndFallback) {
     EXPECT_TRUE(waitEof(fd, 3000, nullptr));
     ::close(fd);
   }
+}
+
+TEST(Server, TlsReuseTwoFlowsOnOneConnection) {
+  // Connection reuse (TLV 0x07) inside TLS: chunks both ways, the end
+  // chunks, then the next request in the same TLS session. More cases over
+  // plain TCP in server_reuse_test.cc.
+  EchoPeer echo;
+  config::ServerConfig cfg = baseConfig();
+  cfg.handshake_timeout_ms = 5000;  // an ASan TLS handshake under load is slow
+  auto server_ctx = tlsContext(tls::Role::kServer);
+  auto client_ctx = tlsContext(tls::Role::kClient);
+  ASSERT_TRUE(server_ctx && client_ctx);
+  Harness h(cfg, server_ctx);
+  int fd = connectLoopback(h.port());
+  TlsClient c(fd, client_ctx);
+  ASSERT_TRUE(c.handshake());
+  for (std::string payload : {"first flow", "second flow"}) {
+    codec::Request r;
+    r.version = 1;
+    r.uuid = kAlice;
+    r.target = echoAt(echo.port());
+    r.reuse = true;
+    BufferChain up;
+    codec::encodeRequest(r, up);
+    BufferChain data;
+    data.append(payload);
+    codec::encodeReuseChunks(data, up);
+    codec::encodeReuseEnd(up);
+    c.send(up.toString());
+    std::string want = std::string("\x00", 1) + static_cast<char>(payload.size()) + payload +
+                       std::string("\x00\x00", 2);
+    EXPECT_EQ(c.read(want.size()), want);
+  }
+  EXPECT_EQ(echo.connections(), 2u);
+  EXPECT_EQ(h.sessions(), 1u);
+  ::close(fd);
 }
 
 }  // namespace

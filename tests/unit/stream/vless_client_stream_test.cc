@@ -5,7 +5,10 @@
 #include <memory>
 #include <vector>
 
+#include "codec/length_frame.h"
+#include "config/server_config.h"
 #include "event/timer.h"
+#include "server/server.h"
 #include "stream/tcp_stream.h"
 #include "stream/tls_stream.h"
 #include "stream_test_util.h"
@@ -315,6 +318,245 @@ TEST(VlessClientStream, V0OverTlsHalfClose) {
   ASSERT_GT(server.first_read.size(), headerSize(req));
   EXPECT_EQ(server.first_read.substr(server.header_len),
             c.payload.substr(0, server.first_read.size() - server.header_len));
+}
+
+// ---- connection reuse (TLV 0x07) against the real vless-server ----------
+
+// The test's TLS contexts (certificates in tests/data/tls).
+std::shared_ptr<tls::TlsContext> tlsContext(tls::Role role) {
+  const std::string dir = VT_TEST_DATA_DIR "/tls/";
+  tls::TlsOptions o;
+  o.role = role;
+  if (role == tls::Role::kServer) {
+    o.cert_file = dir + "server.pem";
+    o.key_file = dir + "server.key";
+  } else {
+    o.server_name = "localhost";
+    o.ca_file = dir + "ca.pem";
+  }
+  auto r = tls::TlsContext::create(o);
+  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().toString());
+  return r.ok() ? std::move(r).value() : nullptr;
+}
+
+// vless-server (user makeRequest's UUID) and an echo target (mirrors
+// end_stream) on the test's loop.
+class ReuseWorld {
+ public:
+  ReuseWorld(event::Loop& loop, std::shared_ptr<tls::TlsContext> tls) : loop_(loop) {
+    config::ServerConfig cfg;
+    cfg.log_level = LogLevel::kWarn;
+    cfg.listen = {config::HostPort{"127.0.0.1", 0, true}};
+    cfg.users = {config::ServerUser{"alice", makeRequest(1).uuid}};
+    server_ = std::make_unique<server::Server>(loop, cfg, std::move(tls));
+    EXPECT_TRUE(server_->start().ok());
+    auto l = TcpListener::listen(loop, loopback(), [this](std::unique_ptr<TcpStream> s) {
+      auto e = std::make_unique<Echo>();
+      e->s = std::move(s);
+      e->s->setCallbacks(*e);
+      echoes_.push_back(std::move(e));
+    });
+    EXPECT_TRUE(l.ok());
+    echo_listener_ = std::move(l.value());
+  }
+  ~ReuseWorld() {
+    server_->stop();
+    runUntil(loop_, [this] { return server_->sessionCount() == 0; });
+    echoes_.clear();
+  }
+  server::Server& server() { return *server_; }
+  uint16_t serverPort() const { return server_->localAddresses().at(0).port(); }
+  size_t echoConnections() const { return echoes_.size(); }
+  // A TCP request to the echo, chunked.
+  codec::Request request(bool want_ip = false) const {
+    codec::Request r = makeRequest(1, want_ip);
+    r.target = codec::Address::ipv4(0x7f000001, echo_listener_->localAddress().port());
+    r.reuse = true;
+    return r;
+  }
+
+ private:
+  struct Echo final : StreamCallbacks {
+    std::unique_ptr<TcpStream> s;
+    void onData(BufferChain& data, bool end_stream) override { s->write(data, end_stream); }
+    void onClose(CloseReason, const std::string&) override {}
+  };
+  event::Loop& loop_;
+  std::unique_ptr<server::Server> server_;
+  std::unique_ptr<TcpListener> echo_listener_;
+  std::vector<std::unique_ptr<Echo>> echoes_;
+};
+
+// Holds a released connection the way the pool does: nothing may arrive
+// while it is idle.
+struct Idle final : StreamCallbacks {
+  StreamPtr stream;
+  int events = 0;
+  void onData(BufferChain& data, bool) override {
+    ++events;
+    data.clear();
+  }
+  void onClose(CloseReason, const std::string&) override { ++events; }
+  VlessClientStream::ReleaseFn release() {
+    return [this](StreamPtr s) {
+      stream = std::move(s);
+      stream->setCallbacks(*this);
+    };
+  }
+};
+
+TEST(VlessClientStream, ReuseReleasesTheConnectionToTheNextFlow) {
+  event::Loop loop;
+  auto sctx = tlsContext(tls::Role::kServer);
+  auto cctx = tlsContext(tls::Role::kClient);
+  ASSERT_TRUE(sctx && cctx);
+  ReuseWorld world(loop, sctx);
+  Idle idle;
+  auto first = VlessClientStream::create(
+      TlsStream::create(TcpStream::create(loop, loopback(world.serverPort())), cctx),
+      world.request());
+  first->setRelease(idle.release());
+  Endpoint c;
+  c.attach(*first);
+  first->connect();
+  c.payload = pattern(200 * 1024, 3);  // several chunks each way
+  c.pump();                            // the last write carries our end
+  ASSERT_TRUE(runUntil(loop, [&] { return c.eof; }));
+  EXPECT_TRUE(c.received == c.payload) << c.received.size();
+  EXPECT_EQ(c.closes, 0);
+  EXPECT_EQ(idle.stream, nullptr);
+  first->close(CloseReason::kLocalClose);  // both ends done: released
+  EXPECT_EQ(c.closes, 1);
+  EXPECT_EQ(c.reason, CloseReason::kLocalClose);
+  ASSERT_NE(idle.stream, nullptr);
+  // The server ends the flow and waits for the next request, silently.
+  ASSERT_TRUE(runUntil(loop, [&] { return world.server().sessionCount() == 1; }));
+  runUntil(loop, [] { return false; }, 50);
+  EXPECT_EQ(idle.events, 0);
+
+  // The second flow: want_ip this time, over the same TLS connection.
+  auto second = VlessClientStream::createPooled(std::move(idle.stream), world.request(true));
+  EXPECT_TRUE(second->pooled());
+  second->setRelease(idle.release());
+  Endpoint c2;
+  c2.attach(*second);
+  second->connect();  // the header goes at once: no handshake to wait for
+  c2.payload = "second flow";
+  c2.pump();
+  ASSERT_TRUE(runUntil(loop, [&] { return c2.eof; }));
+  EXPECT_TRUE(c2.connected);
+  EXPECT_EQ(c2.received, "second flow");
+  ASSERT_TRUE(second->dialledIp().has_value());
+  EXPECT_EQ(second->dialledIp()->hostString(), "127.0.0.1");
+  second->close(CloseReason::kLocalClose);
+  ASSERT_NE(idle.stream, nullptr);
+  EXPECT_EQ(world.server().sessionCount(), 1u);  // one connection for both flows
+  EXPECT_EQ(world.echoConnections(), 2u);
+  idle.stream->close(CloseReason::kLocalClose);
+  EXPECT_TRUE(runUntil(loop, [&] { return world.server().sessionCount() == 0; }));
+}
+
+TEST(VlessClientStream, ReuseNotReleasedUnlessBothEndedAndClosedCleanly) {
+  event::Loop loop;
+  ReuseWorld world(loop, nullptr);
+  struct Case {
+    const char* name;
+    bool our_end;        // we write the end chunk
+    bool wait;           // for the echo (and its end chunk after ours)
+    CloseReason reason;  // how we close
+  };
+  // "our end only": closed at once, before the server's answer.
+  for (const Case& k : {Case{"reset after both ends", true, true, CloseReason::kReset},
+                        Case{"our end only", true, false, CloseReason::kLocalClose},
+                        Case{"no end at all", false, true, CloseReason::kLocalClose}}) {
+    SCOPED_TRACE(k.name);
+    Idle idle;
+    auto s = VlessClientStream::create(TcpStream::create(loop, loopback(world.serverPort())),
+                                       world.request());
+    s->setRelease(idle.release());
+    Endpoint c;
+    c.attach(*s);
+    s->connect();
+    c.payload = "x";
+    c.end = k.our_end;
+    c.pump();
+    if (k.wait) {
+      ASSERT_TRUE(runUntil(loop, [&] { return c.received == "x" && c.eof == k.our_end; }));
+    }
+    s->close(k.reason);
+    EXPECT_EQ(idle.stream, nullptr);
+    EXPECT_EQ(c.closes, 1);
+    // The inner connection is closed: so is the server's session.
+    EXPECT_TRUE(runUntil(loop, [&] { return world.server().sessionCount() == 0; }));
+  }
+}
+
+TEST(VlessClientStream, ReuseServerClosingMidFlowEndsItUnreusable) {
+  // The dial fails (a closed port): the server closes the connection
+  // without an end chunk. The flow sees its end, the connection is not
+  // released.
+  event::Loop loop;
+  ReuseWorld world(loop, nullptr);
+  uint16_t dead;
+  {
+    auto l = TcpListener::listen(loop, loopback(), [](std::unique_ptr<TcpStream>) {});
+    ASSERT_TRUE(l.ok());
+    dead = l.value()->localAddress().port();
+  }
+  codec::Request req = world.request();
+  req.target = codec::Address::ipv4(0x7f000001, dead);
+  Idle idle;
+  auto s = VlessClientStream::create(TcpStream::create(loop, loopback(world.serverPort())), req);
+  s->setRelease(idle.release());
+  Endpoint c;
+  c.attach(*s);
+  s->connect();
+  c.payload = "lost";
+  c.pump();
+  ASSERT_TRUE(runUntil(loop, [&] { return c.eof || c.closes > 0; }));
+  EXPECT_EQ(c.received, "");
+  s->close(CloseReason::kLocalClose);
+  EXPECT_EQ(idle.stream, nullptr);
+}
+
+TEST(VlessClientStream, ReuseBytesAfterTheServersEndChunkAreAProtocolError) {
+  // A server that breaks the rule (the real one never does): a byte after
+  // its end chunk. The connection is not fit for another flow.
+  event::Loop loop;
+  StreamPtr accepted;
+  struct Talker final : StreamCallbacks {
+    Stream* s = nullptr;
+    bool answered = false;
+    void onData(BufferChain& data, bool) override {
+      data.clear();
+      if (answered) return;
+      answered = true;
+      BufferChain out;
+      out.append(std::string("\x00\x02hi\x00\x00z", 7));
+      s->write(out, false);
+    }
+    void onClose(CloseReason, const std::string&) override {}
+  } talker;
+  auto l = TcpListener::listen(loop, loopback(), [&](std::unique_ptr<TcpStream> s) {
+    talker.s = s.get();
+    s->setCallbacks(talker);
+    accepted = std::move(s);
+  });
+  ASSERT_TRUE(l.ok());
+  codec::Request req = makeRequest(1);
+  req.reuse = true;
+  Idle idle;
+  auto s = VlessClientStream::create(
+      TcpStream::create(loop, loopback(l.value()->localAddress().port())), req);
+  s->setRelease(idle.release());
+  Endpoint c;
+  c.attach(*s);
+  s->connect();
+  c.payload = "q";
+  c.pump();
+  ASSERT_TRUE(runUntil(loop, [&] { return c.closes == 1; }));
+  EXPECT_EQ(c.reason, CloseReason::kProtocolError) << closeReasonName(c.reason) << " " << c.detail;
+  EXPECT_EQ(idle.stream, nullptr);
 }
 
 }  // namespace
