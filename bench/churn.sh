@@ -31,6 +31,14 @@ has() { [[ " $parts " == *" $1 "* ]]; }
 hz=$(getconf CLK_TCK)
 
 tb_setup churnb
+# The app closes first, so its kernel keeps each connection in TIME_WAIT
+# for 60 s and connect() must search the port range around them. Linux
+# lets connect() reuse a TIME_WAIT port only towards loopback by default
+# (tcp_tw_reuse = 2), which is where v2ray's dokodemo-door listens; set for
+# every path here so that the paths, not the app's port search, are
+# compared. (Reuse also needs TCP timestamps on the old connection: lwIP
+# has them on for this reason, lwipopts.h.)
+in_app sysctl -qw net.ipv4.tcp_tw_reuse=1
 start churn-serve ip netns exec "$TB_WEB" "$VT_CHURN" serve --port 7100
 wait_port "$TB_WEB4" 7100 10 "$TB_WEB"
 ROWS=()
