@@ -64,19 +64,8 @@ fi
 if has v2ray; then
   log "== v2ray VLESS v0/TLS (dokodemo-door in ns app, TCP and UDP)"
   tb_v2ray_server_start 8443 yes
-  cat >"$VT_TMP/v2ray-churn-client.json" <<CFG
-{"log": {"loglevel": "warning"},
- "inbounds": [{"port": 17100, "listen": "127.0.0.1", "protocol": "dokodemo-door",
-   "settings": {"address": "$TB_WEB4", "port": 7100, "network": "tcp,udp"}}],
- "outbounds": [{"protocol": "vless",
-   "settings": {"vnext": [{"address": "$TB_SRV4", "port": 8443,
-                           "users": [{"id": "$TB_UUID", "encryption": "none"}]}]},
-   "streamSettings": {"network": "tcp", "security": "tls",
-     "tlsSettings": {"serverName": "test.name", "allowInsecure": true}}}]}
-CFG
-  start v2ray-churn-client ip netns exec "$TB_APP" v2ray -config "$VT_TMP/v2ray-churn-client.json"
-  v2c=$(last_pid)
-  wait_port 127.0.0.1 17100 10 "$TB_APP"
+  tb_v2ray_forward_start v2ray-churn-client 17100:7100:tcp,udp
+  v2c=$TB_V2RAY_FORWARD_PID
   churn_run v2ray-tls "$v2c" "$TB_V2RAY_SERVER_PID" 127.0.0.1:17100
   stop_pid "$v2c" || true
   stop_pid "$TB_V2RAY_SERVER_PID" || true
@@ -92,8 +81,8 @@ for tls in tls notls; do
   churn_run "ours-$tls" "$TB_TUN_PID" "$TB_SERVER_PID" "$TB_WEB4:7100"
   stop_pid "$TB_TUN_PID" || true
   stop_pid "$TB_SERVER_PID" || true
-  grep -E 'stopping: (tcp|udp)' "$VT_TMP/vless-tun-$tls.log" | sed 's/^/    /'
-  grep -E 'stopping: udp' "$VT_TMP/vless-server-$tls.log" | sed 's/^/    /'
+  grep -E 'stopping: (tcp|tls|pool|udp)' "$VT_TMP/vless-tun-$tls.log" | sed 's/^/    /'
+  grep -E 'stopping: (tls|udp)' "$VT_TMP/vless-server-$tls.log" | sed 's/^/    /'
 done
 
 echo

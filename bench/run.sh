@@ -209,22 +209,8 @@ if has udp; then
 
   log "== UDP: v2ray VLESS v0 over TLS (dokodemo-door in ns app)"
   tb_v2ray_server_start 8443 yes
-  cat >"$VT_TMP/v2ray-udp-client.json" <<CFG
-{"log": {"loglevel": "warning"},
- "inbounds": [
-   {"port": 15201, "listen": "127.0.0.1", "protocol": "dokodemo-door",
-    "settings": {"address": "$TB_WEB4", "port": 5201, "network": "tcp,udp"}},
-   {"port": 17100, "listen": "127.0.0.1", "protocol": "dokodemo-door",
-    "settings": {"address": "$TB_WEB4", "port": 7100, "network": "udp"}}],
- "outbounds": [{"protocol": "vless",
-   "settings": {"vnext": [{"address": "$TB_SRV4", "port": 8443,
-                           "users": [{"id": "$TB_UUID", "encryption": "none"}]}]},
-   "streamSettings": {"network": "tcp", "security": "tls",
-     "tlsSettings": {"serverName": "test.name", "allowInsecure": true}}}]}
-CFG
-  start v2ray-udp-client ip netns exec "$TB_APP" v2ray -config "$VT_TMP/v2ray-udp-client.json"
-  v2udp=$(last_pid)
-  wait_port 127.0.0.1 15201 10 "$TB_APP"
+  tb_v2ray_forward_start v2ray-udp-client 15201:5201:tcp,udp 17100:7100:udp
+  v2udp=$TB_V2RAY_FORWARD_PID
   udp_run v2ray-tls "$v2udp" "$TB_V2RAY_SERVER_PID" 127.0.0.1 15201
   first_run v2ray-tls 127.0.0.1:17100
   stop_pid "$v2udp" || true

@@ -164,6 +164,35 @@ CFG
   ip -n "$TB_APP" -6 route replace 2001:db8:1::/64 dev vt0
 }
 
+# tb_v2ray_forward_start NAME LISTEN_PORT:WEB_PORT:NETWORK...: v2ray in ns
+# app with one dokodemo-door inbound per argument (127.0.0.1:LISTEN_PORT ->
+# ns web's WEB_PORT, NETWORK "tcp", "udp" or "tcp,udp"), VLESS/TLS to
+# tb_v2ray_server_start's server on 8443. Waits for the first inbound;
+# sets TB_V2RAY_FORWARD_PID.
+tb_v2ray_forward_start() {
+  local name=$1 spec inbounds="" lp wp net first=""
+  shift
+  for spec in "$@"; do
+    IFS=: read -r lp wp net <<<"$spec"
+    [ -z "$first" ] && first=$lp
+    [ -n "$inbounds" ] && inbounds+=","
+    inbounds+='{"port": '"$lp"', "listen": "127.0.0.1", "protocol": "dokodemo-door",
+    "settings": {"address": "'"$TB_WEB4"'", "port": '"$wp"', "network": "'"$net"'"}}'
+  done
+  cat >"$VT_TMP/$name.json" <<CFG
+{"log": {"loglevel": "warning"},
+ "inbounds": [$inbounds],
+ "outbounds": [{"protocol": "vless",
+   "settings": {"vnext": [{"address": "$TB_SRV4", "port": 8443,
+                           "users": [{"id": "$TB_UUID", "encryption": "none"}]}]},
+   "streamSettings": {"network": "tcp", "security": "tls",
+     "tlsSettings": {"serverName": "test.name", "allowInsecure": true}}}]}
+CFG
+  start "$name" ip netns exec "$TB_APP" v2ray -config "$VT_TMP/$name.json"
+  TB_V2RAY_FORWARD_PID=$(last_pid)
+  wait_port 127.0.0.1 "$first" 10 "$TB_APP"
+}
+
 # stop_pid PID [SECONDS]: SIGTERM one of our processes and wait for it
 # (SIGKILL after the deadline). Returns its exit status.
 stop_pid() {

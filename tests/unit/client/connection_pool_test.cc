@@ -150,14 +150,18 @@ TEST_F(PoolTest, IdleConnectionsExpireOldestFirst) {
   auto t0 = std::chrono::steady_clock::now();
   runFor(60);
   pool.put(connectOne());
-  ASSERT_TRUE(runUntil([&] { return pool.stats().expired == 1; }));
+  ASSERT_TRUE(runUntil([&] { return pool.stats().expired >= 1; }));
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                 std::chrono::steady_clock::now() - t0)
                 .count();
   EXPECT_GE(ms, 140);
-  EXPECT_EQ(pool.idle(), 1u);
   EXPECT_TRUE(runUntil([&] { return ends_[0]->ended; }));
-  EXPECT_FALSE(ends_[1]->ended);
+  // Oldest first; a loop pass delayed past the second deadline (a loaded
+  // machine) expires both at once, which proves nothing about the order.
+  if (pool.stats().expired == 1) {
+    EXPECT_EQ(pool.idle(), 1u);
+    EXPECT_FALSE(ends_[1]->ended);
+  }
   ASSERT_TRUE(runUntil([&] { return pool.stats().expired == 2; }));
   EXPECT_EQ(pool.idle(), 0u);
   EXPECT_TRUE(runUntil([&] { return ends_[1]->ended; }));
