@@ -106,6 +106,10 @@ TEST(Server, TlsRoundTripAndFallback) {
   EchoPeer echo;
   EchoPeer fallback(kBanner);
   config::ServerConfig cfg = baseConfig();
+  // Nothing here waits for the handshake timeout; 200 ms (the harness's
+  // default) was once too short for a TLS handshake under ASan on a loaded
+  // machine.
+  cfg.handshake_timeout_ms = 5000;
   cfg.fallback = loopbackPort(fallback.port());
   auto server_ctx = tlsContext(tls::Role::kServer);
   auto client_ctx = tlsContext(tls::Role::kClient);
