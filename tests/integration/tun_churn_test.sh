@@ -58,6 +58,6 @@ done
 kill -0 "$TB_TUN_PID" || fail "vless-tun died"
 stop_pid "$TB_TUN_PID" || fail "vless-tun did not stop cleanly"
 stop_pid "$TB_SERVER_PID" || fail "vless-server did not stop cleanly"
-grep -E 'stopping: (tcp|tls|udp)' "$TB_TUN_LOG" | while read -r l; do log "tun: ${l#*INFO  }"; done
+grep -E 'stopping: (tcp|tls|pool|udp)' "$TB_TUN_LOG" | while read -r l; do log "tun: ${l#*INFO  }"; done
 grep -E 'stopping: (tls|udp)' "$VT_TMP/vless-server.log" | while read -r l; do log "server: ${l#*INFO  }"; done
 log "PASS"
