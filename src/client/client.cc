@@ -40,7 +40,11 @@ size_t FlowKeyHash::operator()(const netstack::FlowKey& k) const noexcept {
 }
 
 Client::Client(event::Loop& loop, const config::ClientConfig& cfg)
-    : loop_(loop), cfg_(cfg), stackTimer_(loop), resolver_(loop), udpEvictionLogTimer_(loop) {}
+    : loop_(loop),
+      cfg_(cfg),
+      stackTimer_(loop),
+      resolver_(loop),
+      udpEvictionLog_(loop, kUdpEvictionLogMs, [this] { writeUdpEvictions(); }) {}
 
 Result<std::unique_ptr<Client>> Client::create(event::Loop& loop,
                                                const config::ClientConfig& cfg) {
@@ -125,10 +129,8 @@ void Client::stop() {
   std::vector<TcpSession*> all(lru_.begin(), lru_.end());
   for (TcpSession* s : all) s->close("shutdown", true);
   if (pool_ != nullptr) pool_->clear();
-  std::vector<UdpSession*> udp(udpLruFresh_.begin(), udpLruFresh_.end());
-  udp.insert(udp.end(), udpLruAssured_.begin(), udpLruAssured_.end());
-  for (UdpSession* s : udp) s->close("shutdown");
-  logUdpEvictions(true);
+  for (UdpSession* s : udpLru_.all()) s->close("shutdown");
+  udpEvictionLog_.flush();
 }
 
 void Client::touch(TcpSession& s) {
@@ -315,17 +317,16 @@ bool Client::onUdp(const netstack::UdpEndpoint& app, const netstack::UdpEndpoint
   auto it = udpSessions_.find(app);
   if (it == udpSessions_.end()) {
     while (udpSessions_.size() >= cfg_.udp.max_sessions) {
-      UdpSession* victim = udpVictim();
+      UdpSession* victim = udpLru_.victim();
       if (victim == nullptr) break;
       ++stats_.udpEvicted;
       ++udpEvictedUnlogged_;
       victim->close("evicted");
+      udpEvictionLog_.note();
     }
-    logUdpEvictions(false);
     auto s = std::make_unique<UdpSession>(*this, app, newUdpSessionId());
     UdpSession* raw = s.get();
-    udpLruFresh_.push_front(raw);
-    raw->lru_ = udpLruFresh_.begin();
+    raw->lru_ = udpLru_.insert(raw);
     it = udpSessions_.emplace(app, std::move(s)).first;
     ++stats_.udpSessionsOpened;
     raw->armTimer();
@@ -336,38 +337,21 @@ bool Client::onUdp(const netstack::UdpEndpoint& app, const netstack::UdpEndpoint
 
 void Client::touchUdp(UdpSession& s) {
   if (s.closed_) return;
-  std::list<UdpSession*>& lru = s.assured_ ? udpLruAssured_ : udpLruFresh_;
-  if (s.lru_ != lru.begin()) lru.splice(lru.begin(), lru, s.lru_);
+  udpLru_.touch(s.lru_, s.assured_);
 }
 
 void Client::onUdpAssured(UdpSession& s) {
   if (s.closed_) return;
-  udpLruAssured_.splice(udpLruAssured_.begin(), udpLruFresh_, s.lru_);
-}
-
-UdpSession* Client::udpVictim() const {
-  if (!udpLruFresh_.empty()) return udpLruFresh_.back();
-  if (!udpLruAssured_.empty()) return udpLruAssured_.back();
-  return nullptr;
+  udpLru_.promote(s.lru_);
 }
 
 void Client::countUdpChannelEvicted() {
   ++stats_.udpChannelsEvicted;
   ++udpChannelsEvictedUnlogged_;
-  logUdpEvictions(false);
+  udpEvictionLog_.note();
 }
 
-void Client::logUdpEvictions(bool force) {
-  if (udpEvictedUnlogged_ == 0 && udpChannelsEvictedUnlogged_ == 0) return;
-  uint64_t now = loop_.now();
-  if (!force && now < udpEvictionLogNextMs_) {
-    // Summed up until the interval has passed.
-    if (!udpEvictionLogTimer_.active()) {
-      udpEvictionLogTimer_.start(udpEvictionLogNextMs_ - now, [this] { logUdpEvictions(false); });
-    }
-    return;
-  }
-  udpEvictionLogTimer_.stop();
+void Client::writeUdpEvictions() {
   if (udpEvictedUnlogged_ != 0) {
     VT_WARN("udp: evicted %" PRIu64 " session%s at udp.max_sessions=%u", udpEvictedUnlogged_,
             udpEvictedUnlogged_ == 1 ? "" : "s", cfg_.udp.max_sessions);
@@ -377,12 +361,11 @@ void Client::logUdpEvictions(bool force) {
             udpChannelsEvictedUnlogged_ == 1 ? "" : "s", cfg_.udp.max_channels);
   }
   udpEvictedUnlogged_ = udpChannelsEvictedUnlogged_ = 0;
-  udpEvictionLogNextMs_ = now + kUdpEvictionLogMs;
 }
 
 void Client::onUdpSessionClosed(UdpSession& s) {
   ++stats_.udpSessionsClosed;
-  (s.assured_ ? udpLruAssured_ : udpLruFresh_).erase(s.lru_);
+  udpLru_.erase(s.lru_, s.assured_);
   auto it = udpSessions_.find(s.app());
   if (it == udpSessions_.end() || it->second.get() != &s) return;
   std::unique_ptr<UdpSession> owned = std::move(it->second);

@@ -24,6 +24,8 @@
 #include "codec/vless.h"
 #include "config/client_config.h"
 #include "core/error.h"
+#include "core/tiered_lru.h"
+#include "event/log_summary.h"
 #include "event/loop.h"
 #include "event/resolver.h"
 #include "event/socket_address.h"
@@ -169,10 +171,8 @@ class Client final : private netstack::NetStack::Callbacks {
   void resolve();
   void onResolved(Result<std::vector<event::SocketAddress>> r);
   void evictOne();
-  // Least recently active UDP session, unassured ones first; null if none.
-  UdpSession* udpVictim() const;
   // Evictions are logged summed up, at most once per kUdpEvictionLogMs.
-  void logUdpEvictions(bool force);
+  void writeUdpEvictions();
 
   event::Loop& loop_;
   config::ClientConfig cfg_;
@@ -189,15 +189,12 @@ class Client final : private netstack::NetStack::Callbacks {
   std::unordered_map<netstack::UdpEndpoint, std::unique_ptr<UdpSession>,
                      netstack::UdpEndpointHash>
       udpSessions_;
-  // Front: most recently active; unassured and assured sessions apart, so
-  // that eviction takes an unassured one while there is any.
-  std::list<UdpSession*> udpLruFresh_;
-  std::list<UdpSession*> udpLruAssured_;
+  // Eviction takes an unassured session while there is any.
+  TieredLru<UdpSession> udpLru_;
   static constexpr uint64_t kUdpEvictionLogMs = 10'000;
   uint64_t udpEvictedUnlogged_ = 0;
   uint64_t udpChannelsEvictedUnlogged_ = 0;
-  uint64_t udpEvictionLogNextMs_ = 0;
-  event::Timer udpEvictionLogTimer_;
+  event::LogSummary udpEvictionLog_;
   std::unique_ptr<DnsCache> dnsCache_;
   std::unique_ptr<ConnectionPool> pool_;
   std::optional<netstack::UdpEndpoint> resolverEp_;

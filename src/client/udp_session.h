@@ -30,6 +30,7 @@
 #include <unordered_map>
 
 #include "buffer/buffer_chain.h"
+#include "core/tiered_lru.h"
 #include "event/loop.h"
 #include "event/timer.h"
 #include "netstack/flow_key.h"
@@ -85,7 +86,7 @@ class UdpSession final : public event::DeferredDeletable {
   uint64_t sessionId_;
   uint64_t startMs_;
   uint64_t lastActivityMs_;
-  std::list<UdpSession*>::iterator lru_;
+  TieredLru<UdpSession>::Handle lru_;
   event::Timer timer_;
   // Keyed by remote (separated, v0); classic keeps its one channel under
   // the default (empty) endpoint.

@@ -102,14 +102,11 @@ std::string UdpNatSession::stats() const {
   return buf;
 }
 
-UdpNatSession* UdpNatLru::victim() const {
-  if (!fresh.empty()) return fresh.back();
-  if (!assured.empty()) return assured.back();
-  return nullptr;
-}
-
 UdpNatTable::UdpNatTable(event::Loop& loop, const config::ServerUdpConfig& cfg)
-    : loop_(loop), cfg_(cfg), sweep_timer_(loop), eviction_log_timer_(loop) {}
+    : loop_(loop),
+      cfg_(cfg),
+      sweep_timer_(loop),
+      eviction_log_(loop, kEvictionLogMs, [this] { writeEvictions(); }) {}
 
 UdpNatTable::~UdpNatTable() {
   for (auto& [k, s] : sessions_) s->table_ = nullptr;
@@ -160,10 +157,8 @@ Result<UdpNatSession*> UdpNatTable::acquire(const codec::Uuid& user, const std::
   p->key_ = key;
   p->user_name_ = user_name;
   p->user_ = &u;
-  all_.fresh.push_front(p);
-  p->all_it_ = all_.fresh.begin();
-  u.lru.fresh.push_front(p);
-  p->user_it_ = u.lru.fresh.begin();
+  p->all_it_ = all_.insert(p);
+  p->user_it_ = u.lru.insert(p);
   sessions_.emplace(key, std::move(s));
   ++stats_.created;
   VT_DEBUG("udp nat %s: new session on port %u", p->name().c_str(),
@@ -175,14 +170,12 @@ Result<UdpNatSession*> UdpNatTable::acquire(const codec::Uuid& user, const std::
 void UdpNatTable::onActivity(UdpNatSession& s, bool became_assured) {
   UdpNatUser& u = *s.user_;
   if (became_assured) {
-    all_.assured.splice(all_.assured.begin(), all_.fresh, s.all_it_);
-    u.lru.assured.splice(u.lru.assured.begin(), u.lru.fresh, s.user_it_);
+    all_.promote(s.all_it_);
+    u.lru.promote(s.user_it_);
     return;
   }
-  UdpNatSession::LruList& all = s.assured_ ? all_.assured : all_.fresh;
-  UdpNatSession::LruList& mine = s.assured_ ? u.lru.assured : u.lru.fresh;
-  if (s.all_it_ != all.begin()) all.splice(all.begin(), all, s.all_it_);
-  if (s.user_it_ != mine.begin()) mine.splice(mine.begin(), mine, s.user_it_);
+  all_.touch(s.all_it_, s.assured_);
+  u.lru.touch(s.user_it_, s.assured_);
 }
 
 size_t UdpNatTable::sessionsOf(const codec::Uuid& user) const {
@@ -212,8 +205,8 @@ void UdpNatTable::remove(UdpNatSession& s, stream::CloseReason reason, const std
   s.endChannels(reason, why);
   s.table_ = nullptr;  // packets until the deferred delete touch no list
   UdpNatUser& u = *s.user_;
-  (s.assured_ ? all_.assured : all_.fresh).erase(s.all_it_);
-  (s.assured_ ? u.lru.assured : u.lru.fresh).erase(s.user_it_);
+  all_.erase(s.all_it_, s.assured_);
+  u.lru.erase(s.user_it_, s.assured_);
   s.user_ = nullptr;
   if (--u.count == 0) users_.erase(s.key_.first);
   auto it = sessions_.find(s.key_);
@@ -236,20 +229,10 @@ void UdpNatTable::noteEviction(Cap cap, const std::string& user_name) {
   } else {
     ++unlogged_total_cap_;
   }
-  logEvictions(false);
+  eviction_log_.note();
 }
 
-void UdpNatTable::logEvictions(bool force) {
-  if (unlogged_user_cap_ == 0 && unlogged_total_cap_ == 0) return;
-  uint64_t now = loop_.now();
-  if (!force && now < next_eviction_log_ms_) {
-    // Summed up until the interval has passed.
-    if (!eviction_log_timer_.active()) {
-      eviction_log_timer_.start(next_eviction_log_ms_ - now, [this] { logEvictions(false); });
-    }
-    return;
-  }
-  eviction_log_timer_.stop();
+void UdpNatTable::writeEvictions() {
   if (unlogged_user_cap_ != 0) {
     VT_WARN("udp nat: evicted %" PRIu64 " session%s at max_sessions_per_user=%u (user %s%s)",
             unlogged_user_cap_, unlogged_user_cap_ == 1 ? "" : "s", cfg_.max_sessions_per_user,
@@ -262,7 +245,6 @@ void UdpNatTable::logEvictions(bool force) {
   unlogged_user_cap_ = unlogged_total_cap_ = 0;
   unlogged_user_.clear();
   unlogged_other_users_ = false;
-  next_eviction_log_ms_ = now + kEvictionLogMs;
 }
 
 void UdpNatTable::armSweep() {
@@ -297,7 +279,7 @@ void UdpNatTable::sweep() {
 
 void UdpNatTable::clear() {
   sweep_timer_.stop();
-  logEvictions(true);
+  eviction_log_.flush();
   for (auto& [k, s] : sessions_) {
     s->table_ = nullptr;
     s->user_ = nullptr;
@@ -305,8 +287,7 @@ void UdpNatTable::clear() {
   }
   sessions_.clear();
   users_.clear();
-  all_.fresh.clear();
-  all_.assured.clear();
+  all_.clear();
 }
 
 }  // namespace vt::server

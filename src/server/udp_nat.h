@@ -37,7 +37,6 @@
 #pragma once
 
 #include <cstdint>
-#include <list>
 #include <map>
 #include <memory>
 #include <string>
@@ -48,6 +47,8 @@
 #include "codec/vless.h"
 #include "config/server_config.h"
 #include "core/error.h"
+#include "core/tiered_lru.h"
+#include "event/log_summary.h"
 #include "event/loop.h"
 #include "event/timer.h"
 #include "event/udp_socket.h"
@@ -59,13 +60,9 @@ class UdpChannel;
 class UdpNatSession;
 class UdpNatTable;
 
-// Table sessions in LRU order (front: most recently active), unassured and
-// assured apart: eviction takes an unassured one while there is any.
-struct UdpNatLru {
-  std::list<UdpNatSession*> fresh;
-  std::list<UdpNatSession*> assured;
-  UdpNatSession* victim() const;
-};
+// Table sessions in LRU order; eviction takes an unassured one while there
+// is any.
+using UdpNatLru = TieredLru<UdpNatSession>;
 struct UdpNatUser {
   size_t count = 0;
   UdpNatLru lru;
@@ -98,7 +95,6 @@ class UdpNatSession : public event::DeferredDeletable {
 
  private:
   friend class UdpNatTable;
-  using LruList = std::list<UdpNatSession*>;
 
   void onReceive(const uint8_t* data, size_t n, const event::SocketAddress& from);
   void noteRemote(const event::SocketAddress& a);
@@ -129,8 +125,8 @@ class UdpNatSession : public event::DeferredDeletable {
   std::pair<codec::Uuid, uint64_t> key_{};
   std::string user_name_;
   UdpNatUser* user_ = nullptr;  // the table's per-user entry
-  LruList::iterator all_it_{};
-  LruList::iterator user_it_{};
+  UdpNatLru::Handle all_it_{};
+  UdpNatLru::Handle user_it_{};
 };
 
 // Counters of the table, for the stop summary and tests.
@@ -176,7 +172,7 @@ class UdpNatTable {
   // Ends its channels, unlinks it and deletes it (deferred).
   void remove(UdpNatSession& s, stream::CloseReason reason, const std::string& why);
   void noteEviction(Cap cap, const std::string& user_name);
-  void logEvictions(bool force);
+  void writeEvictions();
   uint64_t newTimeoutMs() const;
   void sweep();
   void armSweep();
@@ -193,8 +189,7 @@ class UdpNatTable {
   uint64_t unlogged_total_cap_ = 0;
   std::string unlogged_user_;  // the user of the first unlogged per-user eviction
   bool unlogged_other_users_ = false;
-  uint64_t next_eviction_log_ms_ = 0;
-  event::Timer eviction_log_timer_;
+  event::LogSummary eviction_log_;
 };
 
 }  // namespace vt::server
