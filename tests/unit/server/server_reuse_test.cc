@@ -188,6 +188,27 @@ TEST(ServerReuse, TwoFlowsOnOneConnectionOneLogLineEach) {
   EXPECT_NE(lines[1].find("close=done flow=2"), std::string::npos) << lines[1];
 }
 
+// Every byte of two flows (header, chunk lengths, payload, end chunks) in
+// a write of its own: the server parses at any split.
+TEST(ServerReuse, FlowsSentOneByteAtATime) {
+  EchoPeer echo;
+  Harness h(baseConfig());
+  int fd = connectLoopback(h.port());
+  ASSERT_GE(fd, 0);
+  for (const char* payload : {"split", "again, split"}) {
+    const std::string up = reuseRequest(kAlice, echoAt(echo.port())) + chunks(payload) +
+                           chunks("!") + kEnd;
+    for (char c : up) ASSERT_TRUE(sendAll(fd, std::string(1, c)));
+    bool ended = false;
+    EXPECT_EQ(readFlow(fd, &ended), std::string(payload) + "!");
+    EXPECT_TRUE(ended);
+    EXPECT_TRUE(quiet(fd));  // also lets the harness sample the session count
+  }
+  EXPECT_EQ(echo.connections(), 2u);
+  EXPECT_EQ(h.sessions(), 1u);
+  ::close(fd);
+}
+
 TEST(ServerReuse, PipelinedSecondRequest) {
   // The second flow follows the first one's end chunk in the same write,
   // before the first flow has finished: the server keeps it for later.
