@@ -217,7 +217,7 @@ void Client::onTimerNeeded(bool needed) {
   }
 }
 
-stream::StreamPtr Client::makeStream(codec::Request req) {
+std::unique_ptr<stream::VlessClientStream> Client::makeStream(codec::Request req) {
   if (serverAddrs_.empty()) return nullptr;
   auto tcp = stream::TcpStream::create(loop_, serverAddrs_.front());
   if (cfg_.server.fwmark != 0) tcp->setMark(cfg_.server.fwmark);
@@ -256,9 +256,8 @@ stream::StreamPtr Client::makeOutbound(const netstack::FlowKey& key, bool want_i
     s = stream::VlessClientStream::createPooled(std::move(idle), std::move(req));
     if (pooled != nullptr) *pooled = true;
   } else {
-    stream::StreamPtr fresh = makeStream(std::move(req));
-    if (fresh == nullptr) return nullptr;
-    s.reset(static_cast<stream::VlessClientStream*>(fresh.release()));
+    s = makeStream(std::move(req));
+    if (s == nullptr) return nullptr;
   }
   ConnectionPool* pool = pool_.get();
   s->setRelease([pool](stream::StreamPtr inner) { pool->put(std::move(inner)); });

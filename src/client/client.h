@@ -32,6 +32,7 @@
 #include "event/timer.h"
 #include "netstack/net_stack.h"
 #include "stream/stream.h"
+#include "stream/vless_client_stream.h"
 
 namespace vt::tls {
 class TlsContext;
@@ -162,7 +163,8 @@ class Client final : private netstack::NetStack::Callbacks {
   bool onUdp(const netstack::UdpEndpoint& app, const netstack::UdpEndpoint& dst,
              BufferChain&& payload) override;
 
-  stream::StreamPtr makeStream(codec::Request req);
+  // Null while the server address is unknown.
+  std::unique_ptr<stream::VlessClientStream> makeStream(codec::Request req);
   bool answerFromCache(const netstack::UdpEndpoint& app, const netstack::UdpEndpoint& dst,
                        const BufferChain& payload);
   uint64_t newUdpSessionId();
