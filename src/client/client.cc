@@ -61,6 +61,7 @@ Result<std::unique_ptr<Client>> Client::create(event::Loop& loop,
     if (!ctx.ok()) return Error(ctx.error().code, "tls: " + ctx.error().message);
     c->tls_ = std::move(ctx).value();
   }
+  if (cfg.server.version == 1 && cfg.mux.enabled) c->mux_ = std::make_unique<MuxPool>(*c, cfg.mux);
   if (cfg.server.version == 1 && cfg.pool.reuse) {
     c->pool_ = std::make_unique<ConnectionPool>(loop, cfg.pool.idle_timeout_ms, cfg.pool.max_idle);
   }
@@ -130,6 +131,7 @@ void Client::stop() {
   for (TcpSession* s : all) s->close("shutdown", true);
   if (pool_ != nullptr) pool_->clear();
   for (UdpSession* s : udpLru_.all()) s->close("shutdown");
+  if (mux_ != nullptr) mux_->clear();
   udpEvictionLog_.flush();
 }
 
@@ -243,6 +245,10 @@ stream::StreamPtr Client::makeOutbound(const netstack::FlowKey& key, bool want_i
   }
   req.target = udpAddress(dst);
   req.want_ip = want_ip && cfg_.server.version == 1;
+  if (mux_ != nullptr) {
+    // Wait mode: the stream reports connected on the server's answer.
+    return mux_->open({codec::SimpleSocksCommand::kTcp, *req.target}, req.want_ip);
+  }
   // Reuse only in wait mode (v1's default): there the app has sent nothing
   // before the server's answer, so a pooled connection that turns out dead
   // is retried on a fresh one unseen. In immediate mode the app's first
@@ -266,6 +272,10 @@ stream::StreamPtr Client::makeOutbound(const netstack::FlowKey& key, bool want_i
 
 stream::StreamPtr Client::makeUdpOutbound(const netstack::UdpEndpoint& target,
                                           std::optional<uint64_t> udpSession) {
+  if (cfg_.udp.mode == config::UdpMode::kMux && mux_ != nullptr) {
+    // One stream per app endpoint; every datagram names its peer.
+    return mux_->open({codec::SimpleSocksCommand::kUdp, udpAddress(target)}, false);
+  }
   codec::Request req;
   req.command = codec::Command::kUdp;
   req.target = udpAddress(target);

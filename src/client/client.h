@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "client/connection_pool.h"
+#include "client/mux_pool.h"
 #include "client/packet_sink.h"
 #include "codec/vless.h"
 #include "config/client_config.h"
@@ -121,6 +122,8 @@ class Client final : private netstack::NetStack::Callbacks {
                                  bool allowPool = true, bool* pooled = nullptr);
   // Null unless connection reuse is on.
   const ConnectionPool* pool() const { return pool_.get(); }
+  // Null unless the mux is on (v1 and mux.enabled).
+  const MuxPool* mux() const { return mux_.get(); }
   bool serverAddressKnown() const { return !serverAddrs_.empty(); }
   void waitForServerAddress(const netstack::FlowKey& key);
   void onDialFailed();
@@ -147,6 +150,10 @@ class Client final : private netstack::NetStack::Callbacks {
   }
   void countUdpDrops(uint64_t n) { stats_.udpDrops += n; }
   void countUdpQueueOverflow() { ++stats_.udpQueueOverflow; }
+  // A new VLESS connection for `req` (version and user filled in). Null
+  // while the server address is unknown.
+  std::unique_ptr<stream::VlessClientStream> makeStream(codec::Request req);
+
   void countBytes(uint64_t up, uint64_t down) {
     stats_.bytesUp += up;
     stats_.bytesDown += down;
@@ -163,8 +170,6 @@ class Client final : private netstack::NetStack::Callbacks {
   bool onUdp(const netstack::UdpEndpoint& app, const netstack::UdpEndpoint& dst,
              BufferChain&& payload) override;
 
-  // Null while the server address is unknown.
-  std::unique_ptr<stream::VlessClientStream> makeStream(codec::Request req);
   bool answerFromCache(const netstack::UdpEndpoint& app, const netstack::UdpEndpoint& dst,
                        const BufferChain& payload);
   uint64_t newUdpSessionId();
@@ -199,6 +204,7 @@ class Client final : private netstack::NetStack::Callbacks {
   event::LogSummary udpEvictionLog_;
   std::unique_ptr<DnsCache> dnsCache_;
   std::unique_ptr<ConnectionPool> pool_;
+  std::unique_ptr<MuxPool> mux_;
   std::optional<netstack::UdpEndpoint> resolverEp_;
   uint64_t udpIdKey_ = 0;  // random per run: udp_session ids derive from it
   uint64_t udpIdSeq_ = 0;

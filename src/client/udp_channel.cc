@@ -5,6 +5,7 @@
 #include "client/client.h"
 #include "client/udp_session.h"
 #include "codec/length_frame.h"
+#include "codec/trojan_udp.h"
 #include "codec/udp_packet.h"
 #include "core/log.h"
 
@@ -40,11 +41,17 @@ void UdpChannel::start(stream::StreamPtr out) {
   out_ = std::move(out);
   out_->setCallbacks(*this);
   out_->connect();  // failures arrive through onClose, later
+  // A mux stream takes datagrams at once: it holds them (bounded by its
+  // watermark, then we drop) until its connection is up.
+  if (mode_ == config::UdpMode::kMux && !closed_) connected_ = true;
 }
 
 bool UdpChannel::encode(const netstack::UdpEndpoint& to, BufferChain& payload, BufferChain& out) {
   if (mode_ == config::UdpMode::kClassic) {
     return codec::encodeClassicUdpPacket(udpAddress(to), payload, out);
+  }
+  if (mode_ == config::UdpMode::kMux) {
+    return codec::encodeTrojanUdpPacket(udpAddress(to), payload, out);
   }
   return codec::encodeLengthPacket(payload, out);
 }
@@ -110,6 +117,8 @@ void UdpChannel::decode() {
                                       ? codec::decodeMultiUdpDown(rx_)
                                   : mode_ == config::UdpMode::kClassic
                                       ? codec::decodeClassicUdpPacket(rx_)
+                                  : mode_ == config::UdpMode::kMux
+                                      ? codec::decodeTrojanUdpPacket(rx_)
                                       : codec::decodeLengthPacket(rx_);
     if (r.status == codec::DecodeStatus::kNeedMore) return;
     if (r.status == codec::DecodeStatus::kInvalid) {

@@ -57,8 +57,9 @@ void UdpSession::send(const netstack::UdpEndpoint& remote, const netstack::UdpEn
   if (resolver && remote == *resolver) rememberDnsOrigin(payload, shown);
 
   const config::ClientUdpConfig& ucfg = client_.config().udp;
-  netstack::UdpEndpoint key = ucfg.mode == config::UdpMode::kClassic ? netstack::UdpEndpoint{}
-                                                                     : remote;
+  // Classic and mux: one channel for every remote.
+  const bool one = ucfg.mode == config::UdpMode::kClassic || ucfg.mode == config::UdpMode::kMux;
+  netstack::UdpEndpoint key = one ? netstack::UdpEndpoint{} : remote;
   auto it = channels_.find(key);
   if (it == channels_.end()) {
     if (!client_.serverAddressKnown()) {

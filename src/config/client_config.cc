@@ -296,18 +296,26 @@ void readLimits(TomlReader& r, const toml::table& t, ClientLimits& l) {
   }
 }
 
-void readUdp(TomlReader& r, const toml::table* t, ClientUdpConfig& u, uint8_t version) {
-  u.mode = version == 0 ? UdpMode::kV0 : UdpMode::kSeparated;
+void readUdp(TomlReader& r, const toml::table* t, ClientUdpConfig& u, uint8_t version,
+             bool* explicitMode) {
+  u.mode = version == 0 ? UdpMode::kV0 : UdpMode::kMux;  // readMux may change kMux
   if (t == nullptr) return;
   r.checkKeys(*t, "udp",
               {"mode", "idle_timeout", "new_session_timeout", "max_sessions", "max_channels",
                "queue_datagrams"});
   if (r.failed()) return;
   if (const toml::node* n = t->get("mode")) {
-    const std::string expect = "\"separated\", \"classic\" or \"v0\"";
+    const std::string expect = "\"mux\", \"separated\", \"classic\" or \"v0\"";
     const std::string* m = r.str(*n, "udp.mode", expect);
     if (m == nullptr) return;
-    if (*m == "separated" || *m == "classic") {
+    *explicitMode = true;
+    if (*m == "mux") {
+      if (version == 0) {
+        r.fail(*n, "udp.mode", "expected \"v0\" with server.version = 0 (\"mux\" needs version = 1)");
+        return;
+      }
+      u.mode = UdpMode::kMux;
+    } else if (*m == "separated" || *m == "classic") {
       if (version == 0) {
         r.fail(*n, "udp.mode",
                "expected \"v0\" with server.version = 0 (\"" + *m + "\" needs version = 1)");
@@ -317,8 +325,8 @@ void readUdp(TomlReader& r, const toml::table* t, ClientUdpConfig& u, uint8_t ve
     } else if (*m == "v0") {
       if (version != 0) {
         r.fail(*n, "udp.mode",
-               "expected \"separated\" or \"classic\" with server.version = 1 (\"v0\" needs "
-               "version = 0)");
+               "expected \"mux\", \"separated\" or \"classic\" with server.version = 1 (\"v0\" "
+               "needs version = 0)");
         return;
       }
       u.mode = UdpMode::kV0;
@@ -419,9 +427,59 @@ void readPool(TomlReader& r, const toml::table& t, ClientPoolConfig& p) {
   }
 }
 
+void readMux(TomlReader& r, const toml::table& t, ClientMuxConfig& m) {
+  r.checkKeys(t, "mux",
+              {"enabled", "version", "max_streams", "idle_timeout", "keepalive", "dead_after",
+               "stream_window"});
+  if (r.failed()) return;
+  if (const toml::node* n = t.get("enabled")) {
+    auto b = r.boolean(*n, "mux.enabled");
+    if (!b) return;
+    m.enabled = *b;
+  }
+  if (const toml::node* n = t.get("version")) {
+    auto v = r.integer(*n, "mux.version", 1, 2);
+    if (!v) return;
+    m.version = static_cast<uint8_t>(*v);
+  }
+  if (const toml::node* n = t.get("max_streams")) {
+    auto v = r.integer(*n, "mux.max_streams", 1, 65536);
+    if (!v) return;
+    m.max_streams = static_cast<uint32_t>(*v);
+  }
+  if (const toml::node* n = t.get("idle_timeout")) {
+    auto ms = r.duration(*n, "mux.idle_timeout");
+    if (!ms) return;
+    m.idle_timeout_ms = *ms;
+  }
+  if (const toml::node* n = t.get("keepalive")) {
+    auto ms = r.duration(*n, "mux.keepalive");
+    if (!ms) return;
+    m.keepalive_ms = *ms;
+  }
+  if (const toml::node* n = t.get("dead_after")) {
+    auto ms = r.duration(*n, "mux.dead_after");
+    if (!ms) return;
+    m.dead_ms = *ms;
+  }
+  if (m.keepalive_ms == 0 || m.dead_ms <= m.keepalive_ms) {
+    const toml::node* at = t.get("dead_after") ? t.get("dead_after") : t.get("keepalive");
+    r.fail(at != nullptr ? &at->source() : nullptr, "mux.dead_after",
+           "expected a duration longer than mux.keepalive (" + formatDurationMs(m.keepalive_ms) +
+               "), got " + formatDurationMs(m.dead_ms));
+    return;
+  }
+  if (const toml::node* n = t.get("stream_window")) {
+    auto v = r.integer(*n, "mux.stream_window", 65536, 16 << 20);
+    if (!v) return;
+    m.stream_window = static_cast<uint32_t>(*v);
+  }
+}
+
 void readRoot(TomlReader& r, const toml::table& root, const std::string& base_dir,
               ClientConfig& cfg) {
-  r.checkKeys(root, "", {"log_level", "tun", "server", "route", "limits", "udp", "dns", "pool"});
+  r.checkKeys(root, "",
+              {"log_level", "tun", "server", "route", "limits", "udp", "dns", "pool", "mux"});
   if (r.failed()) return;
   if (const toml::node* n = root.get("log_level")) {
     const std::string* s = r.str(*n, "log_level", "one of trace, debug, info, warn, error, off");
@@ -446,13 +504,28 @@ void readRoot(TomlReader& r, const toml::table& root, const std::string& base_di
   if (r.failed()) return;
   const toml::table* ut = section(r, root, "udp");
   if (r.failed()) return;
-  readUdp(r, ut, cfg.udp, cfg.server.version);
+  bool explicitUdpMode = false;
+  readUdp(r, ut, cfg.udp, cfg.server.version, &explicitUdpMode);
   if (r.failed()) return;
   const toml::table* dt = section(r, root, "dns");
   if (r.failed()) return;
   readDns(r, dt, cfg.dns, cfg.route.auto_route);
   if (r.failed()) return;
   if (const toml::table* t = section(r, root, "pool")) readPool(r, *t, cfg.pool);
+  if (r.failed()) return;
+  if (const toml::table* t = section(r, root, "mux")) readMux(r, *t, cfg.mux);
+  if (r.failed()) return;
+  if (cfg.server.version == 0) cfg.mux.enabled = false;  // v0 has no v1 Mux
+  if (cfg.udp.mode == UdpMode::kMux && !cfg.mux.enabled) {
+    if (explicitUdpMode) {
+      const toml::node* at = ut != nullptr ? ut->get("mode") : nullptr;
+      r.fail(at != nullptr ? &at->source() : nullptr, "udp.mode",
+             "expected \"separated\" or \"classic\" with mux.enabled = false (\"mux\" needs "
+             "the mux)");
+      return;
+    }
+    cfg.udp.mode = UdpMode::kSeparated;
+  }
 }
 
 }  // namespace
@@ -487,6 +560,7 @@ const char* udpModeName(UdpMode m) noexcept {
     case UdpMode::kSeparated: return "separated";
     case UdpMode::kClassic: return "classic";
     case UdpMode::kV0: return "v0";
+    case UdpMode::kMux: return "mux";
   }
   return "?";
 }

@@ -89,6 +89,18 @@ struct ClientPoolConfig {
   uint32_t max_idle = 32;             // idle connections kept at most
 };
 
+// [mux]: many flows over a few VLESS v1 Mux connections (CMD 3, smux +
+// SimpleSocks; docs/client.md "Mux"). v1 only; v0 servers never see it.
+struct ClientMuxConfig {
+  bool enabled = true;
+  uint8_t version = 2;                 // smux VER; 1 for verysimple/trojan-go servers
+  uint32_t max_streams = 128;          // per connection; more open a new connection
+  uint64_t idle_timeout_ms = 30'000;   // a connection without streams closes after
+  uint64_t keepalive_ms = 10'000;      // NOP when nothing was sent this long
+  uint64_t dead_ms = 30'000;           // nothing received this long: connection dead
+  uint32_t stream_window = 256 * 1024;  // VER 2 receive window per stream
+};
+
 struct ClientLimits {
   uint32_t max_flows = 4096;
   uint64_t idle_timeout_ms = 300'000;
@@ -101,11 +113,12 @@ enum class UdpMode {
   kSeparated,  // v1 udp_multi + udp_session: one channel per remote (full cone)
   kClassic,    // v1: one connection per app endpoint, per-packet addresses
   kV0,         // v0: one connection per (app endpoint, destination)
+  kMux,        // v1 Mux: one SimpleSocks UDP stream per app endpoint (full cone)
 };
 const char* udpModeName(UdpMode m) noexcept;
 
 struct ClientUdpConfig {
-  UdpMode mode = UdpMode::kSeparated;  // kV0 for server.version 0
+  UdpMode mode = UdpMode::kMux;  // kSeparated without mux, kV0 for server.version 0
   // A session (app endpoint) with no datagram either way for this long is
   // closed once it is assured: the app sent again after a reply came.
   uint64_t idle_timeout_ms = 300'000;
@@ -135,6 +148,7 @@ struct ClientConfig {
   ClientUdpConfig udp;
   ClientDnsConfig dns;
   ClientPoolConfig pool;
+  ClientMuxConfig mux;
 };
 
 // Reads and validates a file; relative paths (ca) resolve against the

@@ -118,6 +118,50 @@ void readUdp(Reader& r, const toml::node& node, ServerConfig& cfg) {
   }
 }
 
+void readMux(Reader& r, const toml::node& node, ServerConfig& cfg) {
+  const auto* t = node.as_table();
+  if (t == nullptr) {
+    r.fail(node, "mux", "expected a table, got " + Reader::typeName(node));
+    return;
+  }
+  r.checkKeys(*t, "mux",
+              {"max_streams", "max_streams_per_user", "keepalive", "dead_after", "stream_window"});
+  if (r.failed()) return;
+  if (const toml::node* n = t->get("max_streams")) {
+    auto v = r.integer(*n, "mux.max_streams", 1, 1'000'000);
+    if (!v) return;
+    cfg.mux.max_streams = static_cast<uint32_t>(*v);
+  }
+  if (const toml::node* n = t->get("max_streams_per_user")) {
+    auto v = r.integer(*n, "mux.max_streams_per_user", 1, 10'000'000);
+    if (!v) return;
+    cfg.mux.max_streams_per_user = static_cast<uint32_t>(*v);
+  }
+  if (const toml::node* n = t->get("keepalive")) {
+    auto ms = r.duration(*n, "mux.keepalive");
+    if (!ms) return;
+    cfg.mux.keepalive_ms = *ms;
+  }
+  if (const toml::node* n = t->get("dead_after")) {
+    auto ms = r.duration(*n, "mux.dead_after");
+    if (!ms) return;
+    cfg.mux.dead_ms = *ms;
+  }
+  if (cfg.mux.keepalive_ms == 0 || cfg.mux.dead_ms <= cfg.mux.keepalive_ms) {
+    const toml::node* at = t->get("dead_after") ? t->get("dead_after") : t->get("keepalive");
+    r.fail(at != nullptr ? &at->source() : nullptr, "mux.dead_after",
+           "expected a duration longer than mux.keepalive (" +
+               formatDurationMs(cfg.mux.keepalive_ms) + "), got " +
+               formatDurationMs(cfg.mux.dead_ms));
+    return;
+  }
+  if (const toml::node* n = t->get("stream_window")) {
+    auto v = r.integer(*n, "mux.stream_window", 65536, 16 << 20);
+    if (!v) return;
+    cfg.mux.stream_window = static_cast<uint32_t>(*v);
+  }
+}
+
 void readUsers(Reader& r, const toml::table& root, ServerConfig& cfg) {
   const toml::node* node = root.get("users");
   if (node == nullptr) {
@@ -175,7 +219,7 @@ void readUsers(Reader& r, const toml::table& root, ServerConfig& cfg) {
 void readRoot(Reader& r, const toml::table& root, const std::string& base_dir, ServerConfig& cfg) {
   r.checkKeys(root, "",
               {"log_level", "listen", "versions", "fallback", "handshake_timeout", "idle_timeout",
-               "reuse_idle_timeout", "max_connections", "tls", "users", "udp"});
+               "reuse_idle_timeout", "max_connections", "tls", "users", "udp", "mux"});
   if (r.failed()) return;
 
   if (const toml::node* n = root.get("log_level")) {
@@ -278,6 +322,10 @@ void readRoot(Reader& r, const toml::table& root, const std::string& base_dir, S
   }
   if (const toml::node* n = root.get("udp")) {
     readUdp(r, *n, cfg);
+    if (r.failed()) return;
+  }
+  if (const toml::node* n = root.get("mux")) {
+    readMux(r, *n, cfg);
     if (r.failed()) return;
   }
   readUsers(r, root, cfg);

@@ -46,6 +46,17 @@ struct ServerUdpConfig {
   uint32_t max_sessions_per_user = 256;
 };
 
+// [mux]: VLESS v1 Mux connections (CMD 3, smux + SimpleSocks;
+// docs/server.md "Mux"). Every stream is a session of its own and counts
+// against max_connections too.
+struct ServerMuxConfig {
+  uint32_t max_streams = 1024;            // live streams per connection
+  uint32_t max_streams_per_user = 16384;  // live streams per user, all connections
+  uint64_t keepalive_ms = 10'000;         // NOP when nothing was sent this long
+  uint64_t dead_ms = 30'000;              // nothing received this long: connection dead
+  uint32_t stream_window = 256 * 1024;    // VER 2 receive window per stream
+};
+
 struct ServerConfig {
   LogLevel log_level = LogLevel::kInfo;
   std::vector<HostPort> listen;  // IP literals only, at least one
@@ -61,6 +72,7 @@ struct ServerConfig {
   std::optional<ServerTlsConfig> tls;  // absent: plain TCP
   std::vector<ServerUser> users;       // at least one, UUIDs unique
   ServerUdpConfig udp;
+  ServerMuxConfig mux;
 };
 
 // Reads and validates a file. Errors (Errc::kConfig) read like

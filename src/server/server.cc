@@ -2,6 +2,7 @@
 
 #include "core/log.h"
 #include "server/server_session.h"
+#include "stream/mux_session.h"
 #include "stream/tcp_stream.h"
 #include "stream/tls_stream.h"
 #include "tls/tls_engine.h"
@@ -99,6 +100,38 @@ void Server::onAccept(std::unique_ptr<stream::TcpStream> tcp) {
   p->start(tls_raw != nullptr);
   // After the session has set its callbacks: the handshake may report.
   if (tls_raw != nullptr) tls_raw->startServer();
+}
+
+bool Server::startMuxStream(std::unique_ptr<stream::MuxStream> s, const char* user,
+                            std::string* why) {
+  if (stopped_) {
+    *why = "server stopping";
+  } else if (active_ >= cfg_.max_connections) {
+    *why = "max_connections (" + std::to_string(cfg_.max_connections) + ") reached";
+  } else if (userStreams(user) >= cfg_.mux.max_streams_per_user) {
+    *why = "mux.max_streams_per_user (" + std::to_string(cfg_.mux.max_streams_per_user) +
+           ") reached";
+  }
+  if (!why->empty()) {
+    s->close(stream::CloseReason::kEvicted);
+    loop_.deferredDelete(std::move(s));
+    return false;
+  }
+  uint64_t id = next_id_++;
+  stream::MuxStream* raw = s.get();
+  auto session = std::make_unique<ServerSession>(*this, raw, std::move(s), id);
+  ServerSession* p = session.get();
+  sessions_.emplace(p, std::move(session));
+  ++active_;
+  ++user_streams_[user];
+  p->startStream(user);
+  return true;
+}
+
+void Server::onMuxStreamDone(const char* user) {
+  auto it = user_streams_.find(user);
+  if (it == user_streams_.end()) return;
+  if (--it->second == 0) user_streams_.erase(it);
 }
 
 void Server::onSessionDone(ServerSession* s) {

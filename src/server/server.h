@@ -23,6 +23,7 @@ namespace vt::tls {
 class TlsContext;
 }
 namespace vt::stream {
+class MuxStream;
 class TcpListener;
 class TcpStream;
 }  // namespace vt::stream
@@ -59,6 +60,15 @@ class Server {
   UdpNatTable& udpNat() { return udp_nat_; }
   void onSessionClosing() { --active_; }
   void onSessionDone(ServerSession* s);
+  // Mux: a stream the client opened on connection `parent`, run as a
+  // session of its own; false (the stream is closed) at a cap, which
+  // `why` names. `user` is the connection's user (config name).
+  bool startMuxStream(std::unique_ptr<stream::MuxStream> s, const char* user, std::string* why);
+  void onMuxStreamDone(const char* user);
+  size_t userStreams(const char* user) const {
+    auto it = user_streams_.find(user);
+    return it == user_streams_.end() ? 0 : it->second;
+  }
 
  private:
   void onAccept(std::unique_ptr<stream::TcpStream> tcp);
@@ -70,6 +80,7 @@ class Server {
   std::vector<std::unique_ptr<stream::TcpListener>> listeners_;
   UdpNatTable udp_nat_;  // before sessions_: their channels point into it
   std::unordered_map<ServerSession*, std::unique_ptr<ServerSession>> sessions_;
+  std::unordered_map<const char*, size_t> user_streams_;  // live mux streams per user
   size_t active_ = 0;  // sessions not yet closing; checked against max_connections
   uint64_t next_id_ = 1;
   bool stopped_ = false;

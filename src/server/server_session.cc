@@ -5,6 +5,7 @@
 #include <cinttypes>
 
 #include "codec/length_frame.h"
+#include "codec/simple_socks.h"
 #include "core/log.h"
 #include "server/server.h"
 #include "server/udp_channel.h"
@@ -47,6 +48,14 @@ void ServerSession::start(bool tls) {
   timer_.start(server_.config().handshake_timeout_ms, [this] { onTimer(); });
 }
 
+void ServerSession::startStream(const char* user) {
+  mux_stream_ = true;
+  user_stream_counted_ = true;
+  user_ = user;
+  in_ready_ = true;
+  timer_.start(server_.config().handshake_timeout_ms, [this] { onTimer(); });
+}
+
 void ServerSession::refuse(const std::string& why) {
   close(stream::CloseReason::kEvicted, why);
 }
@@ -65,6 +74,19 @@ void ServerSession::onTimer() {
       break;
     case State::kDialling: onDialFailed("dial timeout"); break;
     case State::kUdp: break;  // the channel keeps its own idle timer
+    case State::kMux: {
+      // The session keeps itself alive (keepalive, dead peers); a
+      // connection without streams is closed like an idle reused one.
+      uint64_t idle = server_.config().reuse_idle_timeout_ms;
+      uint64_t since = mux_->idleSinceMs();
+      uint64_t quiet = since == 0 ? 0 : loop_.now() - since;
+      if (since != 0 && quiet >= idle) {
+        close(stream::CloseReason::kTimeout, "mux idle timeout");
+      } else {
+        timer_.start(since == 0 ? idle : idle - quiet, [this] { onTimer(); });
+      }
+      break;
+    }
     case State::kRelay:
     case State::kDraining: {
       uint64_t idle = server_.config().idle_timeout_ms;
@@ -122,6 +144,7 @@ void ServerSession::onData(Side side, BufferChain& data, bool end_stream) {
         }
         udp_->onData(data, end_stream);
         return;
+      case State::kMux:  // the MuxSession reads the inbound
       case State::kClosed: data.clear(); return;
     }
   }
@@ -273,6 +296,10 @@ void ServerSession::onStreamClose(Side side, stream::CloseReason reason,
 void ServerSession::onHandshakeBytes(BufferChain& data, bool end_stream) {
   held_.moveFrom(data);
   in_eof_ = in_eof_ || end_stream;
+  if (mux_stream_) {
+    onSimpleSocksBytes();
+    return;
+  }
   codec::RequestDecodeResult r = codec::decodeRequest(held_, request_);
   switch (r.status) {
     case codec::DecodeStatus::kNeedMore:
@@ -290,6 +317,30 @@ void ServerSession::onHandshakeBytes(BufferChain& data, bool end_stream) {
       return;
     case codec::DecodeStatus::kDone: onRequest(r.consumed); return;
   }
+}
+
+void ServerSession::onSimpleSocksBytes() {
+  codec::SimpleSocksHeader h;
+  codec::SimpleSocksDecodeResult r = codec::decodeSimpleSocks(held_, h);
+  switch (r.status) {
+    case codec::DecodeStatus::kNeedMore:
+      if (in_eof_) close(stream::CloseReason::kProtocolError, "stream ended inside its header");
+      return;
+    case codec::DecodeStatus::kInvalid:
+      close(stream::CloseReason::kProtocolError, "simplesocks: " + r.error);
+      return;
+    case codec::DecodeStatus::kDone: break;
+  }
+  request_ = codec::Request{};
+  request_.version = 1;
+  request_.target = h.target;
+  if (h.command == codec::SimpleSocksCommand::kUdp) {
+    request_.command = codec::Command::kUdp;
+    startUdp(r.consumed);
+    return;
+  }
+  request_.command = codec::Command::kTcp;
+  startTcp(r.consumed);
 }
 
 void ServerSession::onRequest(size_t header_len) {
@@ -311,11 +362,20 @@ void ServerSession::onRequest(size_t header_len) {
     startUdp(header_len);
     return;
   }
+  if (request_.command == codec::Command::kMux && request_.version == 1 && flows_ == 0) {
+    startMux(header_len);
+    return;
+  }
   if (request_.command != codec::Command::kTcp || !request_.target) {
     rejectInput("command " + std::to_string(static_cast<int>(request_.command)) +
                 " not supported yet");
     return;
   }
+  startTcp(header_len);
+}
+
+void ServerSession::startTcp(size_t header_len) {
+  const config::ServerConfig& cfg = server_.config();
   target_ = request_.target->toString();
   held_.drain(header_len);  // the payload stays for the target
   reuse_ = request_.reuse && request_.version == 1;
@@ -340,8 +400,51 @@ void ServerSession::startUdp(size_t header_len) {
         } else {
           close(r, why);
         }
-      });
+      },
+      mux_stream_);
   udp_->start(held_, in_eof_);
+}
+
+void ServerSession::startMux(size_t header_len) {
+  const config::ServerConfig& cfg = server_.config();
+  target_ = "mux";
+  held_.drain(header_len);
+  state_ = State::kMux;
+  stream::MuxOptions o;
+  o.stream_window = cfg.mux.stream_window;
+  o.keepalive_ms = cfg.mux.keepalive_ms;
+  o.dead_ms = cfg.mux.dead_ms;
+  o.max_streams = cfg.mux.max_streams;
+  stream::MuxSession::Owner& owner = *this;
+  mux_ = std::make_unique<stream::MuxSession>(loop_, *in_, stream::MuxSession::Role::kServer, o,
+                                              owner);
+  timer_.start(cfg.reuse_idle_timeout_ms, [this] { onTimer(); });
+  BufferChain initial;
+  initial.moveFrom(held_);
+  mux_->start(&initial);
+}
+
+void ServerSession::onMuxStream(std::unique_ptr<stream::MuxStream> s) {
+  if (state_ != State::kMux) return;  // destroying it sends the FIN
+  ++mux_streams_;
+  std::string why;
+  if (!server_.startMuxStream(std::move(s), user_, &why)) {
+    if (mux_refused_++ == 0) {
+      VT_WARN("conn #%" PRIu64 " peer=%s user=%s: mux stream refused: %s (counted in the close "
+              "line from now on)",
+              id_, peer_name_.c_str(), user_, why.c_str());
+    }
+  }
+}
+
+void ServerSession::onMuxClosed(stream::CloseReason reason, const std::string& detail) {
+  in_closed_ = true;
+  if (state_ == State::kClosed) {
+    maybeRelease();
+    return;
+  }
+  close(reason, "client " + std::string(stream::closeReasonName(reason)) +
+                    (detail.empty() ? "" : " (" + detail + ")"));
 }
 
 void ServerSession::endUdp(stream::CloseReason reason, const std::string& why) {
@@ -360,6 +463,10 @@ void ServerSession::endUdp(stream::CloseReason reason, const std::string& why) {
 
 void ServerSession::rejectInput(const std::string& why) {
   const config::ServerConfig& cfg = server_.config();
+  if (mux_stream_) {  // the connection proved its user; only this stream ends
+    close(stream::CloseReason::kProtocolError, "rejected: " + why);
+    return;
+  }
   if (flows_ > 0) {  // a reused connection already proved its user
     close(stream::CloseReason::kProtocolError, "rejected on a reused connection: " + why);
     return;
@@ -454,7 +561,13 @@ void ServerSession::onDialled() {
       }
       codec::encodeWantIpPrefix(ip, head);
     }
-    if (!head.empty()) in_->write(head, false);
+    if (mux_stream_) {
+      // A PSH of LEN 0: the target is connected (docs/protocol.md 3.9).
+      BufferChain none;
+      in_->write(none, false);
+    } else if (!head.empty()) {
+      in_->write(head, false);
+    }
   }
   if (state_ != State::kRelay) return;  // the write may have failed and closed us
   if (reuse_) {
@@ -510,6 +623,14 @@ void ServerSession::close(stream::CloseReason reason, const std::string& detail)
   timer_.stop();
   drain_timer_.stop();
   if (resolver_) resolver_->cancel();
+  if (user_stream_counted_) {
+    user_stream_counted_ = false;
+    server_.onMuxStreamDone(user_);
+  }
+  if (mux_) {
+    up_ = mux_->stats().bytesIn;
+    down_ = mux_->stats().bytesOut;
+  }
   if (udp_) {
     udp_->shutdown(reason, detail);  // logs the connection's one line
   } else if (flows_ > 0 && prev == State::kHandshake && held_.empty()) {
@@ -520,7 +641,13 @@ void ServerSession::close(stream::CloseReason reason, const std::string& detail)
   } else {
     logClose(reason, detail);
   }
-  if (!in_closed_) in_->close(reason);
+  if (!in_closed_) {
+    if (mux_) {
+      mux_->close(reason, detail);  // resets its streams; reports through onMuxClosed
+    } else {
+      in_->close(reason);
+    }
+  }
   if (out_ != nullptr && !out_closed_) out_->close(reason);
   maybeRelease();
 }
@@ -540,11 +667,20 @@ void ServerSession::logClose(stream::CloseReason reason, const std::string& deta
   }
   std::string why = detail.empty() ? stream::closeReasonName(reason) : detail;
   if (fallback_) why = "fallback after: " + rejected_ + "; then " + why;
+  std::string extra;
+  if (reuse_ || flows_ > 0) extra = " flow=" + std::to_string(flows_ + 1);
+  if (mux_) {
+    const stream::MuxStats& st = mux_->stats();
+    extra += " streams=" + std::to_string(mux_streams_) + " refused=" +
+             std::to_string(mux_refused_ + st.streamsRefused) + " smux=v" +
+             std::to_string(mux_->version());
+    if (st.unknownFrames != 0) extra += " unknown_frames=" + std::to_string(st.unknownFrames);
+  }
   VT_LOG(level,
          "conn #%" PRIu64 " peer=%s user=%s target=%s up=%" PRIu64 " down=%" PRIu64 " ms=%" PRIu64
          " close=%s%s",
          id_, peer_name_.c_str(), user_, target_.c_str(), up_, down_, ms, why.c_str(),
-         reuse_ || flows_ > 0 ? (" flow=" + std::to_string(flows_ + 1)).c_str() : "");
+         extra.c_str());
 }
 
 }  // namespace vt::server

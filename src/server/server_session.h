@@ -32,6 +32,7 @@
 #include "event/resolver.h"
 #include "event/socket_address.h"
 #include "event/timer.h"
+#include "stream/mux_session.h"
 #include "stream/stream.h"
 
 namespace vt::server {
@@ -39,7 +40,7 @@ namespace vt::server {
 class Server;
 class UdpChannel;
 
-class ServerSession : public event::DeferredDeletable {
+class ServerSession : public event::DeferredDeletable, private stream::MuxSession::Owner {
  public:
   // Longest request header we wait for: the codec's bound (a v1 header
   // with the largest TLV list and a 255-byte domain); more is a probe.
@@ -55,6 +56,9 @@ class ServerSession : public event::DeferredDeletable {
 
   // `tls`: the inbound is a TlsStream whose handshake is still to run.
   void start(bool tls);
+  // A stream of a mux connection (the inbound is a MuxStream) of `user`
+  // (a name from the config, which outlives us).
+  void startStream(const char* user);
   // Refuses at once (connection cap): closes without reading.
   void refuse(const std::string& why);
   // Idempotent; logs once; the Server deletes us after both streams closed.
@@ -63,7 +67,8 @@ class ServerSession : public event::DeferredDeletable {
 
  private:
   // kUdp: CMD 2; the UdpChannel owns the rest of the connection.
-  enum class State { kHandshake, kDialling, kRelay, kDraining, kUdp, kClosed };
+  // kMux: CMD 3; the MuxSession owns the rest of the connection.
+  enum class State { kHandshake, kDialling, kRelay, kDraining, kUdp, kMux, kClosed };
   enum class Side { kIn, kOut };
 
   // One callback object per stream; both forward to the session.
@@ -95,7 +100,13 @@ class ServerSession : public event::DeferredDeletable {
   // A reused flow is finished: log it, drop the target, wait for the next.
   void nextRequest();
   void onRequest(size_t header_len);
+  void onSimpleSocksBytes();
+  void startTcp(size_t header_len);
   void startUdp(size_t header_len);
+  void startMux(size_t header_len);
+  // MuxSession::Owner
+  void onMuxStream(std::unique_ptr<stream::MuxStream> s) override;
+  void onMuxClosed(stream::CloseReason reason, const std::string& detail) override;
   // The UdpChannel's clean end: finish our direction, close once the client
   // closed (or after kDrainLimitMs).
   void endUdp(stream::CloseReason reason, const std::string& why);
@@ -164,6 +175,12 @@ class ServerSession : public event::DeferredDeletable {
   BufferChain next_;            // bytes after the client's end chunk: the next request
   std::unique_ptr<UdpChannel> udp_;
   bool udp_ending_ = false;  // endUdp() ran: waiting for the client to close
+  // Mux: on the connection, the session; on a stream, its flags.
+  std::unique_ptr<stream::MuxSession> mux_;  // after in_owner_: it holds *in_
+  bool mux_stream_ = false;       // we are one stream of a mux connection
+  bool user_stream_counted_ = false;
+  uint64_t mux_streams_ = 0;      // streams accepted on this connection
+  uint64_t mux_refused_ = 0;      // ... and refused at a cap
 };
 
 }  // namespace vt::server

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "codec/length_frame.h"
+#include "codec/trojan_udp.h"
 #include "codec/udp_packet.h"
 #include "core/log.h"
 #include "event/udp_socket.h"
@@ -39,6 +40,7 @@ const char* modeName(UdpChannel::Mode m) {
     case UdpChannel::Mode::kV0: return "v0";
     case UdpChannel::Mode::kClassic: return "classic";
     case UdpChannel::Mode::kMulti: return "multi";
+    case UdpChannel::Mode::kMux: return "mux";
   }
   return "?";
 }
@@ -46,11 +48,14 @@ const char* modeName(UdpChannel::Mode m) {
 }  // namespace
 
 UdpChannel::UdpChannel(Server& server, stream::Stream& in, const codec::Request& req,
-                       std::string user, std::string peer, uint64_t conn_id, CloseFn close)
+                       std::string user, std::string peer, uint64_t conn_id, CloseFn close,
+                       bool mux)
     : server_(server),
       loop_(server.loop()),
       in_(in),
-      mode_(req.version == 0 ? Mode::kV0 : (req.udp_multi ? Mode::kMulti : Mode::kClassic)),
+      mode_(mux ? Mode::kMux
+                : (req.version == 0 ? Mode::kV0
+                                    : (req.udp_multi ? Mode::kMulti : Mode::kClassic))),
       target_(req.target ? *req.target : codec::Address{}),
       uuid_(req.uuid),
       user_(std::move(user)),
@@ -73,7 +78,7 @@ UdpChannel::~UdpChannel() {
 void UdpChannel::start(BufferChain& payload, bool end_stream) {
   idle_timer_.start(server_.config().udp.channel_idle_timeout_ms, [this] { onIdleTimer(); });
   if (!attachSession()) return;
-  if (mode_ != Mode::kClassic) {
+  if (!addressed()) {
     // v0 and the separated channel send to one address: resolve it once.
     // A target with port 0 is accepted (docs/protocol.md); its datagrams
     // are dropped and counted like any other datagram to port 0.
@@ -136,6 +141,7 @@ void UdpChannel::onData(BufferChain& data, bool end_stream) {
 void UdpChannel::parseUp() {
   while (!done_) {
     codec::PacketDecodeResult r = mode_ == Mode::kClassic ? codec::decodeClassicUdpPacket(up_buf_)
+                                  : mode_ == Mode::kMux   ? codec::decodeTrojanUdpPacket(up_buf_)
                                                           : codec::decodeLengthPacket(up_buf_);
     if (r.status == codec::DecodeStatus::kNeedMore) return;
     if (r.status == codec::DecodeStatus::kInvalid) {
@@ -147,7 +153,7 @@ void UdpChannel::parseUp() {
     ++pkts_up_;
     bytes_up_ += payload.size();
     last_active_ms_ = loop_.now();
-    if (mode_ != Mode::kClassic) {
+    if (!addressed()) {
       if (orig_) {
         sendUp(*orig_, payload);
       } else {
@@ -205,7 +211,7 @@ void UdpChannel::queuePending(std::string host, uint16_t port, BufferChain& payl
 }
 
 void UdpChannel::resolveNext() {
-  if (!resolving_.empty() || pending_.empty() || mode_ != Mode::kClassic) return;
+  if (!resolving_.empty() || pending_.empty() || !addressed()) return;
   resolving_ = pending_.front().host;
   resolver_.resolve(resolving_, 0, [this, host = resolving_](
                                        Result<std::vector<event::SocketAddress>> r) {
@@ -232,7 +238,7 @@ void UdpChannel::onResolved(const std::string& host, Result<std::vector<event::S
   } else {
     why = r.error().message;
   }
-  if (mode_ != Mode::kClassic) {
+  if (!addressed()) {
     if (!addr) {
       fail(stream::CloseReason::kResolveError, "resolve " + host + ": " + why);
       return;
@@ -293,6 +299,7 @@ void UdpChannel::deliver(const uint8_t* data, size_t n, const event::SocketAddre
   switch (mode_) {
     case Mode::kV0: ok = codec::encodeLengthPacket(payload, out); break;
     case Mode::kClassic: ok = codec::encodeClassicUdpPacket(toAddress(from), payload, out); break;
+    case Mode::kMux: ok = codec::encodeTrojanUdpPacket(toAddress(from), payload, out); break;
     case Mode::kMulti:
       ok = codec::encodeMultiUdpDown(own ? std::nullopt : std::optional(toAddress(from)), payload,
                                      out);

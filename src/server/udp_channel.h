@@ -5,8 +5,10 @@
 //   v0       LEN payload (to the target)   LEN payload (from the target only)
 //   classic  PORT ATYP ADDR LEN payload    PORT ATYP ADDR LEN payload (source)
 //   multi    LEN payload (to the target)   FLAG [PORT ATYP ADDR] LEN payload
+//   mux      ATYP ADDR PORT LEN CRLF payload (Trojan style, both ways; a
+//            SimpleSocks UDP stream of a Mux connection)
 //
-// v0 and classic own a socket each (full cone per connection); multi uses
+// v0, classic and mux own a socket each (full cone per stream); multi uses
 // the NAT session of (user, udp_session) when the request names one, else
 // a socket of its own (udp_nat.h).
 //
@@ -45,7 +47,7 @@ class UdpNatSession;
 
 class UdpChannel {
  public:
-  enum class Mode { kV0, kClassic, kMulti };
+  enum class Mode { kV0, kClassic, kMulti, kMux };
   // `graceful`: end the connection cleanly (our direction finished, then
   // closed once the client has closed too) rather than at once.
   using CloseFn = std::function<void(stream::CloseReason, const std::string&, bool graceful)>;
@@ -61,7 +63,7 @@ class UdpChannel {
   // shutdown(). `close` asks the owner to close the connection (it then
   // calls shutdown()); it is never called from inside shutdown().
   UdpChannel(Server& server, stream::Stream& in, const codec::Request& req, std::string user,
-             std::string peer, uint64_t conn_id, CloseFn close);
+             std::string peer, uint64_t conn_id, CloseFn close, bool mux = false);
   ~UdpChannel();
   UdpChannel(const UdpChannel&) = delete;
   UdpChannel& operator=(const UdpChannel&) = delete;
@@ -78,6 +80,8 @@ class UdpChannel {
   void end(stream::CloseReason reason, const std::string& why);
 
   Mode mode() const { return mode_; }
+  // Classic and mux: every datagram carries its address.
+  bool addressed() const { return mode_ == Mode::kClassic || mode_ == Mode::kMux; }
   // The resolved target (v0, multi); unset while resolving and in classic.
   const std::optional<event::SocketAddress>& orig() const { return orig_; }
   // A datagram from `from` for this channel; `own`: from orig().

@@ -687,6 +687,7 @@ TEST_F(ClientTest, StalledAppStopsReadingTheServer) {
 // ---- connection reuse (TLV 0x07; on by default for a v1 server) ----------
 
 TEST_F(ClientTest, SequentialFlowsShareOneServerConnection) {
+  cfg_.mux.enabled = false;  // reuse is for flows outside the mux
   startClient();
   ASSERT_NE(client_->pool(), nullptr);
   App a = app(40090, echoPort_);
@@ -703,6 +704,7 @@ TEST_F(ClientTest, SequentialFlowsShareOneServerConnection) {
 }
 
 TEST_F(ClientTest, PooledConnectionFoundDeadIsRetriedOnAFreshOne) {
+  cfg_.mux.enabled = false;  // reuse is for flows outside the mux
   startClient();
   App a = app(40092, echoPort_);
   ASSERT_NO_FATAL_FAILURE(echoFlow(a, "first"));
@@ -731,6 +733,7 @@ TEST_F(ClientTest, PooledConnectionFoundDeadIsRetriedOnAFreshOne) {
 }
 
 TEST_F(ClientTest, PooledConnectionTheServerTimesOutIsDropped) {
+  cfg_.mux.enabled = false;  // reuse is for flows outside the mux
   scfg_.reuse_idle_timeout_ms = 100;
   ASSERT_NO_FATAL_FAILURE(restartServer());
   startClient();
@@ -745,6 +748,7 @@ TEST_F(ClientTest, PooledConnectionTheServerTimesOutIsDropped) {
 }
 
 TEST_F(ClientTest, DialFailureOnAPooledConnectionResetsTheAppOnce) {
+  cfg_.mux.enabled = false;  // reuse is for flows outside the mux
   uint16_t closed = closedPort();
   startClient();
   App a = app(40096, echoPort_);

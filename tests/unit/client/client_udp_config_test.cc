@@ -36,7 +36,7 @@ void expectError(const std::string& text, std::initializer_list<std::string> pie
 TEST(ClientUdpConfig, Defaults) {
   auto r = parse(kServerV1);
   ASSERT_TRUE(r.ok()) << r.error().message;
-  EXPECT_EQ(r.value().udp.mode, UdpMode::kSeparated);
+  EXPECT_EQ(r.value().udp.mode, UdpMode::kMux);
   EXPECT_EQ(r.value().udp.idle_timeout_ms, 300'000u);
   EXPECT_EQ(r.value().udp.new_session_timeout_ms, 30'000u);
   EXPECT_EQ(r.value().udp.max_sessions, 1024u);

@@ -186,6 +186,13 @@ class ClientUdpTest : public ::testing::Test {
     cfg_.server.uuid = kUuid;
     cfg_.server.tls = false;
     cfg_.tun.ipv4 = config::parseCidr("198.18.2.1/30");
+    // The per-connection modes; the Mux* tests turn the mux on.
+    cfg_.mux.enabled = false;
+    cfg_.udp.mode = config::UdpMode::kSeparated;
+  }
+  void useMux() {
+    cfg_.mux.enabled = true;
+    cfg_.udp.mode = config::UdpMode::kMux;
   }
   // A new server with scfg_ (before startClient).
   void restartServer() {
@@ -331,6 +338,71 @@ TEST_F(ClientUdpTest, SeparatedFullCone) {
   EXPECT_EQ(*back, "hi C");
   EXPECT_EQ(session(5000)->channelCount(), 3u);
   EXPECT_EQ(client_->stats().udpSessionsOpened, 1u);
+}
+
+// The default (v1 with the mux): one SimpleSocks UDP stream per app
+// endpoint, one server socket for it; full cone without a connection per
+// remote.
+TEST_F(ClientUdpTest, MuxFullCone) {
+  useMux();
+  UdpReflector a("A:"), b("B:");
+  startClient();
+  send(5000, "127.0.0.1", a.port(), "one");
+  send(5000, "127.0.0.1", b.port(), "two");
+  auto got = waitFor(5000, 2);
+  ASSERT_EQ(got.size(), 2u);
+  std::set<std::string> seen;
+  for (const auto& d : got) seen.insert(ep(d) + " " + d.payload);
+  EXPECT_EQ(seen, (std::set<std::string>{"127.0.0.1:" + std::to_string(a.port()) + " A:one",
+                                         "127.0.0.1:" + std::to_string(b.port()) + " B:two"}));
+  // EIM: both remotes saw one server port.
+  ASSERT_EQ(a.sourcePorts().size(), 1u);
+  ASSERT_EQ(b.sourcePorts().size(), 1u);
+  uint16_t mapped = a.sourcePorts()[0];
+  EXPECT_EQ(mapped, b.sourcePorts()[0]);
+  ASSERT_NE(session(5000), nullptr);
+  EXPECT_EQ(session(5000)->channelCount(), 1u);
+  ASSERT_NE(client_->mux(), nullptr);
+  EXPECT_EQ(client_->mux()->connections(), 1u);
+  // EIF: a stranger C reaches the app through the mapped port, from C...
+  UdpProbe c;
+  ASSERT_TRUE(c.sendTo(mapped, "from C"));
+  got = waitFor(5000, 3);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(ep(got[2]), "127.0.0.1:" + std::to_string(c.port()));
+  EXPECT_EQ(got[2].payload, "from C");
+  // ...and the app's answer goes to C from the same port, on the same stream.
+  send(5000, "127.0.0.1", c.port(), "hi C");
+  std::optional<std::string> back;
+  ASSERT_TRUE(runUntil([&] {
+    back = c.recv(0);
+    return back.has_value();
+  }));
+  EXPECT_EQ(*back, "hi C");
+  EXPECT_EQ(session(5000)->channelCount(), 1u);
+  // A second app endpoint is a second stream on the same connection.
+  send(5001, "127.0.0.1", a.port(), "three");
+  got = waitFor(5001, 1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].payload, "A:three");
+  EXPECT_EQ(client_->mux()->connections(), 1u);
+  EXPECT_EQ(client_->mux()->streams(), 2u);
+}
+
+// One app socket, many remotes: every one answers, over one stream.
+TEST_F(ClientUdpTest, MuxManyRemotesOneStream) {
+  useMux();
+  std::vector<std::unique_ptr<UdpReflector>> peers;
+  for (int i = 0; i < 200; ++i) peers.push_back(std::make_unique<UdpReflector>("R:"));
+  startClient();
+  for (auto& p : peers) send(5000, "127.0.0.1", p->port(), "x");
+  auto got = waitFor(5000, peers.size(), 10000);
+  std::set<uint16_t> from;
+  for (const auto& d : got) from.insert(d.srcPort);
+  EXPECT_EQ(from.size(), peers.size());
+  EXPECT_EQ(client_->mux()->connections(), 1u);
+  EXPECT_EQ(client_->mux()->stats().streamsOpened, 1u);
+  EXPECT_EQ(session(5000)->channelCount(), 1u);
 }
 
 TEST_F(ClientUdpTest, Ipv6AndIpv4MappedDestinations) {

@@ -1,4 +1,4 @@
-// smux v1 frames and the SimpleSocks header they carry.
+// smux VER 1 and VER 2 frames and the SimpleSocks header they carry.
 #include "codec/smux.h"
 
 #include <gtest/gtest.h>
@@ -27,6 +27,10 @@ std::string smux(const BufferChain& in) {
   std::ostringstream os;
   os << "done " << r.consumed << " | cmd " << int(r.header.command) << " len " << r.header.length
      << " sid " << r.header.stream_id << " " << toHex(data);
+  if (r.header.command == SmuxCommand::kUpd) {
+    os << "| consumed " << r.upd_consumed << " window " << r.upd_window;
+  }
+  if (r.header.version != kSmuxVersion1) os << " v" << int(r.header.version);
   return os.str();
 }
 
@@ -47,9 +51,9 @@ TEST(Smux, ControlFrames) {
   EXPECT_EQ(checkDoneEverySplit(fin, 8, smux), "done 8 | cmd 1 len 0 sid 3 ");
   EXPECT_EQ(checkDoneEverySplit(nop, 8, smux), "done 8 | cmd 3 len 0 sid 0 ");
   BufferChain out;
-  encodeSmuxControl(SmuxCommand::kSyn, 3, out);
-  encodeSmuxControl(SmuxCommand::kFin, 3, out);
-  encodeSmuxControl(SmuxCommand::kNop, 0, out);
+  encodeSmuxControl(1, SmuxCommand::kSyn, 3, out);
+  encodeSmuxControl(1, SmuxCommand::kFin, 3, out);
+  encodeSmuxControl(1, SmuxCommand::kNop, 0, out);
   EXPECT_EQ(out.toVector(), test::concat({syn, fin, nop}));
   // A large stream id, little-endian.
   EXPECT_EQ(checkDoneEverySplit(hex("01 00 00 00 02 01 00 80"), 8, smux),
@@ -68,7 +72,7 @@ TEST(Smux, PshWithSimpleSocksConnect) {
   encodeSimpleSocks({SimpleSocksCommand::kTcp, Address::fromDomain("example.com", 443)}, inner);
   inner.append("GET");
   BufferChain out;
-  ASSERT_TRUE(encodeSmuxPsh(3, inner, out));
+  ASSERT_TRUE(encodeSmuxPsh(1, 3, inner, out));
   EXPECT_EQ(out.toVector(), bytes);
 }
 
@@ -77,7 +81,7 @@ TEST(Smux, PshSizeLimits) {
   BufferChain data;
   std::vector<uint8_t> big(kSmuxMaxPshData + 1, 0x61);
   data.append(big);
-  EXPECT_FALSE(encodeSmuxPsh(3, data, out));
+  EXPECT_FALSE(encodeSmuxPsh(1, 3, data, out));
   EXPECT_EQ(data.size(), big.size());
   EXPECT_TRUE(out.empty());
   // We receive up to 65535 and PSH of length 0.
@@ -91,9 +95,41 @@ TEST(Smux, PshSizeLimits) {
             "done 8 | cmd 2 len 0 sid 5 ");
 }
 
+TEST(Smux, Version2) {
+  // The reference's worked UPD: stream 3 consumed 1024, window 65536.
+  auto upd = hex("02 04 08 00 03 00 00 00 00 04 00 00 00 00 01 00");
+  EXPECT_EQ(checkDoneEverySplit(upd, 16, smux),
+            "done 16 | cmd 4 len 8 sid 3 0004000000000100| consumed 1024 window 65536 v2");
+  BufferChain out;
+  encodeSmuxUpd(3, 1024, 65536, out);
+  EXPECT_EQ(out.toVector(), upd);
+  // Wrapping counters are just numbers.
+  out.clear();
+  encodeSmuxUpd(0x80000001u, 0xffffffffu, 262144, out);
+  EXPECT_EQ(out.toVector(), hex("02 04 08 00 01 00 00 80 ff ff ff ff 00 00 04 00"));
+  // The other commands as in VER 1, with VER 2.
+  out.clear();
+  encodeSmuxControl(2, SmuxCommand::kSyn, 3, out);
+  encodeSmuxControl(2, SmuxCommand::kNop, 0, out);
+  BufferChain data;
+  data.append("hi");
+  ASSERT_TRUE(encodeSmuxPsh(2, 3, data, out));
+  encodeSmuxControl(2, SmuxCommand::kFin, 3, out);
+  EXPECT_EQ(out.toVector(), hex("02 00 00 00 03 00 00 00  02 03 00 00 00 00 00 00"
+                                "02 02 02 00 03 00 00 00 68 69  02 01 00 00 03 00 00 00"));
+  EXPECT_EQ(checkDoneEverySplit(hex("02 02 02 00 03 00 00 00 68 69"), 10, smux),
+            "done 10 | cmd 2 len 2 sid 3 6869 v2");
+  // UPD must carry exactly 8 bytes.
+  checkInvalidAt(hex("02 04 00 00 03 00 00 00"), 4, smux);
+  checkInvalidAt(hex("02 04 09 00 03 00 00 00"), 4, smux);
+  checkInvalidAt(hex("02 05 00 00 03 00 00 00"), 2, smux);
+  checkNeedMore(hex("02 04 08 00 03 00 00 00 00 04 00"), smux);
+}
+
 TEST(Smux, Invalid) {
-  checkInvalidAt(hex("02 00 00 00 03 00 00 00"), 1, smux);
+  checkInvalidAt(hex("03 00 00 00 03 00 00 00"), 1, smux);
   checkInvalidAt(hex("00 00 00 00 03 00 00 00"), 1, smux);
+  // UPD does not exist in VER 1.
   checkInvalidAt(hex("01 04 08 00 03 00 00 00"), 2, smux);
   checkInvalidAt(hex("01 ff 00 00 03 00 00 00"), 2, smux);
   checkInvalidAt(hex("01 00 01 00 03 00 00 00 aa"), 4, smux);

@@ -73,7 +73,8 @@ std::vector<std::string> hostileCorpus(uint16_t echo_port) {
   add(with(18, 0x7f));
   // CMD 2 (UDP) is served: bad framing after it closes the channel, see
   // server_udp_test.cc.
-  add(with(18, 3));  // Mux: not supported yet
+  // CMD 3 (Mux) is served: bad smux input closes the connection (the user
+  // is proven, so no fallback), see server_mux_test.cc.
   add(std::string("\x01", 1) + uuid + std::string("\x00\x05", 2) + "tail");     // IP: not yet
   add(with(19, 0).substr(0, 20) + std::string("\x00\x01\x7f\x00\x00\x01", 6));  // port 0
   add(std::string("\x01", 1) + uuid + std::string("\x00\x01\x01\xbb\x02\x00", 6) +

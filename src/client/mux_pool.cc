@@ -1,0 +1,141 @@
+#include "client/mux_pool.h"
+
+#include <algorithm>
+#include <cinttypes>
+
+#include "client/client.h"
+#include "codec/smux.h"
+#include "core/log.h"
+
+namespace vt::client {
+
+MuxPool::MuxPool(Client& client, const config::ClientMuxConfig& cfg)
+    : client_(client), cfg_(cfg), timer_(client.loop()) {
+  uint64_t tick = std::max<uint64_t>(100, std::min<uint64_t>(cfg_.idle_timeout_ms / 2, 5'000));
+  timer_.start(tick, [this] { onTimer(); }, tick);
+}
+
+MuxPool::~MuxPool() { clear(); }
+
+size_t MuxPool::streams() const {
+  size_t n = 0;
+  for (const auto& c : conns_) n += c->mux ? c->mux->streamCount() : 0;
+  return n;
+}
+
+MuxPool::Conn* MuxPool::pick() {
+  Conn* best = nullptr;
+  for (auto& c : conns_) {
+    if (c->closedByUs || c->mux == nullptr || c->mux->dying()) continue;
+    size_t n = c->mux->streamCount();
+    if (n >= cfg_.max_streams) continue;
+    if (best == nullptr || n > best->mux->streamCount()) best = c.get();
+  }
+  return best;
+}
+
+MuxPool::Conn* MuxPool::dial() {
+  codec::Request req;
+  req.command = codec::Command::kMux;
+  req.target = codec::Address::fromDomain("v1.mux.cool", 1);
+  std::unique_ptr<stream::VlessClientStream> inner = client_.makeStream(std::move(req));
+  if (inner == nullptr) return nullptr;
+  auto c = std::make_unique<Conn>(*this, nextId_++);
+  c->openedMs = client_.loop().now();
+  stream::MuxOptions o;
+  o.version = cfg_.version;
+  o.stream_window = cfg_.stream_window;
+  o.keepalive_ms = cfg_.keepalive_ms;
+  o.dead_ms = cfg_.dead_ms;
+  stream::Stream& raw = *inner;
+  c->inner = std::move(inner);
+  stream::MuxSession::Owner& owner = *c;
+  c->mux = std::make_unique<stream::MuxSession>(client_.loop(), raw,
+                                                stream::MuxSession::Role::kClient, o, owner);
+  Conn* p = c.get();
+  conns_.push_back(std::move(c));
+  p->it = std::prev(conns_.end());
+  ++stats_.connectionsOpened;
+  stats_.maxConnections = std::max<uint64_t>(stats_.maxConnections, conns_.size());
+  VT_DEBUG("mux #%" PRIu64 ": connecting (%zu connections)", p->id, conns_.size());
+  p->mux->start(nullptr);
+  return p;
+}
+
+std::unique_ptr<stream::MuxStream> MuxPool::open(const codec::SimpleSocksHeader& h,
+                                                  bool waitAnswer) {
+  if (cleared_) return nullptr;
+  Conn* c = pick();
+  if (c == nullptr) c = dial();
+  if (c == nullptr) return nullptr;
+  std::unique_ptr<stream::MuxStream> s =
+      c->mux->openStream(waitAnswer && cfg_.version == codec::kSmuxVersion2);
+  if (s == nullptr) return nullptr;
+  ++stats_.streamsOpened;
+  BufferChain head;
+  codec::encodeSimpleSocks(h, head);
+  s->write(head, false);  // goes out with the SYN on connect()
+  stats_.maxStreams = std::max<uint64_t>(stats_.maxStreams, streams());
+  return s;
+}
+
+void MuxPool::Conn::onMuxConnected() {
+  VT_DEBUG("mux #%" PRIu64 ": connected to %s in %" PRIu64 " ms", id, mux->peerName().c_str(),
+           pool.client_.loop().now() - openedMs);
+}
+
+void MuxPool::Conn::onMuxClosed(stream::CloseReason reason, const std::string& detail) {
+  pool.onConnClosed(*this, reason, detail);
+}
+
+void MuxPool::onConnClosed(Conn& c, stream::CloseReason reason, const std::string& detail) {
+  const stream::MuxStats& st = c.mux->stats();
+  if (c.closedByUs) {
+    VT_DEBUG("mux #%" PRIu64 ": closed: streams=%" PRIu64 " up=%" PRIu64 " down=%" PRIu64, c.id,
+             st.streamsOpened, st.bytesOut, st.bytesIn);
+  } else {
+    ++stats_.connectionsLost;
+    VT_WARN("mux #%" PRIu64 " to %s lost after %" PRIu64 " ms: %s%s%s (streams=%" PRIu64
+            " up=%" PRIu64 " down=%" PRIu64 "); new flows open a new connection",
+            c.id, c.inner ? c.inner->peerName().c_str() : "-", client_.loop().now() - c.openedMs,
+            stream::closeReasonName(reason), detail.empty() ? "" : ": ", detail.c_str(),
+            st.streamsOpened, st.bytesOut, st.bytesIn);
+    if (st.bytesIn == 0 && st.framesIn == 0) client_.onDialFailed();
+  }
+  std::unique_ptr<Conn> own = std::move(*c.it);
+  conns_.erase(c.it);
+  client_.loop().deferredDelete(std::move(own));
+}
+
+void MuxPool::onTimer() {
+  uint64_t now = client_.loop().now();
+  for (auto it = conns_.begin(); it != conns_.end();) {
+    Conn& c = **it++;  // closing erases it from conns_
+    if (c.closedByUs || c.mux == nullptr) continue;
+    uint64_t since = c.mux->idleSinceMs();
+    if (since != 0 && now - since >= cfg_.idle_timeout_ms) {
+      c.closedByUs = true;
+      ++stats_.connectionsIdled;
+      c.mux->close(stream::CloseReason::kLocalClose, "idle");
+    }
+  }
+}
+
+void MuxPool::clear() {
+  cleared_ = true;
+  timer_.stop();
+  while (!conns_.empty()) {
+    Conn& c = *conns_.front();
+    c.closedByUs = true;
+    size_t before = conns_.size();
+    c.mux->close(stream::CloseReason::kLocalClose, "client stopping");
+    if (conns_.size() == before) {
+      // The inner stream has not reported its close yet: let it go now.
+      std::unique_ptr<Conn> own = std::move(conns_.front());
+      conns_.pop_front();
+      client_.loop().deferredDelete(std::move(own));
+    }
+  }
+}
+
+}  // namespace vt::client

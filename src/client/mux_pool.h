@@ -1,0 +1,92 @@
+// MuxPool: the client's VLESS v1 Mux connections (CMD 3, smux +
+// SimpleSocks; docs/client.md "Mux", docs/protocol.md 3.9).
+//
+//   TcpSession --open(CMD 1 target)--> MuxPool --> MuxStream on a MuxSession
+//   UdpChannel --open(CMD 3 target)--/               over Vless[Tls[Tcp]] CMD 3
+//
+// A new stream goes on the busiest live connection that is below
+// max_streams (so a few flows share one connection, and a new connection
+// opens only past the cap); a connection that is closing, dead or failed
+// takes none. A connection lost (server closed it, TLS error, no frame for
+// dead_after) resets only its own streams; the next flow opens a new one.
+// A connection without streams is closed after idle_timeout.
+//
+// Memory: a connection is one TLS connection (~49 KiB of mbedTLS record
+// buffers and a socket) shared by up to max_streams flows; an idle stream
+// is a MuxStream (~250 bytes) and its map entry.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <string>
+
+#include "codec/simple_socks.h"
+#include "config/client_config.h"
+#include "event/loop.h"
+#include "event/timer.h"
+#include "stream/mux_session.h"
+#include "stream/stream.h"
+
+namespace vt::client {
+
+class Client;
+
+struct MuxPoolStats {
+  uint64_t connectionsOpened = 0;
+  uint64_t connectionsLost = 0;    // closed by the server, an error or dead_after
+  uint64_t connectionsIdled = 0;   // closed by us after idle_timeout
+  uint64_t streamsOpened = 0;
+  uint64_t maxConnections = 0;     // most connections at once
+  uint64_t maxStreams = 0;         // most streams at once (all connections)
+};
+
+class MuxPool {
+ public:
+  MuxPool(Client& client, const config::ClientMuxConfig& cfg);
+  ~MuxPool();
+  MuxPool(const MuxPool&) = delete;
+  MuxPool& operator=(const MuxPool&) = delete;
+
+  // A stream whose first bytes are the SimpleSocks header `h`; connect()
+  // sends it. `waitAnswer`: onConnected only once the server said the
+  // target connected (VER 2 only; with VER 1 it is ignored). Null while the
+  // server address is unknown.
+  std::unique_ptr<stream::MuxStream> open(const codec::SimpleSocksHeader& h, bool waitAnswer);
+  // Closes every connection (their streams are reset). Idempotent.
+  void clear();
+
+  size_t connections() const { return conns_.size(); }
+  size_t streams() const;
+  const MuxPoolStats& stats() const { return stats_; }
+
+ private:
+  struct Conn final : event::DeferredDeletable, stream::MuxSession::Owner {
+    Conn(MuxPool& p, uint64_t i) : pool(p), id(i) {}
+    void onMuxConnected() override;
+    void onMuxClosed(stream::CloseReason reason, const std::string& detail) override;
+    MuxPool& pool;
+    uint64_t id;
+    uint64_t openedMs = 0;
+    stream::StreamPtr inner;                   // Vless[Tls[Tcp]] CMD 3
+    std::unique_ptr<stream::MuxSession> mux;   // after inner: destroyed first
+    bool closedByUs = false;
+    std::list<std::unique_ptr<Conn>>::iterator it;
+  };
+
+  Conn* pick();
+  Conn* dial();
+  void onConnClosed(Conn& c, stream::CloseReason reason, const std::string& detail);
+  void onTimer();
+
+  Client& client_;
+  config::ClientMuxConfig cfg_;
+  std::list<std::unique_ptr<Conn>> conns_;
+  event::Timer timer_;
+  uint64_t nextId_ = 1;
+  MuxPoolStats stats_;
+  bool cleared_ = false;
+};
+
+}  // namespace vt::client

@@ -1,0 +1,252 @@
+// MuxSession: xtaci/smux (VER 1 or 2) over one inner Stream, the body of a
+// VLESS v1 Mux (CMD 3) connection; MuxStream: one smux stream, a Stream of
+// its own (docs/protocol.md 3.9).
+//
+//   user --write--> MuxStream.pending --(window, fair turn)--> frames --> inner
+//   user <-onData-- MuxStream.held <-- frames <-- inner
+//
+// Both roles: the client opens streams (odd ids from 3), the server accepts
+// them (a SYN past max_streams is answered with a FIN and counted).
+// Sending is round robin over the streams with bytes to send, one frame
+// (at most 32 KiB) per turn, and stops while the inner stream is above its
+// high watermark: one busy stream cannot starve the others.
+//
+// Receiving, VER 2: every stream has a window; a stream whose user stops
+// reading (readDisable) holds what arrived and sends no UPD, so the peer
+// stops after the window, and only that stream waits. A peer that sends
+// past the window is hostile: the connection closes. VER 1 has no windows:
+// bytes held for read-disabled streams are bounded for the whole session
+// (v1_receive_buffer); above it the session stops reading the inner stream
+// (every stream waits, as xtaci/smux does).
+//
+// Keepalive: a NOP when nothing was sent for keepalive_ms; a session that
+// received nothing for dead_ms is dead. A dead or failed session resets
+// every stream (onClose kReset) and reports once to its owner; no stream of
+// another session is touched.
+//
+// Open answer (wait mode, docs/protocol.md 3.9): a client stream opened
+// with wait_answer reports onConnected on the peer's first PSH (vless-server
+// sends a PSH of LEN 0 once the target connected); a FIN before it is
+// kConnectFailed. Without wait_answer onConnected comes on connect().
+// An empty write() on a stream sends a PSH of LEN 0 (the server's answer).
+//
+// Lifetimes: streams belong to their users; a stream destroyed or closed
+// leaves the session (a FIN is sent if ours was not). The session belongs
+// to its owner, which also owns the inner stream; the session installs
+// itself as the inner stream's callbacks and reports onMuxClosed once the
+// inner stream is closed. Callbacks may close or release anything; objects
+// are destroyed only through the loop's deferred delete.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "buffer/buffer_chain.h"
+#include "event/loop.h"
+#include "event/timer.h"
+#include "stream/stream.h"
+
+namespace vt::stream {
+
+class MuxStream;
+
+struct MuxOptions {
+  uint8_t version = 2;                   // client: what we send; server: the first frame's
+  uint32_t stream_window = 256 * 1024;   // VER 2: receive window per stream (UPD WINDOW)
+  size_t v1_receive_buffer = 4 << 20;    // VER 1: held bytes before the inner stream pauses
+  uint64_t keepalive_ms = 10'000;
+  uint64_t dead_ms = 30'000;
+  size_t max_streams = 0;                // server: live streams per session (0: no cap)
+  Watermarks stream_wm{256 * 1024, 64 * 1024};
+};
+
+struct MuxStats {
+  uint64_t streamsOpened = 0;    // client: opened; server: accepted
+  uint64_t streamsRefused = 0;   // server: SYN past max_streams, answered with FIN
+  uint64_t unknownFrames = 0;    // PSH/FIN/UPD for a stream we do not have (ignored)
+  uint64_t framesIn = 0;
+  uint64_t framesOut = 0;
+  uint64_t bytesIn = 0;          // PSH payload
+  uint64_t bytesOut = 0;
+  uint64_t v1Pauses = 0;         // VER 1: inner stream paused on held bytes
+};
+
+class MuxSession : public event::DeferredDeletable, private StreamCallbacks {
+ public:
+  enum class Role { kClient, kServer };
+
+  class Owner {
+   public:
+    // Server role: a peer opened a stream. Keep it (set callbacks) or let
+    // it go (destroying it sends a FIN).
+    virtual void onMuxStream(std::unique_ptr<MuxStream> /*s*/) {}
+    // Client role: the inner stream is connected.
+    virtual void onMuxConnected() {}
+    // Once, after every stream got its onClose and the inner stream is
+    // closed. The owner may destroy the session (deferred) from here on.
+    virtual void onMuxClosed(CloseReason reason, const std::string& detail) = 0;
+
+   protected:
+    ~Owner() = default;
+  };
+
+  MuxSession(event::Loop& loop, Stream& inner, Role role, MuxOptions opt, Owner& owner);
+  ~MuxSession() override;
+  MuxSession(const MuxSession&) = delete;
+  MuxSession& operator=(const MuxSession&) = delete;
+
+  // Client: connects the inner stream. Server: the inner stream is up;
+  // `initial` (may be null) holds bytes that followed the VLESS header.
+  void start(BufferChain* initial);
+  // Client role. Null once closed. The stream sends its SYN on connect().
+  std::unique_ptr<MuxStream> openStream(bool wait_answer);
+  // Idempotent: resets every stream and closes the inner stream.
+  void close(CloseReason reason, const std::string& detail);
+
+  bool closed() const { return closed_; }
+  bool connected() const { return connected_; }
+  bool dying() const { return closed_ || goaway_; }
+  // No new streams on this session (it stays up for the ones it has).
+  void goAway() { goaway_ = true; }
+  uint8_t version() const { return version_; }
+  size_t streamCount() const { return streams_.size(); }
+  // Last time the session had no stream (ms); 0 while it has any.
+  uint64_t idleSinceMs() const { return streams_.empty() ? idle_since_ms_ : 0; }
+  uint64_t lastReceiveMs() const { return last_rx_ms_; }
+  const MuxStats& stats() const { return stats_; }
+  size_t heldBytes() const { return held_total_; }
+  std::string peerName() const { return inner_.peerName(); }
+
+ private:
+  friend class MuxStream;
+
+  // StreamCallbacks (inner)
+  void onConnected() override;
+  void onData(BufferChain& data, bool end_stream) override;
+  void onAboveHighWatermark() override;
+  void onBelowLowWatermark() override;
+  void onClose(CloseReason reason, const std::string& detail) override;
+
+  void processInput();
+  bool handleFrame(uint8_t ver, uint8_t cmd, uint32_t sid, BufferChain& payload,
+                   uint32_t consumed, uint32_t window);
+  void acceptStream(uint32_t sid);
+  // Queues a control frame and flushes.
+  void sendControl(uint8_t cmd, uint32_t sid);
+  void sendUpd(uint32_t sid, uint32_t consumed, uint32_t window);
+  void markReady(MuxStream& s);
+  void pump();
+  void flushOut();
+  void forget(MuxStream& s);
+  void onTick();
+  void failAll(CloseReason reason, const std::string& detail);
+  void addHeld(size_t n);
+  void subHeld(size_t n);
+
+  event::Loop& loop_;
+  Stream& inner_;
+  Role role_;
+  MuxOptions opt_;
+  Owner& owner_;
+  uint8_t version_;
+  bool version_known_;
+  std::unordered_map<uint32_t, MuxStream*> streams_;
+  std::deque<uint32_t> ready_;  // streams with something to send, in turn
+  uint32_t next_id_ = 1;        // client: += 2 before use (first id 3)
+  BufferChain rx_;
+  BufferChain out_;
+  event::Timer tick_;
+  uint64_t last_rx_ms_ = 0;
+  uint64_t last_tx_ms_ = 0;
+  uint64_t idle_since_ms_ = 0;
+  size_t held_total_ = 0;
+  MuxStats stats_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  bool started_ = false;
+  bool connected_ = false;
+  bool inner_above_ = false;
+  bool v1_paused_ = false;
+  bool pumping_ = false;
+  bool closed_ = false;
+  bool goaway_ = false;
+  bool inner_closed_ = false;
+  bool inner_eof_ = false;
+  bool processing_ = false;
+  bool reported_ = false;
+  CloseReason close_reason_ = CloseReason::kLocalClose;
+  std::string close_detail_;
+};
+
+class MuxStream final : public Stream, public event::DeferredDeletable {
+ public:
+  ~MuxStream() override;
+  MuxStream(const MuxStream&) = delete;
+  MuxStream& operator=(const MuxStream&) = delete;
+
+  void setCallbacks(StreamCallbacks& cb) override { callbacks_ = &cb; }
+  // Client streams: sends the SYN and what was written before. Accepted
+  // streams are connected already (no-op).
+  void connect() override;
+  // Drains `data`. Empty data without end_stream sends a PSH of LEN 0.
+  void write(BufferChain& data, bool end_stream) override;
+  void readDisable(bool disable) override;
+  void close(CloseReason reason) override { close(reason, ""); }
+  void close(CloseReason reason, const std::string& detail);
+  size_t bufferedBytes() const override { return pending_.size(); }
+  std::string peerName() const override;
+
+  uint32_t id() const { return id_; }
+  // Bytes received and not yet taken by the user.
+  size_t heldBytes() const { return held_.size(); }
+  bool answered() const { return answered_; }
+
+ private:
+  friend class MuxSession;
+  MuxStream(MuxSession& session, uint32_t id, bool outbound, bool wait_answer);
+
+  // From the session.
+  void onPsh(BufferChain& payload);
+  void onFin();
+  void onUpd(uint32_t consumed, uint32_t window);
+  void onSessionGone(CloseReason reason, const std::string& detail);
+  // Bytes that may go now (window and pending), VER 2; pending for VER 1.
+  size_t sendable() const;
+  // One frame into the session's output; true if more is sendable.
+  bool sendOne(BufferChain& out);
+  void deliver();
+  void maybeFinish();
+  void checkBelow();
+  void leaveSession();
+
+  MuxSession* session_;
+  uint32_t id_;
+  StreamCallbacks* callbacks_ = nullptr;
+  BufferChain pending_;  // written, not yet framed
+  BufferChain held_;     // received, not yet taken by the user
+  // VER 2 windows (wrapping counters, as smux).
+  uint32_t written_ = 0;           // data bytes we sent
+  uint32_t peer_consumed_ = 0;
+  uint32_t peer_window_ = 262144;  // smux's initial guess until the first UPD
+  uint32_t consumed_ = 0;          // data bytes our user took
+  uint32_t consumed_unreported_ = 0;
+  int read_disabled_ = 0;
+  bool outbound_;
+  bool wait_answer_;
+  bool syn_sent_;
+  bool answered_;
+  bool empty_psh_ = false;  // an empty write asked for a PSH of LEN 0
+  bool fin_wanted_ = false;  // user's end_stream: FIN after pending
+  bool fin_sent_ = false;
+  bool fin_received_ = false;
+  bool eof_delivered_ = false;
+  bool above_ = false;
+  bool ready_ = false;  // in the session's ready_ queue
+  bool delivering_ = false;
+  bool closed_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace vt::stream
