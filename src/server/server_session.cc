@@ -443,8 +443,8 @@ void ServerSession::onMuxClosed(stream::CloseReason reason, const std::string& d
     maybeRelease();
     return;
   }
-  close(reason, "client " + std::string(stream::closeReasonName(reason)) +
-                    (detail.empty() ? "" : " (" + detail + ")"));
+  close(reason, "mux " + std::string(stream::closeReasonName(reason)) +
+                    (detail.empty() ? "" : ": " + detail));
 }
 
 void ServerSession::endUdp(stream::CloseReason reason, const std::string& why) {
