@@ -103,7 +103,7 @@ void Server::onAccept(std::unique_ptr<stream::TcpStream> tcp) {
 }
 
 bool Server::startMuxStream(std::unique_ptr<stream::MuxStream> s, const char* user,
-                            std::string* why) {
+                            uint64_t parent, std::string* why) {
   if (stopped_) {
     *why = "server stopping";
   } else if (active_ >= cfg_.max_connections) {
@@ -124,7 +124,7 @@ bool Server::startMuxStream(std::unique_ptr<stream::MuxStream> s, const char* us
   sessions_.emplace(p, std::move(session));
   ++active_;
   ++user_streams_[user];
-  p->startStream(user);
+  p->startStream(user, parent);
   return true;
 }
 

@@ -63,7 +63,8 @@ class Server {
   // Mux: a stream the client opened on connection `parent`, run as a
   // session of its own; false (the stream is closed) at a cap, which
   // `why` names. `user` is the connection's user (config name).
-  bool startMuxStream(std::unique_ptr<stream::MuxStream> s, const char* user, std::string* why);
+  bool startMuxStream(std::unique_ptr<stream::MuxStream> s, const char* user, uint64_t parent,
+                      std::string* why);
   void onMuxStreamDone(const char* user);
   size_t userStreams(const char* user) const {
     auto it = user_streams_.find(user);

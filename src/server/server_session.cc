@@ -48,8 +48,14 @@ void ServerSession::start(bool tls) {
   timer_.start(server_.config().handshake_timeout_ms, [this] { onTimer(); });
 }
 
-void ServerSession::startStream(const char* user) {
+void ServerSession::startStream(const char* user, uint64_t parent) {
   mux_stream_ = true;
+  // "198.18.0.1:5000#3": the address stays the peer, the stream id goes to
+  // the tag.
+  std::string::size_type hash = peer_name_.rfind('#');
+  mux_tag_ = " mux=" + std::to_string(parent) + "/" +
+             (hash == std::string::npos ? "?" : peer_name_.substr(hash + 1));
+  if (hash != std::string::npos) peer_name_.resize(hash);
   user_stream_counted_ = true;
   user_ = user;
   in_ready_ = true;
@@ -428,7 +434,7 @@ void ServerSession::onMuxStream(std::unique_ptr<stream::MuxStream> s) {
   if (state_ != State::kMux) return;  // destroying it sends the FIN
   ++mux_streams_;
   std::string why;
-  if (!server_.startMuxStream(std::move(s), user_, &why)) {
+  if (!server_.startMuxStream(std::move(s), user_, id_, &why)) {
     if (mux_refused_++ == 0) {
       VT_WARN("conn #%" PRIu64 " peer=%s user=%s: mux stream refused: %s (counted in the close "
               "line from now on)",
@@ -562,7 +568,7 @@ void ServerSession::onDialled() {
       codec::encodeWantIpPrefix(ip, head);
     }
     if (mux_stream_) {
-      // A PSH of LEN 0: the target is connected (docs/protocol.md 3.9).
+      // A PSH of LEN 0: the target is connected (docs/protocol.md 3.6).
       BufferChain none;
       in_->write(none, false);
     } else if (!head.empty()) {
@@ -669,6 +675,7 @@ void ServerSession::logClose(stream::CloseReason reason, const std::string& deta
   if (fallback_) why = "fallback after: " + rejected_ + "; then " + why;
   std::string extra;
   if (reuse_ || flows_ > 0) extra = " flow=" + std::to_string(flows_ + 1);
+  extra += mux_tag_;
   if (mux_) {
     const stream::MuxStats& st = mux_->stats();
     extra += " streams=" + std::to_string(mux_streams_) + " refused=" +

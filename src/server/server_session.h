@@ -58,7 +58,8 @@ class ServerSession : public event::DeferredDeletable, private stream::MuxSessio
   void start(bool tls);
   // A stream of a mux connection (the inbound is a MuxStream) of `user`
   // (a name from the config, which outlives us).
-  void startStream(const char* user);
+  // `parent`: the mux connection's id, for the log line.
+  void startStream(const char* user, uint64_t parent);
   // Refuses at once (connection cap): closes without reading.
   void refuse(const std::string& why);
   // Idempotent; logs once; the Server deletes us after both streams closed.
@@ -178,6 +179,7 @@ class ServerSession : public event::DeferredDeletable, private stream::MuxSessio
   // Mux: on the connection, the session; on a stream, its flags.
   std::unique_ptr<stream::MuxSession> mux_;  // after in_owner_: it holds *in_
   bool mux_stream_ = false;       // we are one stream of a mux connection
+  std::string mux_tag_;           // " mux=<connection id>/<stream id>" in our log line
   bool user_stream_counted_ = false;
   uint64_t mux_streams_ = 0;      // streams accepted on this connection
   uint64_t mux_refused_ = 0;      // ... and refused at a cap

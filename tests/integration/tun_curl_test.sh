@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # curl (ns app) --vt0--> vless-tun --VLESS v1|v0 over TLS--> vless-server | v2ray (ns srv) --> http.server (ns web)
 # Proves the TUN client end to end: pages over IPv4 and IPv6 through v1
-# (wait mode) and v0 (immediate) to our server and v0 to v2ray's; a closed
+# (wait mode; over the mux, then a connection per flow) and v0 (immediate)
+# to our server and v0 to v2ray's; a closed
 # port gets "connection refused" at once in wait mode (no fake SYN-ACK); a
 # flow line per connection in vless-tun's log; exit 0 on SIGTERM.
 source "$(dirname "$0")/lib.sh"
@@ -50,10 +51,20 @@ stop_tun() {
 }
 
 tb_tun_start tun-v1 1 true wait
-pages "v1 wait -> vless-server"
-refused "v1 wait" "$TB_WEB4"
-refused "v1 wait" "[$TB_WEB6]"
-stop_tun "v1 wait"
+pages "v1 wait (mux) -> vless-server"
+refused "v1 wait (mux)" "$TB_WEB4"
+refused "v1 wait (mux)" "[$TB_WEB6]"
+stop_tun "v1 wait (mux)"
+# Every flow was a stream of one Mux connection: its line counts them.
+wait_log "$VT_TMP/vless-server.log" "conn #[0-9]+ peer=198\.18\.0\.1:[0-9]+ user=it-user target=198\.18\.1\.2:80 .* mux=[0-9]+/[0-9]+" 5
+wait_log "$VT_TMP/vless-server.log" "conn #[0-9]+ peer=198\.18\.0\.1:[0-9]+ user=it-user target=mux .* streams=4 refused=0 smux=v2" 5
+log "v1 wait (mux): 4 streams on one mux connection"
+
+TB_TUN_EXTRA="[mux]
+enabled = false" tb_tun_start tun-v1-flows 1 true wait
+pages "v1 wait (a connection per flow) -> vless-server"
+refused "v1 wait (a connection per flow)" "$TB_WEB4"
+stop_tun "v1 wait (a connection per flow)"
 
 tb_tun_start tun-v0 0 true immediate
 pages "v0 immediate -> vless-server"

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# app (udp_probe echo) --vt0 (MTU 1500)--> vless-tun --v1 separated|classic, v0 /TLS--> vless-server (ns srv) --> reflector (ns web 198.18.1.2:7200, [2001:db8:1::2]:7200)
+# app (udp_probe echo) --vt0 (MTU 1500)--> vless-tun --v1 mux|separated|classic, v0 /TLS--> vless-server (ns srv) --> reflector (ns web 198.18.1.2:7200, [2001:db8:1::2]:7200)
 #
 # 10,000 IPv4 datagrams of every size from 0 to the path maximum (1472 =
 # 1500 - 20 - 8) and 300 IPv6 ones up to 1452 (1500 - 40 - 8) echo back
 # intact (content checked against what is outstanding) and in count, at most
 # 64 outstanding, 60 s at most per run; any loss fails (the tunnel runs over
-# TCP: at this pace it must lose none). Separated mode, then classic, then
+# TCP: at this pace it must lose none). Mux (the default), separated, classic, then
 # v0 (server.version = 0) against the same vless-server. The
 # session lines in vless-tun's log count exactly those datagrams and bytes.
 # Then 60 datagrams each from just past the path maximum to UDP's largest
@@ -38,7 +38,7 @@ udp_errors() {
 bytes() { python3 -c "print(sum(i % ($2 + 1) for i in range($1)))"; }
 B4=$(bytes $N4 $MAX4) B6=$(bytes $N6 $MAX6)
 
-for mode in separated classic v0; do
+for mode in mux separated classic v0; do
   version=1
   [ $mode = v0 ] && version=0
   ub_tun_start "tun-$mode" $version 443 "[udp]

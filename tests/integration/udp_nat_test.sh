@@ -2,7 +2,8 @@
 # app (1 UDP socket) --vt0--> vless-tun --v1 separated/TLS--> vless-server (ns srv, NAT 198.18.9.1) --> web 198.18.1.2, web2 198.18.3.2; web3 198.18.4.2 (never contacted) --> 198.18.9.1:P --> app
 #
 # The NAT vless-tun + vless-server give an app, in the spirit of RFC 5780
-# (separated mode, the default): from ONE app socket, two reflectors with
+# (mux, the default: one SimpleSocks UDP stream per app socket; and the
+# separated and classic modes): from ONE app socket, two reflectors with
 # different addresses see the same source ip:port (endpoint-independent
 # mapping); a third host that the app never contacted sends to that ip:port,
 # the app receives it with the third host's real source address, and the
@@ -64,7 +65,7 @@ full_cone() {
   OBS_PORT=${obs##*:}
 }
 
-for mode in separated classic; do
+for mode in mux separated classic; do
   ub_tun_start "tun-$mode" 1 443 "[udp]
 mode = \"$mode\""
   full_cone "$mode-v4" 198.18.1.2 198.18.3.2 198.18.4.2 $UB_PUB4
@@ -73,11 +74,11 @@ mode = \"$mode\""
   p6=$LOCAL_PORT o6=$OBS_PORT
   ub_tun_stop "$mode"
   # The session lines: one per app socket, 3 remotes; the server's NAT port is the observed one.
-  if [ $mode = separated ]; then
-    want=3 smode=multi
-  else
-    want=1 smode=classic
-  fi
+  case $mode in
+    separated) want=3 smode=multi ;;
+    classic) want=1 smode=classic ;;
+    mux) want=1 smode=mux ;;
+  esac
   for pp in "198\.18\.2\.1:$p4" "\[2001:db8:2::1\]:$p6"; do
     grep -Eq "udp #[0-9]+ app=$pp mode=$mode channels=$want up=[1-9][0-9]*/[0-9]+ down=[1-9][0-9]*/[0-9]+ drops=0 " "$TB_TUN_LOG" ||
       fail "$mode: no session line for app $pp with channels=$want, drops=0: $(grep 'udp #' "$TB_TUN_LOG" | tr '\n' ';')"

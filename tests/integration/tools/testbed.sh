@@ -133,6 +133,7 @@ CFG
 # tb_tun_start NAME VERSION TLS MODE [PORT] [extra [limits] lines]: vless-tun
 # (TUN MTU $TB_MTU, 1500 unless set; the benchmark sets vless-tun's default)
 # in ns app; waits for its start line, then routes the web subnets into vt0.
+# $TB_TUN_EXTRA (TOML tables, e.g. "[mux]" lines) ends the config.
 # Sets TB_TUN_PID and TB_TUN_LOG.
 tb_tun_start() {
   local name=$1 version=$2 tls=$3 mode=$4 port=${5:-443} limits=${6:-}
@@ -154,6 +155,7 @@ ca = "ca.pem"
 connect_mode = "$mode"
 [limits]
 $limits
+${TB_TUN_EXTRA:-}
 CFG
   "$VT_TUN" --check -c "$VT_TMP/$name.toml" >/dev/null || fail "vless-tun config check failed: $("$VT_TUN" --check -c "$VT_TMP/$name.toml" 2>&1)"
   start "$name" ip netns exec "$TB_APP" "$VT_TUN" -c "$VT_TMP/$name.toml"

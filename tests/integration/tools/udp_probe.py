@@ -41,6 +41,13 @@ first --target H:P --n N [--timeout S]
     session and channel): send one datagram, wait for its echo. Prints
     "first n=N ok=K mean_ms=.. p95_ms=.. max_ms=..": the time to the first
     reply on a new channel.
+spray --target H:P --count N [--timeout S] [--resend S]
+    From ONE socket: one datagram to each of the N ports P..P+N-1 of H, again
+    every S (1) seconds to those that have not answered, for at most
+    --timeout seconds. An answer counts only from the port it was sent to.
+    Prints "spray n=N answered=K first_ms=.. last_ms=.. sent=.." (the time to
+    the first remote's reply and to the last remote's) and exits 1 unless
+    every remote answered.
 sniff --ifname IF --port P --ready FILE [--max-seconds S]
     AF_PACKET on IF: counts IPv4/IPv6 UDP and TCP packets (both directions)
     with source or destination port P. Writes FILE once bound; on SIGTERM or
@@ -51,6 +58,7 @@ import ipaddress
 import os
 import random
 import select
+import selectors
 import signal
 import socket
 import struct
@@ -84,10 +92,12 @@ def reflect(args):
         socks.append(s)
     deadline = time.monotonic() + args.max_seconds
     count = 0
+    sel = selectors.DefaultSelector()  # epoll: more than FD_SETSIZE ports
+    for s in socks:
+        sel.register(s, selectors.EVENT_READ)
     while time.monotonic() < deadline:
-        r, _, _ = select.select(socks, [], [], 0.5)
-        for s in r:
-            count = reflect_one(s, count)
+        for key, _ in sel.select(0.5):
+            count = reflect_one(key.fileobj, count)
     return 0
 
 
@@ -475,6 +485,49 @@ def cmd_first(args):
           (args.n, len(times), sum(times) / len(times), p95, times[-1]))
     return 0 if len(times) == args.n else 1
 
+def spray(args):
+    host, port = split_target(args.target)
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    s.setblocking(False)
+    t0 = time.monotonic()
+    deadline = t0 + args.timeout
+    pending = set(range(args.count))
+    first = {}
+    sent = 0
+    next_round = t0
+    while pending and time.monotonic() < deadline:
+        if time.monotonic() >= next_round:
+            for i in sorted(pending):
+                try:
+                    s.sendto(b"spray %d" % i, (host, port + i))
+                    sent += 1
+                except (BlockingIOError, OSError):
+                    pass  # the next round sends it again
+            next_round = time.monotonic() + args.resend
+        r, _, _ = select.select([s], [], [], 0.05)
+        while r:
+            try:
+                data, addr = s.recvfrom(2048)
+            except BlockingIOError:
+                break
+            try:
+                i = int(data.split()[1])
+            except (IndexError, ValueError):
+                continue
+            if i in pending and addr[1] == port + i and data == b"spray %d" % i:
+                pending.discard(i)
+                first[i] = (time.monotonic() - t0) * 1000.0
+    s.close()
+    def ms(v):
+        return "%.1f" % v if v is not None else "none"
+    print("spray n=%d answered=%d first_ms=%s last_ms=%s sent=%d" %
+          (args.count, len(first), ms(first.get(0)), ms(max(first.values()) if first else None),
+           sent), flush=True)
+    return 0 if not pending else 1
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -518,6 +571,11 @@ def main():
     a.add_argument("--target", required=True)
     a.add_argument("--n", type=int, default=50)
     a.add_argument("--timeout", type=float, default=5.0)
+    a = sub.add_parser("spray")
+    a.add_argument("--target", required=True)
+    a.add_argument("--count", type=int, required=True)
+    a.add_argument("--timeout", type=float, default=30)
+    a.add_argument("--resend", type=float, default=1.0)
     a = sub.add_parser("sniff")
     a.add_argument("--ifname", required=True)
     a.add_argument("--port", type=int, required=True)
@@ -526,7 +584,7 @@ def main():
     args = p.parse_args()
     return {"reflect": reflect, "nat": nat, "poke": poke, "echo": echo,
             "dns": dns, "sniff": sniff, "pingloop": pingloop, "steps": steps,
-            "first": cmd_first}[args.cmd](args)
+            "first": cmd_first, "spray": spray}[args.cmd](args)
 
 
 if __name__ == "__main__":
