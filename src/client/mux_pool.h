@@ -1,5 +1,5 @@
 // MuxPool: the client's VLESS v1 Mux connections (CMD 3, smux +
-// SimpleSocks; docs/client.md "Mux", docs/protocol.md 3.9).
+// SimpleSocks; docs/client.md "Mux", docs/protocol.md 3.6).
 //
 //   TcpSession --open(CMD 1 target)--> MuxPool --> MuxStream on a MuxSession
 //   UdpChannel --open(CMD 3 target)--/               over Vless[Tls[Tcp]] CMD 3

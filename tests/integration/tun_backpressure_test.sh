@@ -3,6 +3,10 @@
 # Proves backpressure end to end: while the app reads slowly and the sender
 # could fill any buffer, vless-tun's and vless-server's RSS stay bounded;
 # afterwards the app reads the rest fast and the file arrives intact.
+# Both flows are streams of one Mux connection (the default): while the
+# slow reader holds its stream's window, a second app flow fetches the
+# whole file at full speed on the same connection and must finish before
+# the slow phase ends (one stream's slow reader stalls no other stream).
 source "$(dirname "$0")/lib.sh"
 source "$VT_TOOLS/testbed.sh"
 : "${VT_SERVER:?path to vless-server}" "${VT_TUN:?path to vless-tun}"
@@ -26,18 +30,34 @@ rest_c=$(rss_kib "$TB_TUN_PID"); rest_s=$(rss_kib "$TB_SERVER_PID")
 log "RSS at rest: vless-tun $rest_c KiB, vless-server $rest_s KiB"
 
 log "slow reader for ${slow_s}s, then fast, ${size_mb} MiB"
+slow_t0=$(date +%s%N)
 start slowget ip netns exec "$TB_APP" timeout $((slow_s + 120)) python3 "$VT_TOOLS/flows.py" slowget \
   --target "$TB_WEB4:9000" --chunk 65536 --interval 0.05 --slow "$slow_s"
 reader=$(last_pid)
 sleep 2  # warm-up: the first window's worth of data moves
+start fastget ip netns exec "$TB_APP" timeout $((slow_s + 120)) python3 "$VT_TOOLS/flows.py" slowget \
+  --target "$TB_WEB4:9000" --chunk 65536 --interval 0 --slow 0
+fast=$(last_pid)
+fast_done=""
 peak_c=0; peak_s=0; samples=0
 while kill -0 "$reader" 2>/dev/null; do
   c=$(rss_kib "$TB_TUN_PID"); s=$(rss_kib "$TB_SERVER_PID")
   [ "$c" -gt "$peak_c" ] && peak_c=$c
   [ "$s" -gt "$peak_s" ] && peak_s=$s
   samples=$((samples + 1))
+  if [ -z "$fast_done" ] && ! kill -0 "$fast" 2>/dev/null; then
+    fast_done=$(date +%s%N)
+    fast_s=$(( (fast_done - slow_t0) / 1000000000 ))
+    [ "$fast_s" -lt "$slow_s" ] && slow_alive=yes || slow_alive=no
+  fi
   sleep 0.1
 done
+rc=0; wait "$fast" || rc=$?
+[ $rc -eq 0 ] || fail "the fast flow beside the slow reader failed (exit $rc): $(cat "$VT_TMP/fastget.log")"
+[ "$(cat "$VT_TMP/fastget.log")" = "bytes=$((size_mb << 20)) sha256=$want" ] ||
+  fail "the fast flow's transfer is corrupted or cut short: $(cat "$VT_TMP/fastget.log")"
+[ "$slow_alive" = yes ] || fail "the fast flow did not finish while the slow reader was still slow (it waited for it)"
+log "a fast flow fetched ${size_mb} MiB intact beside the slow reader, ${fast_s} s into its ${slow_s} s slow phase"
 rc=0; wait "$reader" || rc=$?
 out=$(cat "$VT_TMP/slowget.log")
 [ $rc -eq 0 ] || fail "slow reader failed (exit $rc): $out"
