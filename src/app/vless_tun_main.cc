@@ -195,6 +195,17 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(ps.serverClosed),
               static_cast<unsigned long long>(ps.overflow));
     }
+    if (const vt::client::MuxPool* mux = client->mux(); mux != nullptr) {
+      const vt::client::MuxPoolStats& ms = mux->stats();
+      VT_INFO("stopping: mux %llu streams on %llu connections (%llu lost, %llu closed idle), "
+              "at most %llu streams on %llu connections, %zu connections now",
+              static_cast<unsigned long long>(ms.streamsOpened),
+              static_cast<unsigned long long>(ms.connectionsOpened),
+              static_cast<unsigned long long>(ms.connectionsLost),
+              static_cast<unsigned long long>(ms.connectionsIdled),
+              static_cast<unsigned long long>(ms.maxStreams),
+              static_cast<unsigned long long>(ms.maxConnections), mux->connections());
+    }
     client->stop();  // resets every flow: the RSTs go out through the pump now
     // After stop(): the UDP sessions it closed have added their drops.
     VT_INFO("stopping: udp %llu sessions (%llu evicted, %llu channels evicted), up %llu/%llu B, "
