@@ -123,6 +123,7 @@ Client::~Client() {
 
 void Client::start() {
   if (serverAddrs_.empty() && !resolvePending_) resolve();
+  if (mux_ != nullptr && !stopped_) mux_->refill();  // the warm connection
 }
 
 void Client::stop() {
@@ -246,7 +247,10 @@ stream::StreamPtr Client::makeOutbound(const netstack::FlowKey& key, bool want_i
   req.target = udpAddress(dst);
   req.want_ip = want_ip && cfg_.server.version == 1;
   if (mux_ != nullptr) {
-    // Wait mode: the stream reports connected on the server's answer.
+    // Wait mode: the stream reports connected on the server's answer. A
+    // stream rides a shared connection, which may die under it before the
+    // answer: the first try counts as pooled (TcpSession tries once more).
+    if (pooled != nullptr) *pooled = allowPool;
     return mux_->open({codec::SimpleSocksCommand::kTcp, *req.target}, req.want_ip);
   }
   // Reuse only in wait mode (v1's default): there the app has sent nothing
@@ -419,6 +423,7 @@ void Client::onResolved(Result<std::vector<event::SocketAddress>> r) {
     }
     VT_INFO("server %s resolved to %s", cfg_.server.address.toString().c_str(),
             serverAddrs_.front().toString().c_str());
+    if (mux_ != nullptr) mux_->refill();  // the warm connection
     for (const auto& k : waiting) {
       auto it = sessions_.find(k);
       if (it != sessions_.end()) it->second->dialReady();

@@ -15,7 +15,10 @@ MuxPool::MuxPool(Client& client, const config::ClientMuxConfig& cfg)
   timer_.start(tick, [this] { onTimer(); }, tick);
 }
 
-MuxPool::~MuxPool() { clear(); }
+MuxPool::~MuxPool() {
+  *alive_ = false;
+  clear();
+}
 
 size_t MuxPool::streams() const {
   size_t n = 0;
@@ -23,10 +26,31 @@ size_t MuxPool::streams() const {
   return n;
 }
 
+bool MuxPool::usable(const Conn& c) const {
+  return !c.closedByUs && c.mux != nullptr && !c.mux->dying();
+}
+
+size_t MuxPool::spare() const {
+  size_t n = 0;
+  for (const auto& c : conns_) {
+    if (usable(*c) && c->mux->streamCount() * 4 < cfg_.max_streams * 3) ++n;
+  }
+  return n;
+}
+
+void MuxPool::refill() {
+  if (cleared_ || !client_.serverAddressKnown()) return;
+  if (hadFailure_ && client_.loop().now() - lastFailMs_ < kRetryMs) return;
+  for (size_t have = spare(); have < cfg_.warm; ++have) {
+    if (dial() == nullptr) return;
+    ++stats_.warmDials;
+  }
+}
+
 MuxPool::Conn* MuxPool::pick() {
   Conn* best = nullptr;
   for (auto& c : conns_) {
-    if (c->closedByUs || c->mux == nullptr || c->mux->dying()) continue;
+    if (!usable(*c)) continue;
     size_t n = c->mux->streamCount();
     if (n >= cfg_.max_streams) continue;
     if (best == nullptr || n > best->mux->streamCount()) best = c.get();
@@ -76,6 +100,7 @@ std::unique_ptr<stream::MuxStream> MuxPool::open(const codec::SimpleSocksHeader&
   codec::encodeSimpleSocks(h, head);
   s->write(head, false);  // goes out with the SYN on connect()
   stats_.maxStreams = std::max<uint64_t>(stats_.maxStreams, streams());
+  refill();  // the next flow finds room without a handshake
   return s;
 }
 
@@ -95,16 +120,29 @@ void MuxPool::onConnClosed(Conn& c, stream::CloseReason reason, const std::strin
              st.streamsOpened, st.bytesOut, st.bytesIn);
   } else {
     ++stats_.connectionsLost;
-    VT_WARN("mux #%" PRIu64 " to %s lost after %" PRIu64 " ms: %s%s%s (streams=%" PRIu64
-            " up=%" PRIu64 " down=%" PRIu64 "); new flows open a new connection",
-            c.id, c.inner ? c.inner->peerName().c_str() : "-", client_.loop().now() - c.openedMs,
-            stream::closeReasonName(reason), detail.empty() ? "" : ": ", detail.c_str(),
-            st.streamsOpened, st.bytesOut, st.bytesIn);
+    if (st.framesIn == 0) {
+      hadFailure_ = true;  // the next background dial waits kRetryMs
+      lastFailMs_ = client_.loop().now();
+    }
+    // A warm connection that carried nothing is worth a DEBUG line only
+    // (the server ends idle ones; a server that is down would repeat it).
+    VT_LOG(st.streamsOpened == 0 ? LogLevel::kDebug : LogLevel::kWarn,
+           "mux #%" PRIu64 " to %s lost after %" PRIu64 " ms: %s%s%s (streams=%" PRIu64
+           " up=%" PRIu64 " down=%" PRIu64 "); new flows open a new connection",
+           c.id, c.inner ? c.inner->peerName().c_str() : "-", client_.loop().now() - c.openedMs,
+           stream::closeReasonName(reason), detail.empty() ? "" : ": ", detail.c_str(),
+           st.streamsOpened, st.bytesOut, st.bytesIn);
     if (st.bytesIn == 0 && st.framesIn == 0) client_.onDialFailed();
   }
+  if (st.framesIn != 0) hadFailure_ = false;
   std::unique_ptr<Conn> own = std::move(*c.it);
   conns_.erase(c.it);
   client_.loop().deferredDelete(std::move(own));
+  if (!cleared_) {
+    client_.loop().post([this, alive = std::weak_ptr<bool>(alive_)] {
+      if (!alive.expired()) refill();
+    });
+  }
 }
 
 void MuxPool::onTimer() {
@@ -113,12 +151,15 @@ void MuxPool::onTimer() {
     Conn& c = **it++;  // closing erases it from conns_
     if (c.closedByUs || c.mux == nullptr) continue;
     uint64_t since = c.mux->idleSinceMs();
-    if (since != 0 && now - since >= cfg_.idle_timeout_ms) {
+    // An idle connection that is one of the warm ones stays (the server
+    // ends it after its reuse_idle_timeout; refill() dials a new one).
+    if (since != 0 && now - since >= cfg_.idle_timeout_ms && spare() > cfg_.warm) {
       c.closedByUs = true;
       ++stats_.connectionsIdled;
       c.mux->close(stream::CloseReason::kLocalClose, "idle");
     }
   }
+  refill();  // retries after a failure, and whatever was missed
 }
 
 void MuxPool::clear() {

@@ -9,7 +9,12 @@
 // opens only past the cap); a connection that is closing, dead or failed
 // takes none. A connection lost (server closed it, TLS error, no frame for
 // dead_after) resets only its own streams; the next flow opens a new one.
-// A connection without streams is closed after idle_timeout.
+// A connection without streams is closed after idle_timeout, unless it is
+// one of the `warm` connections kept ready: refill() keeps that many
+// connections with room (below 3/4 of max_streams) dialled in the
+// background (at start, when the busiest one fills up, when one is lost),
+// so a new flow does not wait for a TCP and TLS handshake. After a failed
+// dial the next background dial waits kRetryMs.
 //
 // Memory: a connection is one TLS connection (~49 KiB of mbedTLS record
 // buffers and a socket) shared by up to max_streams flows; an idle stream
@@ -40,6 +45,7 @@ struct MuxPoolStats {
   uint64_t streamsOpened = 0;
   uint64_t maxConnections = 0;     // most connections at once
   uint64_t maxStreams = 0;         // most streams at once (all connections)
+  uint64_t warmDials = 0;          // connections dialled ahead of need
 };
 
 class MuxPool {
@@ -56,6 +62,11 @@ class MuxPool {
   std::unique_ptr<stream::MuxStream> open(const codec::SimpleSocksHeader& h, bool waitAnswer);
   // Closes every connection (their streams are reset). Idempotent.
   void clear();
+  // Dials in the background until `warm` connections have room (no-op
+  // while the server address is unknown, after clear(), or within kRetryMs
+  // of a failed dial).
+  void refill();
+  static constexpr uint64_t kRetryMs = 5'000;
 
   size_t connections() const { return conns_.size(); }
   size_t streams() const;
@@ -77,6 +88,9 @@ class MuxPool {
 
   Conn* pick();
   Conn* dial();
+  bool usable(const Conn& c) const;
+  // Connections that can take streams with room to spare.
+  size_t spare() const;
   void onConnClosed(Conn& c, stream::CloseReason reason, const std::string& detail);
   void onTimer();
 
@@ -85,8 +99,11 @@ class MuxPool {
   std::list<std::unique_ptr<Conn>> conns_;
   event::Timer timer_;
   uint64_t nextId_ = 1;
+  uint64_t lastFailMs_ = 0;
+  bool hadFailure_ = false;
   MuxPoolStats stats_;
   bool cleared_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace vt::client

@@ -215,7 +215,10 @@ void TcpSession::setOutReadDisabled(bool disable) {
 void TcpSession::onOutClose(stream::CloseReason reason, const std::string& detail) {
   outClosed_ = true;
   if (closed_) return;
-  if (pooled_ && !outConnected_ && up_bytes_ == 0 && !upFinSent_) {
+  // Over the mux, kConnectFailed is the server's answer (the target
+  // refused): no second try.
+  const bool answered = client_.mux() != nullptr && reason == stream::CloseReason::kConnectFailed;
+  if (pooled_ && !outConnected_ && up_bytes_ == 0 && !upFinSent_ && !answered) {
     // A pooled connection failed before the server answered: it may have
     // been closed by the server just as we took it, or the dial failed
     // (the server ends the connection then, pooled or not). Once more on

@@ -430,7 +430,7 @@ void readPool(TomlReader& r, const toml::table& t, ClientPoolConfig& p) {
 void readMux(TomlReader& r, const toml::table& t, ClientMuxConfig& m) {
   r.checkKeys(t, "mux",
               {"enabled", "version", "max_streams", "idle_timeout", "keepalive", "dead_after",
-               "stream_window"});
+               "stream_window", "warm"});
   if (r.failed()) return;
   if (const toml::node* n = t.get("enabled")) {
     auto b = r.boolean(*n, "mux.enabled");
@@ -473,6 +473,11 @@ void readMux(TomlReader& r, const toml::table& t, ClientMuxConfig& m) {
     auto v = r.integer(*n, "mux.stream_window", 65536, 16 << 20);
     if (!v) return;
     m.stream_window = static_cast<uint32_t>(*v);
+  }
+  if (const toml::node* n = t.get("warm")) {
+    auto v = r.integer(*n, "mux.warm", 0, 16);
+    if (!v) return;
+    m.warm = static_cast<uint32_t>(*v);
   }
 }
 

@@ -279,10 +279,8 @@ void MuxSession::pump() {
     if (it == streams_.end() || !it->second->ready_) continue;
     MuxStream* s = it->second;
     s->ready_ = false;
-    size_t before = out_.size();
-    bool more = s->sendOne(out_);
+    bool more = s->sendOne(out_);  // counts its frames (PSH and FIN may go together)
     if (!*alive) return;
-    if (out_.size() > before) ++stats_.framesOut;
     // sendOne may have finished (and forgotten) the stream.
     if (more && streams_.count(id) != 0 && !s->ready_) {
       s->ready_ = true;
@@ -442,14 +440,17 @@ bool MuxStream::sendOne(BufferChain& out) {
     codec::encodeSmuxPsh(ver, id_, chunk, out);
     written_ += static_cast<uint32_t>(n);
     session_->stats_.bytesOut += n;
+    ++session_->stats_.framesOut;
     empty_psh_ = false;
   } else if (empty_psh_) {
     BufferChain none;
     codec::encodeSmuxPsh(ver, id_, none, out);
+    ++session_->stats_.framesOut;
     empty_psh_ = false;
   }
   if (pending_.empty() && fin_wanted_ && !fin_sent_) {
     codec::encodeSmuxControl(ver, SmuxCommand::kFin, id_, out);
+    ++session_->stats_.framesOut;
     fin_sent_ = true;
   }
   auto alive = alive_;

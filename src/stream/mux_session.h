@@ -1,6 +1,6 @@
 // MuxSession: xtaci/smux (VER 1 or 2) over one inner Stream, the body of a
 // VLESS v1 Mux (CMD 3) connection; MuxStream: one smux stream, a Stream of
-// its own (docs/protocol.md 3.9).
+// its own (docs/protocol.md 3.6).
 //
 //   user --write--> MuxStream.pending --(window, fair turn)--> frames --> inner
 //   user <-onData-- MuxStream.held <-- frames <-- inner
@@ -24,7 +24,7 @@
 // every stream (onClose kReset) and reports once to its owner; no stream of
 // another session is touched.
 //
-// Open answer (wait mode, docs/protocol.md 3.9): a client stream opened
+// Open answer (wait mode, docs/protocol.md 3.6): a client stream opened
 // with wait_answer reports onConnected on the peer's first PSH (vless-server
 // sends a PSH of LEN 0 once the target connected); a FIN before it is
 // kConnectFailed. Without wait_answer onConnected comes on connect().

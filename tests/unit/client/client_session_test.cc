@@ -684,6 +684,30 @@ TEST_F(ClientTest, StalledAppStopsReadingTheServer) {
   EXPECT_EQ(a.received.size(), kTotal);
 }
 
+// ---- mux (on by default for a v1 server) ----------------------------------
+
+// A warm Mux connection is up before the first flow, every flow is a stream
+// on it, and a connection the server drops is replaced in the background.
+TEST_F(ClientTest, MuxKeepsAWarmConnection) {
+  startClient();
+  ASSERT_NE(client_->mux(), nullptr);
+  ASSERT_TRUE(runUntil([&] { return server_->sessionCount() == 1; }));  // dialled ahead
+  EXPECT_EQ(client_->mux()->stats().warmDials, 1u);
+  App a = app(40080, echoPort_);
+  ASSERT_NO_FATAL_FAILURE(echoFlow(a, "first"));
+  App b = app(40081, echoPort_);
+  ASSERT_NO_FATAL_FAILURE(echoFlow(b, "second"));
+  EXPECT_EQ(client_->mux()->stats().connectionsOpened, 1u);
+  EXPECT_EQ(client_->mux()->stats().streamsOpened, 2u);
+  // The server restarts: the connection is lost, a new warm one follows.
+  restartServer();
+  ASSERT_TRUE(runUntil([&] { return client_->mux()->stats().connectionsLost == 1; }));
+  ASSERT_TRUE(runUntil([&] { return server_->sessionCount() == 1; }));
+  EXPECT_EQ(client_->mux()->stats().warmDials, 2u);
+  App c = app(40082, echoPort_);
+  ASSERT_NO_FATAL_FAILURE(echoFlow(c, "third"));
+}
+
 // ---- connection reuse (TLV 0x07; on by default for a v1 server) ----------
 
 TEST_F(ClientTest, SequentialFlowsShareOneServerConnection) {
