@@ -1,24 +1,31 @@
 #!/usr/bin/env bash
-# Benchmark (by hand, not in CI; root; about 7 minutes):
-#   iperf3/flows.py in ns app --vt0--> vless-tun --VLESS (TLS | plain)--> vless-server in ns srv --> iperf3/flows.py in ns web
+# Benchmark (by hand, not in CI; root; about 10 minutes):
+#   iperf3/flows.py in ns app --vt0--> vless-tun --VLESS (TLS | plain; mux | a connection per flow)--> vless-server in ns srv --> iperf3/flows.py in ns web
 #   iperf3 in ns app --proxychains4--> v2ray socks (ns app) --VLESS/TLS--> v2ray server (ns srv) --> ns web
 #   iperf3 in ns app --kernel forwarding in ns srv--> ns web               (the limit: no tunnel)
 # Prints one table: throughput (1 and 4 streams, upload and download, 10 s
 # each), CPU seconds of client and server per run, connect latency (200
 # sequential requests), and vless-tun's and vless-server's RSS at rest and
 # with 1,000 and 10,000 (9,900 under a 20,000 fd limit) idle flows, TLS and
-# plain. The `udp` part: iperf3 UDP at 100 and 500 Mbit/s (loss, jitter)
-# through vless-tun (separated channel, TLS), through v2ray's VLESS v0 UDP
-# (dokodemo-door in ns app), and by kernel forwarding; and the time to the
-# first reply on a new channel. Results and analysis: docs/performance.md.
+# plain. Paths: ours-mux (the default: v1 Mux over TLS), ours-tls (TLS, a
+# connection per flow: mux.enabled = false), ours-plain (plain TCP, the
+# default mux). The `udp` part: iperf3 UDP at 100 and 500 Mbit/s (loss,
+# jitter) through vless-tun (mux, the default; and the separated channel),
+# through v2ray's VLESS v0 UDP (dokodemo-door in ns app), and by kernel
+# forwarding; the time to the first reply on a new app socket; and one app
+# socket to 1,000 remotes (time to the 1st and the last reply, server
+# connections). Results and analysis: docs/performance.md.
 #
 #   VT_SERVER=build/src/app/vless-server VT_TUN=build/src/app/vless-tun bench/run.sh
-#   BENCH_PARTS="kernel v2ray tls notls flows udp" (default: all), BENCH_SECS=10
+#   BENCH_PARTS="kernel v2ray tls tlsflow notls flows udp" (default: all), BENCH_SECS=10
+#   (flows: the idle-flow RSS points for each vless-tun path that runs)
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/../tests/integration/lib.sh"
 source "$VT_TOOLS/testbed.sh"
 require_root
-parts=${BENCH_PARTS:-kernel v2ray tls notls flows udp}
+parts=${BENCH_PARTS:-kernel v2ray tls tlsflow notls flows udp}
+no_mux="[mux]
+enabled = false"
 # vless-tun's TUN MTU: its default (8500) unless BENCH_MTU says otherwise.
 export TB_MTU=${BENCH_MTU:-8500}
 secs=${BENCH_SECS:-10}
@@ -136,18 +143,27 @@ CFG
   stop_pid "$TB_V2RAY_SERVER_PID" || true
 fi
 
-if has tls || has notls || has flows; then
+if has tls || has tlsflow || has notls || has flows; then
   : "${VT_TUN:?path to vless-tun (or BENCH_PARTS=\"kernel v2ray\")}"
 fi
 
-if has tls || has flows; then
-  log "== vless-tun + vless-server, TLS, v1 wait"
+if has tls; then
+  log "== vless-tun + vless-server, TLS, v1 wait, mux (the default)"
   tb_server_start vless-server yes
   tb_tun_start vless-tun 1 true wait 443 'max_flows = 20000'
-  if has tls; then
-    iperf_run ours-tls "$TB_TUN_PID" "$TB_SERVER_PID"
-    latency_run ours-tls
-  fi
+  iperf_run ours-mux "$TB_TUN_PID" "$TB_SERVER_PID"
+  latency_run ours-mux
+  has flows && flows_run ours-mux
+  stop_pid "$TB_TUN_PID" || true
+  stop_pid "$TB_SERVER_PID" || true
+fi
+
+if has tlsflow; then
+  log "== vless-tun + vless-server, TLS, v1 wait, a connection per flow"
+  tb_server_start vless-server-flow yes
+  TB_TUN_EXTRA=$no_mux tb_tun_start vless-tun-flow 1 true wait 443 'max_flows = 20000'
+  iperf_run ours-tls "$TB_TUN_PID" "$TB_SERVER_PID"
+  latency_run ours-tls
   has flows && flows_run ours-tls
   stop_pid "$TB_TUN_PID" || true
   stop_pid "$TB_SERVER_PID" || true
@@ -216,13 +232,26 @@ if has udp; then
   stop_pid "$v2udp" || true
   stop_pid "$TB_V2RAY_SERVER_PID" || true
 
-  log "== UDP: vless-tun (separated channel) + vless-server, TLS"
-  tb_server_start vless-server-udp yes
-  tb_tun_start vless-tun-udp 1 true wait 443
-  udp_run ours-tls "$TB_TUN_PID" "$TB_SERVER_PID" "$TB_WEB4" 5201
-  first_run ours-tls "$TB_WEB4:7100"
-  stop_pid "$TB_TUN_PID" || true
-  stop_pid "$TB_SERVER_PID" || true
+  start udp-reflect-many ip netns exec "$TB_WEB" python3 "$VT_TOOLS/udp_probe.py" reflect --port 7300 --ports 1000 --max-seconds 900
+  for mode in mux separated; do
+    path=ours-$mode
+    [ $mode = separated ] && path=ours-sep
+    log "== UDP: vless-tun (udp.mode $mode) + vless-server, TLS"
+    tb_server_start vless-server-udp-$mode yes
+    TB_TUN_EXTRA="[udp]
+mode = \"$mode\"" tb_tun_start vless-tun-udp-$mode 1 true wait 443
+    udp_run $path "$TB_TUN_PID" "$TB_SERVER_PID" "$TB_WEB4" 5201
+    first_run $path "$TB_WEB4:7100"
+    out=$(ip netns exec "$TB_APP" timeout 60 python3 "$VT_TOOLS/udp_probe.py" spray --target "$TB_WEB4:7300" \
+          --count 1000 --timeout 30) || true
+    conns=$(ip netns exec "$TB_SRV" ss -Htn state established '( sport = :443 )' | wc -l)
+    row $path "udp 1000 remotes answered" "$(sed -n 's/.*answered=\([0-9]*\).*/\1/p' <<<"$out")" - -
+    row $path "udp 1000 remotes 1st reply ms" "$(sed -n 's/.*first_ms=\([0-9.a-z]*\).*/\1/p' <<<"$out")" - -
+    row $path "udp 1000 remotes last reply ms" "$(sed -n 's/.*last_ms=\([0-9.a-z]*\).*/\1/p' <<<"$out")" - -
+    row $path "udp 1000 remotes server conns" "$conns" - -
+    stop_pid "$TB_TUN_PID" || true
+    stop_pid "$TB_SERVER_PID" || true
+  done
 fi
 
 ratio() { awk -v a="${R[$1]:-}" -v b="${R[$2]:-}" 'BEGIN{ if (a+0>0 && b+0>0) printf "%.2f", a/b; else print "-"}'; }
@@ -237,10 +266,10 @@ done
 echo
 echo "ratios:"
 for t in "tcp 1x up Mbit/s" "tcp 1x down Mbit/s" "tcp 4x up Mbit/s" "tcp 4x down Mbit/s"; do
-  printf '  %-20s ours-tls/v2ray-tls %6s   ours-plain/kernel %6s   ours-tls/kernel %6s\n' "$t" \
-    "$(ratio "ours-tls/$t" "v2ray-tls/$t")" "$(ratio "ours-plain/$t" "kernel/$t")" "$(ratio "ours-tls/$t" "kernel/$t")"
+  printf '  %-20s ours-mux/ours-tls %6s   ours-tls/v2ray-tls %6s   ours-plain/kernel %6s   ours-tls/kernel %6s\n' "$t" \
+    "$(ratio "ours-mux/$t" "ours-tls/$t")" "$(ratio "ours-tls/$t" "v2ray-tls/$t")" "$(ratio "ours-plain/$t" "kernel/$t")" "$(ratio "ours-tls/$t" "kernel/$t")"
 done
-for p in ours-tls ours-plain; do
+for p in ours-mux ours-tls ours-plain; do
   echo "  $p RSS per idle flow KiB: client ${R[$p/per_flow_1000]:--} (1000), ${R[$p/per_flow_$big]:--} ($big); server ${R[$p/srv_per_flow_1000]:--} (1000), ${R[$p/srv_per_flow_$big]:--} ($big)"
 done
 log "done"

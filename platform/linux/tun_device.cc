@@ -80,6 +80,8 @@ int nlTransact(int sock, NlRequest& req) {
 
 }  // namespace
 
+constexpr uint32_t kTunQueueLength = 4096;
+
 Status configureInterface(int ifindex, const std::string& dev, const TunConfig& config) {
   int sock = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
   if (sock < 0) return sysError(dev, "socket(NETLINK_ROUTE)", errno);
@@ -124,6 +126,11 @@ Status configureInterface(int ifindex, const std::string& dev, const TunConfig& 
     NlRequest req(RTM_NEWLINK, 0, &ifi, sizeof ifi);
     uint32_t mtu = config.mtu;
     req.addAttr(IFLA_MTU, &mtu, sizeof mtu);
+    // The queue between the kernel and our reads (the default 500 drops a
+    // burst of an app's datagrams to many peers before we see them; each
+    // slot is a pointer, so 4096 cost 32 KiB).
+    uint32_t txqlen = kTunQueueLength;
+    req.addAttr(IFLA_TXQLEN, &txqlen, sizeof txqlen);
     int err = nlTransact(sock, req);
     if (err != 0) return sysError(dev, "RTM_NEWLINK (mtu)", err);
   }

@@ -88,7 +88,25 @@ struct UdpSocket::Impl {
     } else {
       any = SocketAddress::ipv4(0, 0);
     }
-    return uv_udp_bind(h, any.sa(), 0);
+    int rc = uv_udp_bind(h, any.sa(), 0);
+    if (rc == 0) growReceiveBuffer(h);
+    return rc;
+  }
+
+  // Replies from many peers arrive in bursts (a P2P app's socket, a NAT
+  // session shared by many remotes); the default receive buffer (~208 KiB
+  // of skb truesize, a few hundred small datagrams) drops them before the
+  // loop reads. The kernel charges only what is queued, so a larger limit
+  // costs nothing while the socket keeps up. SO_RCVBUFFORCE passes
+  // rmem_max with CAP_NET_ADMIN; without it SO_RCVBUF gives what the host
+  // allows.
+  static void growReceiveBuffer(uv_udp_t* h) {
+    uv_os_fd_t fd;
+    if (uv_fileno(reinterpret_cast<uv_handle_t*>(h), &fd) != 0) return;
+    int want = static_cast<int>(UdpSocket::kReceiveBufferBytes);
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &want, sizeof want) != 0) {
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof want);
+    }
   }
 };
 

@@ -39,6 +39,8 @@ class UdpSocket {
   static constexpr size_t kRecvBufferSize = 65536;
 
   // `allow_ipv6` false forces an IPv4-only socket (tests, IPv4-only hosts).
+  // The kernel receive buffer each socket asks for (see udp_socket.cc).
+  static constexpr size_t kReceiveBufferBytes = 2 << 20;
   static Result<std::unique_ptr<UdpSocket>> open(Loop& loop, bool allow_ipv6 = true,
                                                  size_t max_queued_bytes = kDefaultMaxQueuedBytes);
   ~UdpSocket();
