@@ -344,10 +344,20 @@ void MuxSession::onTick() {
   // While VER 1 input is paused we read nothing, NOPs included: the wait is
   // ours, not the peer's silence (smux does not time out then either).
   if (!v1_paused_ && now - last_rx_ms_ >= opt_.dead_ms) {
+    // libuv runs timers before it reads sockets: after the process stood
+    // still (a phone's extension suspended, a loaded machine) the peer's
+    // NOPs may be waiting unread. Look once more after one read pass.
+    if (!dead_suspect_) {
+      dead_suspect_ = true;
+      uint64_t tick = std::max<uint64_t>(1, std::min(opt_.keepalive_ms, opt_.dead_ms / 2));
+      tick_.start(std::min<uint64_t>(100, tick), [this] { onTick(); }, tick);
+      return;
+    }
     close(CloseReason::kTimeout,
-          "nothing from the peer for " + std::to_string(opt_.dead_ms / 1000) + " s");
+          "nothing from the peer for " + std::to_string(now - last_rx_ms_) + " ms");
     return;
   }
+  dead_suspect_ = false;
   // Server role: no NOP before the peer's first frame told us the VER (a
   // VER 1 peer dies on a VER 2 frame).
   if (connected_ && version_known_ && now - last_tx_ms_ >= opt_.keepalive_ms) {

@@ -20,7 +20,8 @@
 // (every stream waits, as xtaci/smux does).
 //
 // Keepalive: a NOP when nothing was sent for keepalive_ms; a session that
-// received nothing for dead_ms is dead. A dead or failed session resets
+// received nothing for dead_ms (still nothing after one more read pass of
+// the loop) is dead. A dead or failed session resets
 // every stream (onClose kReset) and reports once to its owner; no stream of
 // another session is touched.
 //
@@ -172,6 +173,7 @@ class MuxSession : public event::DeferredDeletable, private StreamCallbacks {
   bool pumping_ = false;
   bool closed_ = false;
   bool goaway_ = false;
+  bool dead_suspect_ = false;  // dead_ms passed once; confirmed after a read pass
   bool inner_closed_ = false;
   bool inner_eof_ = false;
   bool processing_ = false;
