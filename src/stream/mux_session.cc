@@ -377,15 +377,13 @@ MuxStream::MuxStream(MuxSession& session, uint32_t id, bool outbound, bool wait_
 
 MuxStream::~MuxStream() {
   *alive_ = false;
-  if (!closed_) {
-    closed_ = true;
-    callbacks_ = nullptr;
-    if (session_ != nullptr && syn_sent_ && !fin_sent_) {
-      fin_sent_ = true;
-      session_->sendControl(kFin, id_);
-    }
-    leaveSession();
+  closed_ = true;  // (a stream closing may still be in the session: see close())
+  callbacks_ = nullptr;
+  if (session_ != nullptr && syn_sent_ && !fin_sent_) {
+    fin_sent_ = true;
+    session_->sendControl(kFin, id_);
   }
+  leaveSession();
 }
 
 std::string MuxStream::peerName() const {
@@ -534,13 +532,21 @@ void MuxStream::deliver() {
     bool eof = fin_received_ && !eof_delivered_;
     if (held_.empty() && !eof) break;
     size_t before = held_.size();
+    // The session counts `before` for us until we report what was taken. A
+    // stream that leaves in the callback (close()) leaves that to us.
+    MuxSession* session = session_;
+    std::shared_ptr<bool> session_alive = session->alive_;
     callbacks_->onData(held_, fin_received_);
     if (!*alive) return;
     size_t taken = before - std::min(before, held_.size());
     if (fin_received_ && held_.empty()) eof_delivered_ = true;
-    if (session_ != nullptr) {
+    if (session_ == nullptr && *session_alive && !session->closed_) {
+      session->subHeld(before);  // (a closed session has zeroed its count)
+    } else if (session_ != nullptr) {
+      // VER 1: may resume the inner stream, which may deliver (and close
+      // the session, and us) right here.
       session_->subHeld(taken);
-      if (session_->version_ == codec::kSmuxVersion2 && taken > 0) {
+      if (session_ != nullptr && session_->version_ == codec::kSmuxVersion2 && taken > 0) {
         consumed_ += static_cast<uint32_t>(taken);
         consumed_unreported_ += static_cast<uint32_t>(taken);
         // Before our first UPD the peer stops at kInitialPeerWindow bytes in
@@ -564,40 +570,50 @@ void MuxStream::deliver() {
 void MuxStream::maybeFinish() {
   if (closed_ || !fin_sent_ || !eof_delivered_) return;
   closed_ = true;
-  leaveSession();
+  // onClose first: leaving may resume the inner stream, which may close
+  // the session (and report to its owner) right there.
+  auto alive = alive_;
   StreamCallbacks* cb = std::exchange(callbacks_, nullptr);
   if (cb != nullptr) cb->onClose(CloseReason::kRemoteClose, "");
+  if (*alive) leaveSession();
 }
 
 void MuxStream::close(CloseReason reason, const std::string& detail) {
   if (closed_) return;
   closed_ = true;
   pending_.clear();
+  // onClose first: writing the FIN or leaving may close the inner stream
+  // (and the session, which then reports to its owner) right there.
+  auto alive = alive_;
+  StreamCallbacks* cb = std::exchange(callbacks_, nullptr);
+  if (cb != nullptr) cb->onClose(reason, detail);
+  if (!*alive) return;
   if (session_ != nullptr && syn_sent_ && !fin_sent_) {
     fin_sent_ = true;
     session_->sendControl(kFin, id_);
   }
   leaveSession();
-  StreamCallbacks* cb = std::exchange(callbacks_, nullptr);
-  if (cb != nullptr) cb->onClose(reason, detail);
 }
 
 void MuxStream::onSessionGone(CloseReason reason, const std::string& detail) {
   session_ = nullptr;
+  pending_.clear();
+  held_.clear();  // also for a stream in the middle of its close()
   if (closed_) return;
   closed_ = true;
-  pending_.clear();
-  held_.clear();
   StreamCallbacks* cb = std::exchange(callbacks_, nullptr);
   if (cb != nullptr) cb->onClose(reason, detail);
 }
 
 void MuxStream::leaveSession() {
   if (session_ == nullptr) return;
-  session_->subHeld(held_.size());
+  // Out of the session first: subHeld may resume the inner stream, which
+  // may deliver (and close the session) right here.
+  MuxSession* session = std::exchange(session_, nullptr);
+  size_t held = held_.size();
   held_.clear();
-  session_->forget(*this);
-  session_ = nullptr;
+  session->forget(*this);
+  if (!delivering_) session->subHeld(held);  // else deliver() settles it
 }
 
 }  // namespace vt::stream
