@@ -314,9 +314,13 @@ void MuxSession::forget(MuxStream& s) {
   if (streams_.empty()) idle_since_ms_ = loop_.now();
 }
 
+size_t MuxSession::heldLimit() const {
+  return version_ == codec::kSmuxVersion1 ? opt_.v1_receive_buffer : opt_.v2_receive_buffer;
+}
+
 void MuxSession::addHeld(size_t n) {
   held_total_ += n;
-  if (version_ == codec::kSmuxVersion1 && !v1_paused_ && held_total_ > opt_.v1_receive_buffer) {
+  if (!v1_paused_ && held_total_ > heldLimit()) {
     v1_paused_ = true;
     ++stats_.v1Pauses;
     inner_.readDisable(true);
@@ -325,7 +329,7 @@ void MuxSession::addHeld(size_t n) {
 
 void MuxSession::subHeld(size_t n) {
   held_total_ -= std::min(n, held_total_);
-  if (v1_paused_ && held_total_ <= opt_.v1_receive_buffer / 2) {
+  if (v1_paused_ && held_total_ <= heldLimit() / 2) {
     v1_paused_ = false;
     last_rx_ms_ = loop_.now();  // the dead timer restarts with reading
     inner_.readDisable(false);

@@ -14,10 +14,14 @@
 // Receiving, VER 2: every stream has a window; a stream whose user stops
 // reading (readDisable) holds what arrived and sends no UPD, so the peer
 // stops after the window, and only that stream waits. A peer that sends
-// past the window is hostile: the connection closes. VER 1 has no windows:
-// bytes held for read-disabled streams are bounded for the whole session
-// (v1_receive_buffer); above it the session stops reading the inner stream
-// (every stream waits, as xtaci/smux does).
+// past the window is hostile: the connection closes. Windows alone would
+// let a peer make us hold max_streams windows (1024 x 256 KiB) for streams
+// whose targets do not read, so the whole session is bounded as well
+// (v2_receive_buffer, 16 MiB): above it the session stops reading the inner
+// stream until half of it was taken (every stream of that connection waits;
+// a safety valve, not the normal path). VER 1 has no windows: the same
+// session bound (v1_receive_buffer, 4 MiB) is its only flow control (every
+// stream waits, as xtaci/smux does).
 //
 // Keepalive: a NOP when nothing was sent for keepalive_ms; a session that
 // received nothing for dead_ms (still nothing after one more read pass of
@@ -58,6 +62,7 @@ struct MuxOptions {
   uint8_t version = 2;                   // client: what we send; server: the first frame's
   uint32_t stream_window = 256 * 1024;   // VER 2: receive window per stream (UPD WINDOW)
   size_t v1_receive_buffer = 4 << 20;    // VER 1: held bytes before the inner stream pauses
+  size_t v2_receive_buffer = 16 << 20;   // VER 2: the same bound over all windows
   uint64_t keepalive_ms = 10'000;
   uint64_t dead_ms = 30'000;
   size_t max_streams = 0;                // server: live streams per session (0: no cap)
@@ -72,7 +77,7 @@ struct MuxStats {
   uint64_t framesOut = 0;
   uint64_t bytesIn = 0;          // PSH payload
   uint64_t bytesOut = 0;
-  uint64_t v1Pauses = 0;         // VER 1: inner stream paused on held bytes
+  uint64_t v1Pauses = 0;         // inner stream paused on held bytes (VER 1, or VER 2 past v2_receive_buffer)
 };
 
 class MuxSession : public event::DeferredDeletable, private StreamCallbacks {
@@ -144,6 +149,7 @@ class MuxSession : public event::DeferredDeletable, private StreamCallbacks {
   void forget(MuxStream& s);
   void onTick();
   void failAll(CloseReason reason, const std::string& detail);
+  size_t heldLimit() const;
   void addHeld(size_t n);
   void subHeld(size_t n);
 

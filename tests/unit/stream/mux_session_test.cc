@@ -634,6 +634,51 @@ TEST(MuxSession, Ver1HeldBytesPauseTheSessionAndResume) {
   EXPECT_FALSE(link.server->closed());
 }
 
+// VER 2: stalled streams each hold their window; past v2_receive_buffer in
+// all the session stops reading (a hostile client cannot make the server
+// hold max_streams windows), then resumes once the readers take it.
+TEST(MuxSession, Ver2SessionBoundOverAllWindows) {
+  event::Loop loop;
+  MuxOptions sopt;
+  sopt.v2_receive_buffer = 600 * 1024;  // a bit over 2 full windows
+  Link link(loop, {}, sopt);
+  link.server_owner.setup = [&](auto& s, Endpoint& ep) {
+    s->readDisable(true);
+    finishOnEof(ep);
+    return true;
+  };
+  ASSERT_TRUE(link.up());
+  std::vector<std::unique_ptr<Opened>> cs;
+  std::vector<std::string> ups;
+  for (int i = 0; i < 4; ++i) {
+    ups.push_back(pattern(1 << 20, 40 + i));
+    cs.push_back(open(*link.client));
+  }
+  ASSERT_TRUE(runUntil(loop, [&] { return link.server_owner.eps.size() == 4; }));
+  for (int i = 0; i < 4; ++i) {
+    cs[i]->ep.payload = ups[i];
+    cs[i]->ep.pump();
+  }
+  ASSERT_TRUE(runUntil(loop, [&] { return link.server->stats().v1Pauses >= 1; }));
+  runFor(loop, 100);
+  // Paused: at most the bound plus the frames of one read.
+  EXPECT_LE(link.server->heldBytes(), sopt.v2_receive_buffer + 256 * 1024);
+  EXPECT_FALSE(link.server->closed()) << link.server_owner.detail;
+  for (int i = 0; i < 4; ++i) link.server_owner.stream(i).readDisable(false);
+  ASSERT_TRUE(runUntil(
+      loop,
+      [&] {
+        for (auto& c : cs) {
+          if (c->ep.closes != 1) return false;
+        }
+        return link.server_owner.allClosed(4);
+      },
+      20000));
+  for (int i = 0; i < 4; ++i) EXPECT_TRUE(link.server_owner.ep(i).received == ups[i]) << i;
+  EXPECT_EQ(link.server->heldBytes(), 0u);
+  EXPECT_FALSE(link.server->closed());
+}
+
 // ================================================================ open answer
 
 TEST(MuxSession, WaitModeConnectsOnTheServersEmptyPsh) {
