@@ -708,6 +708,24 @@ TEST_F(ClientTest, MuxKeepsAWarmConnection) {
   ASSERT_NO_FATAL_FAILURE(echoFlow(c, "third"));
 }
 
+// mux.max_streams per connection: past it the next flow goes on another
+// connection, dialled ahead once the busiest one passed 3/4 of the cap.
+TEST_F(ClientTest, MuxStreamCapOpensAnotherConnection) {
+  cfg_.mux.max_streams = 2;
+  startClient();
+  ASSERT_TRUE(runUntil([&] { return server_->sessionCount() == 1; }));  // the warm one
+  std::vector<App> apps;
+  for (uint16_t i = 0; i < 3; ++i) apps.push_back(app(40070 + i, echoPort_));
+  for (auto& a : apps) {
+    ASSERT_TRUE(handshake(a));
+    send(a, kAck | kPsh, "hi");
+  }
+  ASSERT_TRUE(runUntil([&] { return client_->mux()->streams() == 3; }));
+  EXPECT_EQ(client_->mux()->connections(), 2u);
+  EXPECT_EQ(client_->mux()->stats().connectionsOpened, 2u);
+  EXPECT_EQ(client_->mux()->stats().maxStreams, 3u);
+}
+
 // ---- connection reuse (TLV 0x07; on by default for a v1 server) ----------
 
 TEST_F(ClientTest, SequentialFlowsShareOneServerConnection) {
