@@ -237,6 +237,13 @@ TlsEngine::Status MbedtlsEngine::writePlain(BufferChain& in) {
       in.drain(static_cast<size_t>(ret));
       continue;
     }
+    // A ticket that a read left half-processed (mbedTLS answers the read
+    // with WANT_READ and finishes the ticket in the next call, whichever
+    // it is) completes here: keep it, as readPlain does.
+    if (ret == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET) {
+      ticketArrived();
+      continue;
+    }
     if (classifyMbedtls(ret) == MbedtlsOutcome::kAgain) continue;
     if (classifyMbedtls(ret) == MbedtlsOutcome::kWantIo) {
       pinned_len_ = len;

@@ -14,8 +14,8 @@ MbedtlsOutcome classifyMbedtls(int ret) noexcept {
     case MBEDTLS_ERR_SSL_ASYNC_IN_PROGRESS:
     case MBEDTLS_ERR_SSL_CRYPTO_IN_PROGRESS: return MbedtlsOutcome::kWantIo;
     case MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET:
-      // Only signalled when enabled in the config; we never resume, so the
-      // ticket is simply dropped and the operation continued.
+      // Only signalled when enabled in the config (session_tickets); the
+      // engine stores the ticket where it sees this, then continues.
       return MbedtlsOutcome::kAgain;
     case MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY: return MbedtlsOutcome::kPeerClosed;
     default: return MbedtlsOutcome::kFatal;

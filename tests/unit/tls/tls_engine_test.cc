@@ -203,6 +203,43 @@ TEST_P(TlsVersionTest, SessionTicketResumesTheNextConnection) {
   EXPECT_EQ(p.server.received.toString(), "still works");
 }
 
+// TLS 1.3: a read that meets the ticket answers WANT_READ and leaves it
+// half-processed; mbedTLS finishes it in the next call, which may be a
+// write (a mux connection that only writes, its keepalive, for a while).
+// The write must keep the ticket too.
+TEST(TlsEngine, TicketHalfReadIsKeptByTheNextWrite) {
+  auto cctx = makeContext(clientOptions());
+  auto sctx = makeContext(serverOptions());
+  ASSERT_TRUE(cctx && sctx);
+  auto c = TlsEngine::create(cctx);
+  auto s = TlsEngine::create(sctx);
+  auto move = [](TlsEngine& from, TlsEngine& to) {
+    BufferChain wire;
+    from.takeCiphertext(wire);
+    if (!wire.empty()) to.pushCiphertext(wire);
+  };
+  for (int i = 0; i < 20 && !(c->handshakeDone() && s->handshakeDone()); ++i) {
+    if (!c->handshakeDone()) c->handshake();
+    move(*c, *s);
+    if (!s->handshakeDone()) s->handshake();
+    move(*s, *c);
+  }
+  ASSERT_TRUE(c->handshakeDone() && s->handshakeDone());
+  ASSERT_EQ(c->negotiatedVersion(), "TLSv1.3");
+  BufferChain plain;
+  EXPECT_EQ(c->readPlain(plain), TlsEngine::Status::kWantMore);  // meets the ticket
+  EXPECT_TRUE(plain.empty());
+  BufferChain data;
+  data.append("after the ticket");
+  EXPECT_EQ(c->writePlain(data), TlsEngine::Status::kOk) << c->failureReason();
+  EXPECT_TRUE(data.empty());
+  EXPECT_EQ(cctx->stats().ticketsReceived, 1u);
+  move(*c, *s);
+  BufferChain got;
+  s->readPlain(got);
+  EXPECT_EQ(got.toString(), "after the ticket");
+}
+
 TEST_P(TlsVersionTest, TicketsOffNeverResumes) {
   TlsOptions c = client();
   c.session_tickets = false;
