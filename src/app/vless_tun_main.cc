@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "event/loop.h"
 #include "event/signal_watcher.h"
+#include "event/socket_address.h"
 #include "route_manager.h"
 #include "tls/tls_engine.h"
 #include "tun_device.h"
@@ -264,6 +265,15 @@ int main(int argc, char** argv) {
   VT_INFO("vless-tun started: tun %s mtu %u, server %s (v%u, %s)", tun_name.c_str(),
           static_cast<unsigned>(cfg.tun.mtu), cfg.server.address.toString().c_str(),
           static_cast<unsigned>(cfg.server.version), cfg.server.tls ? "tls" : "plain");
+  if (!cfg.server.tls) {
+    const vt::config::HostPort& a = cfg.server.address;
+    auto ip = a.is_ip ? vt::event::SocketAddress::parseIp(a.host, a.port) : std::nullopt;
+    if (!(ip && ip->isLoopback()) && a.host != "localhost") {
+      VT_WARN("server %s WITHOUT TLS (server.tls = false): the UUID and all traffic cross the "
+              "network in clear",
+              a.toString().c_str());
+    }
+  }
   loop.run();
   routes.reset();
   sigint.reset();

@@ -97,8 +97,11 @@ void readServer(TomlReader& r, const toml::table* t, ClientServerConfig& s) {
   if (us == nullptr) return;
   auto uuid = parseUuidText(*us);
   if (!uuid) {
+    // The value is the user's secret, nearly right when mistyped: never
+    // echoed (logs and terminals are read by others).
     r.fail(*un, "server.uuid",
-           std::string("expected a UUID like ") + kUuidExample + ", got \"" + *us + "\"");
+           std::string("expected a UUID like ") + kUuidExample + ", got " +
+               std::to_string(us->size()) + " characters that are not one (not shown: a secret)");
     return;
   }
   s.uuid = *uuid;

@@ -193,8 +193,10 @@ void readUsers(Reader& r, const toml::table& root, ServerConfig& cfg) {
     if (us == nullptr) return;
     auto uuid = parseUuidText(*us);
     if (!uuid) {
+      // The value is a user's secret: never echoed.
       r.fail(*un, prefix + ".uuid",
-             std::string("expected a UUID like ") + kUuidExample + ", got \"" + *us + "\"");
+             std::string("expected a UUID like ") + kUuidExample + ", got " +
+                 std::to_string(us->size()) + " characters that are not one (not shown: a secret)");
       return;
     }
     user.uuid = *uuid;

@@ -100,6 +100,22 @@ SocketAddress SocketAddress::ipv6(const uint8_t ip[16], uint16_t port) {
   return a;
 }
 
+bool SocketAddress::isLoopback() const {
+  if (family() == AF_INET) {
+    const auto* s4 = reinterpret_cast<const sockaddr_in*>(&storage);
+    return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+  }
+  if (family() == AF_INET6) {
+    const auto* s6 = reinterpret_cast<const sockaddr_in6*>(&storage);
+    const uint8_t* b = s6->sin6_addr.s6_addr;
+    static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (std::memcmp(b, kMapped, 12) == 0) return b[12] == 127;
+    static const uint8_t kOne[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    return std::memcmp(b, kOne, 16) == 0;
+  }
+  return false;
+}
+
 uint16_t SocketAddress::port() const {
   if (family() == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&storage)->sin_port);
   if (family() == AF_INET6) {

@@ -28,6 +28,8 @@ struct SocketAddress {
   void setPort(uint16_t port);
   std::string toString() const;  // "1.2.3.4:80", "[::1]:80"
   std::string ipString() const;  // "1.2.3.4", "::1"
+  // 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104.
+  bool isLoopback() const;
   const sockaddr* sa() const { return reinterpret_cast<const sockaddr*>(&storage); }
   socklen_t len() const;
 

@@ -48,6 +48,11 @@ Status Server::start() {
     }
     std::unique_ptr<stream::TcpListener> listener = std::move(l).value();
     VT_INFO("listening on %s%s", listener->localAddress().toString().c_str(), tls_ ? " (tls)" : "");
+    if (!tls_ && !addr->isLoopback()) {
+      VT_WARN("listening on %s WITHOUT TLS: user UUIDs and all traffic cross the network in "
+              "clear; add a [tls] table unless TLS is terminated in front of this server",
+              listener->localAddress().toString().c_str());
+    }
     listeners_.push_back(std::move(listener));
   }
   return Status::okStatus();

@@ -144,8 +144,17 @@ TEST(ClientConfig, ErrorsNameFileLineKeyAndExpectation) {
   expectError(s + u + "[pool]\nidle_timeout = \"x\"\n", {"c.toml", "pool.idle_timeout", "duration"});
   expectError(s + u + "[pool]\nreuse = 1\n", {"c.toml", "pool.reuse"});
   expectError(s + u + "[pool]\nsize = 1\n", {"c.toml", "pool.size"});
-  expectError("[server]\naddress = \"198.18.0.2:443\"\nuuid = \"nope\"\n",
-              {"c.toml:3:8", "server.uuid", "expected a UUID like", "nope"});
+  expectError("[server]\naddress = \"198.18.0.2:443\"\nuuid = \"0123456789abcdef0123456789abcdeZ\"\n",
+              {"c.toml:3:8", "server.uuid", "expected a UUID like", "32 characters", "not shown"});
+  {
+    // A mistyped UUID is nearly the secret: it is never in the message.
+    auto r = parseClientConfig(
+        "[server]\naddress = \"198.18.0.2:443\"\nuuid = \"0123456789abcdef0123456789abcdeZ\"\n",
+        "c.toml", "");
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().message.find("0123456789abcdef0123456789abcdeZ"), std::string::npos)
+        << r.error().message;
+  }
   expectError("[server]\naddress = \"198.18.0.2\"\n" + u,
               {"c.toml:2:11", "server.address", "expected an address like"});
   expectError(s + u + "version = 2\n", {"c.toml:4:11", "server.version", "0..1", "got 2"});

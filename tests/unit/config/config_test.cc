@@ -113,6 +113,8 @@ TEST(ServerConfig, BadUuidNamesIndexAndExample) {
   EXPECT_NE(m.find("expected a UUID like a684455c-b14f-11ea-bf0d-42010aaa0003"), std::string::npos)
       << m;
   EXPECT_NE(m.find("srv.toml:6:"), std::string::npos) << m;  // line:column of the value
+  EXPECT_NE(m.find("4 characters that are not one (not shown: a secret)"), std::string::npos) << m;
+  EXPECT_EQ(m.find("nope"), std::string::npos) << m;  // the secret is not echoed
 }
 
 TEST(ServerConfig, DuplicateUuid) {

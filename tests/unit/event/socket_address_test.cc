@@ -71,3 +71,19 @@ TEST(SocketAddress, ParseIpAndSockaddrRoundTrip) {
 
 }  // namespace
 }  // namespace vt::event
+
+namespace vt::event {
+namespace {
+
+TEST(SocketAddress, Loopback) {
+  for (const char* ip : {"127.0.0.1", "127.255.0.9", "::1", "::ffff:127.0.0.1"}) {
+    EXPECT_TRUE(SocketAddress::parseIp(ip, 1)->isLoopback()) << ip;
+  }
+  for (const char* ip : {"198.18.0.2", "128.0.0.1", "::", "::2", "2001:db8::1", "::ffff:198.18.0.1",
+                         "0.0.0.0"}) {
+    EXPECT_FALSE(SocketAddress::parseIp(ip, 1)->isLoopback()) << ip;
+  }
+}
+
+}  // namespace
+}  // namespace vt::event
