@@ -210,7 +210,8 @@ int main(int argc, char** argv) {
     client->stop();  // resets every flow: the RSTs go out through the pump now
     // After stop(): the UDP sessions it closed have added their drops.
     VT_INFO("stopping: udp %llu sessions (%llu evicted, %llu channels evicted), up %llu/%llu B, "
-            "down %llu/%llu B, drops %llu; dns %llu hijacked (%llu tcp), %llu cache hits",
+            "down %llu/%llu B, drops %llu; dns %llu hijacked (%llu tcp), %llu cache hits, "
+            "%llu answers not cached (no matching query)",
             static_cast<unsigned long long>(cs.udpSessionsOpened),
             static_cast<unsigned long long>(cs.udpEvicted),
             static_cast<unsigned long long>(cs.udpChannelsEvicted),
@@ -221,7 +222,8 @@ int main(int argc, char** argv) {
             static_cast<unsigned long long>(cs.udpDrops),
             static_cast<unsigned long long>(cs.dnsHijacked),
             static_cast<unsigned long long>(cs.dnsTcpHijacked),
-            static_cast<unsigned long long>(cs.dnsCacheHits));
+            static_cast<unsigned long long>(cs.dnsCacheHits),
+            static_cast<unsigned long long>(cs.dnsUnmatched));
     pump->stop();
     if (routes) {
       if (vt::Status st = routes->restore(); !st.ok()) {

@@ -69,6 +69,7 @@ struct ClientStats {
   uint64_t dnsHijacked = 0;       // UDP queries redirected to dns.resolver
   uint64_t dnsTcpHijacked = 0;    // TCP port-53 flows redirected
   uint64_t dnsCacheHits = 0;      // answered without the tunnel
+  uint64_t dnsUnmatched = 0;      // resolver datagrams not cached: no matching query
 };
 
 struct FlowKeyHash {
@@ -150,6 +151,7 @@ class Client final : private netstack::NetStack::Callbacks {
   }
   void countUdpDrops(uint64_t n) { stats_.udpDrops += n; }
   void countUdpQueueOverflow() { ++stats_.udpQueueOverflow; }
+  void countDnsUnmatched() { ++stats_.dnsUnmatched; }
   // A new VLESS connection for `req` (version and user filled in). Null
   // while the server address is unknown.
   std::unique_ptr<stream::VlessClientStream> makeStream(codec::Request req);

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cinttypes>
+#include <string>
 #include <vector>
 
 #include "client/client.h"
 #include "client/dns_cache.h"
 #include "client/udp_channel.h"
+#include "codec/dns.h"
 #include "core/log.h"
 #include "netstack/net_stack.h"
 
@@ -15,6 +17,24 @@ namespace {
 
 // Outstanding hijacked DNS ids remembered per session.
 constexpr size_t kMaxDnsOrigins = 256;
+
+// The one question of a DNS message as a comparable key, or "" (not
+// parseable, or not exactly one question).
+std::string dnsQuestionKey(const BufferChain& payload) {
+  std::vector<uint8_t> bytes = payload.toVector();
+  codec::DnsMessage m;
+  std::string error;
+  if (!codec::parseDnsMessage(bytes.data(), bytes.size(), m, error) || m.questions.size() != 1) {
+    return "";
+  }
+  const codec::DnsQuestion& q = m.questions[0];
+  std::string key = q.wireName;
+  key.push_back(static_cast<char>(q.type >> 8));
+  key.push_back(static_cast<char>(q.type & 0xff));
+  key.push_back(static_cast<char>(q.klass >> 8));
+  key.push_back(static_cast<char>(q.klass & 0xff));
+  return key;
+}
 
 uint16_t dnsId(const BufferChain& payload) {
   if (payload.size() < 2) return 0;
@@ -105,8 +125,16 @@ void UdpSession::onChannelDatagram(UdpChannel&, const netstack::UdpEndpoint& fro
     // A hijacked query's answer: from the address the app asked.
     src = dnsOrigin(payload);
     if (DnsCache* cache = client_.dnsCache()) {
-      std::vector<uint8_t> bytes = payload.toVector();
-      cache->store(bytes.data(), bytes.size(), loop_.now());
+      // Only the answer to a query we sent (same id and question) is
+      // cached; the app still gets whatever came, and judges it itself.
+      auto it = payload.size() >= 2 ? dnsOrigins_.find(dnsId(payload)) : dnsOrigins_.end();
+      if (it != dnsOrigins_.end() && !it->second.question.empty() &&
+          dnsQuestionKey(payload) == it->second.question) {
+        std::vector<uint8_t> bytes = payload.toVector();
+        cache->store(bytes.data(), bytes.size(), loop_.now());
+      } else {
+        client_.countDnsUnmatched();
+      }
     }
   }
   src.addr = netstack::unmapV4(src.addr);
@@ -138,13 +166,13 @@ void UdpSession::rememberDnsOrigin(const BufferChain& payload, const netstack::U
     }
     dnsOrder_.push_back(id);
   }
-  dnsOrigins_[id] = shown;
+  dnsOrigins_[id] = DnsQuery{shown, dnsQuestionKey(payload)};
 }
 
 netstack::UdpEndpoint UdpSession::dnsOrigin(const BufferChain& payload) const {
   if (payload.size() >= 2) {
     auto it = dnsOrigins_.find(dnsId(payload));
-    if (it != dnsOrigins_.end()) return it->second;
+    if (it != dnsOrigins_.end()) return it->second.shown;
   }
   if (lastDnsShown_.port != 0) return lastDnsShown_;
   return *client_.dnsResolver();

@@ -27,6 +27,7 @@
 #include <deque>
 #include <list>
 #include <memory>
+#include <string>
 #include <unordered_map>
 
 #include "buffer/buffer_chain.h"
@@ -93,8 +94,16 @@ class UdpSession final : public event::DeferredDeletable {
   std::unordered_map<netstack::UdpEndpoint, std::unique_ptr<UdpChannel>,
                      netstack::UdpEndpointHash>
       channels_;
-  // DNS id -> the address the app queried; bounded FIFO.
-  std::unordered_map<uint16_t, netstack::UdpEndpoint> dnsOrigins_;
+  // DNS id -> the address the app queried and the query's one question
+  // (wire name, type, class; empty when the query had not exactly one):
+  // an answer is cached only when it matches an outstanding query (a
+  // spoofed datagram from the resolver's address must not poison the
+  // cache). Bounded FIFO.
+  struct DnsQuery {
+    netstack::UdpEndpoint shown;
+    std::string question;
+  };
+  std::unordered_map<uint16_t, DnsQuery> dnsOrigins_;
   std::deque<uint16_t> dnsOrder_;
   netstack::UdpEndpoint lastDnsShown_;
   uint64_t channelSeq_ = 0;

@@ -91,8 +91,21 @@ class FakeDns {
   }
   uint16_t port() const { return port_; }
   size_t queries() const { return queries_; }
+  // With each answer, also an answer nobody asked for ("other.test", id
+  // 0x7777): what an off-path spoofer would send.
+  std::atomic<bool> spoof{false};
 
  private:
+  static std::vector<uint8_t> answer(std::vector<uint8_t> r) {
+    r[2] = 0x81;
+    r[3] = 0x80;
+    r[7] = 1;
+    for (uint16_t x : {0xC00C, 1, 1}) test::dnsPut16(r, x);
+    test::dnsPut32(r, 60);
+    test::dnsPut16(r, 4);
+    r.insert(r.end(), {198, 18, 1, 7});
+    return r;
+  }
   void run() {
     std::vector<uint8_t> buf(4096);
     while (!stop_) {
@@ -115,6 +128,10 @@ class FakeDns {
       test::dnsPut16(r, 4);
       r.insert(r.end(), {198, 18, 1, 7});
       ::sendto(fd_, r.data(), r.size(), 0, reinterpret_cast<sockaddr*>(&from), len);
+      if (spoof) {
+        std::vector<uint8_t> f = answer(test::dnsQuery(0x7777, "other.test"));
+        ::sendto(fd_, f.data(), f.size(), 0, reinterpret_cast<sockaddr*>(&from), len);
+      }
     }
   }
   int fd_ = -1;
@@ -659,6 +676,32 @@ TEST_F(ClientUdpTest, DnsHijackAndCache) {
   // A malformed query is forwarded all the same (not cached).
   sendBytes(5353, "198.18.9.9", 53, {0x33, 0x33, 1, 0, 0, 1});
   ASSERT_TRUE(runUntil([&] { return dns.queries() == 2; }));
+}
+
+// Only answers to queries that were sent (same id and question) enter the
+// cache: an unsolicited answer from the resolver's address poisons nothing.
+TEST_F(ClientUdpTest, DnsCacheTakesOnlyAnswersToOurQueries) {
+  FakeDns dns;
+  dns.spoof = true;
+  cfg_.dns.hijack = true;
+  cfg_.dns.resolver = config::HostPort{"127.0.0.1", dns.port(), true};
+  cfg_.dns.cache_size = 16;
+  startClient();
+  sendBytes(5353, "198.18.9.9", 53, test::dnsQuery(0x1111, "example.test"));
+  auto got = waitFor(5353, 2);  // the answer and the spoofed one (the app judges)
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(client_->stats().dnsUnmatched, 1u);
+  dns.spoof = false;
+  // other.test was never asked: not in the cache, so it goes to the resolver.
+  sendBytes(5354, "198.18.9.9", 53, test::dnsQuery(0x2222, "other.test"));
+  ASSERT_TRUE(runUntil([&] { return dns.queries() == 2; }));
+  EXPECT_EQ(client_->stats().dnsCacheHits, 0u);
+  // example.test was asked and answered: cached.
+  sendBytes(5355, "198.18.9.9", 53, test::dnsQuery(0x3333, "example.test"));
+  got = waitFor(5355, 1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(client_->stats().dnsCacheHits, 1u);
+  EXPECT_EQ(dns.queries(), 2u);
 }
 
 TEST_F(ClientUdpTest, DnsHijackCarriesTcpPort53ToTheResolver) {
