@@ -16,6 +16,14 @@ std::string DnsCache::keyOf(const std::string& wireName, uint16_t type, uint16_t
   return k;
 }
 
+std::string DnsCache::questionKey(const uint8_t* msg, size_t n) {
+  codec::DnsMessage m;
+  std::string error;
+  if (!codec::parseDnsMessage(msg, n, m, error) || m.questions.size() != 1) return "";
+  const codec::DnsQuestion& q = m.questions.front();
+  return keyOf(q.wireName, q.type, q.klass);
+}
+
 std::optional<std::vector<uint8_t>> DnsCache::lookup(const uint8_t* query, size_t n,
                                                      uint64_t nowMs) {
   if (capacity_ == 0) return std::nullopt;

@@ -8,7 +8,6 @@
 #include "client/client.h"
 #include "client/dns_cache.h"
 #include "client/udp_channel.h"
-#include "codec/dns.h"
 #include "core/log.h"
 #include "netstack/net_stack.h"
 
@@ -17,24 +16,6 @@ namespace {
 
 // Outstanding hijacked DNS ids remembered per session.
 constexpr size_t kMaxDnsOrigins = 256;
-
-// The one question of a DNS message as a comparable key, or "" (not
-// parseable, or not exactly one question).
-std::string dnsQuestionKey(const BufferChain& payload) {
-  std::vector<uint8_t> bytes = payload.toVector();
-  codec::DnsMessage m;
-  std::string error;
-  if (!codec::parseDnsMessage(bytes.data(), bytes.size(), m, error) || m.questions.size() != 1) {
-    return "";
-  }
-  const codec::DnsQuestion& q = m.questions[0];
-  std::string key = q.wireName;
-  key.push_back(static_cast<char>(q.type >> 8));
-  key.push_back(static_cast<char>(q.type & 0xff));
-  key.push_back(static_cast<char>(q.klass >> 8));
-  key.push_back(static_cast<char>(q.klass & 0xff));
-  return key;
-}
 
 uint16_t dnsId(const BufferChain& payload) {
   if (payload.size() < 2) return 0;
@@ -128,9 +109,9 @@ void UdpSession::onChannelDatagram(UdpChannel&, const netstack::UdpEndpoint& fro
       // Only the answer to a query we sent (same id and question) is
       // cached; the app still gets whatever came, and judges it itself.
       auto it = payload.size() >= 2 ? dnsOrigins_.find(dnsId(payload)) : dnsOrigins_.end();
+      std::vector<uint8_t> bytes = payload.toVector();
       if (it != dnsOrigins_.end() && !it->second.question.empty() &&
-          dnsQuestionKey(payload) == it->second.question) {
-        std::vector<uint8_t> bytes = payload.toVector();
+          DnsCache::questionKey(bytes.data(), bytes.size()) == it->second.question) {
         cache->store(bytes.data(), bytes.size(), loop_.now());
       } else {
         client_.countDnsUnmatched();
@@ -166,7 +147,12 @@ void UdpSession::rememberDnsOrigin(const BufferChain& payload, const netstack::U
     }
     dnsOrder_.push_back(id);
   }
-  dnsOrigins_[id] = DnsQuery{shown, dnsQuestionKey(payload)};
+  std::string question;  // only the cache needs it
+  if (client_.dnsCache() != nullptr) {
+    std::vector<uint8_t> bytes = payload.toVector();
+    question = DnsCache::questionKey(bytes.data(), bytes.size());
+  }
+  dnsOrigins_[id] = DnsQuery{shown, std::move(question)};
 }
 
 netstack::UdpEndpoint UdpSession::dnsOrigin(const BufferChain& payload) const {
