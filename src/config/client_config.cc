@@ -455,28 +455,8 @@ void readMux(TomlReader& r, const toml::table& t, ClientMuxConfig& m) {
     if (!ms) return;
     m.idle_timeout_ms = *ms;
   }
-  if (const toml::node* n = t.get("keepalive")) {
-    auto ms = r.duration(*n, "mux.keepalive");
-    if (!ms) return;
-    m.keepalive_ms = *ms;
-  }
-  if (const toml::node* n = t.get("dead_after")) {
-    auto ms = r.duration(*n, "mux.dead_after");
-    if (!ms) return;
-    m.dead_ms = *ms;
-  }
-  if (m.keepalive_ms == 0 || m.dead_ms <= m.keepalive_ms) {
-    const toml::node* at = t.get("dead_after") ? t.get("dead_after") : t.get("keepalive");
-    r.fail(at != nullptr ? &at->source() : nullptr, "mux.dead_after",
-           "expected a duration longer than mux.keepalive (" + formatDurationMs(m.keepalive_ms) +
-               "), got " + formatDurationMs(m.dead_ms));
-    return;
-  }
-  if (const toml::node* n = t.get("stream_window")) {
-    auto v = r.integer(*n, "mux.stream_window", 65536, 16 << 20);
-    if (!v) return;
-    m.stream_window = static_cast<uint32_t>(*v);
-  }
+  readMuxLiveness(r, t, m.keepalive_ms, m.dead_ms, m.stream_window);
+  if (r.failed()) return;
   if (const toml::node* n = t.get("warm")) {
     auto v = r.integer(*n, "mux.warm", 0, 16);
     if (!v) return;

@@ -137,29 +137,7 @@ void readMux(Reader& r, const toml::node& node, ServerConfig& cfg) {
     if (!v) return;
     cfg.mux.max_streams_per_user = static_cast<uint32_t>(*v);
   }
-  if (const toml::node* n = t->get("keepalive")) {
-    auto ms = r.duration(*n, "mux.keepalive");
-    if (!ms) return;
-    cfg.mux.keepalive_ms = *ms;
-  }
-  if (const toml::node* n = t->get("dead_after")) {
-    auto ms = r.duration(*n, "mux.dead_after");
-    if (!ms) return;
-    cfg.mux.dead_ms = *ms;
-  }
-  if (cfg.mux.keepalive_ms == 0 || cfg.mux.dead_ms <= cfg.mux.keepalive_ms) {
-    const toml::node* at = t->get("dead_after") ? t->get("dead_after") : t->get("keepalive");
-    r.fail(at != nullptr ? &at->source() : nullptr, "mux.dead_after",
-           "expected a duration longer than mux.keepalive (" +
-               formatDurationMs(cfg.mux.keepalive_ms) + "), got " +
-               formatDurationMs(cfg.mux.dead_ms));
-    return;
-  }
-  if (const toml::node* n = t->get("stream_window")) {
-    auto v = r.integer(*n, "mux.stream_window", 65536, 16 << 20);
-    if (!v) return;
-    cfg.mux.stream_window = static_cast<uint32_t>(*v);
-  }
+  readMuxLiveness(r, *t, cfg.mux.keepalive_ms, cfg.mux.dead_ms, cfg.mux.stream_window);
 }
 
 void readUsers(Reader& r, const toml::table& root, ServerConfig& cfg) {

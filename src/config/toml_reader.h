@@ -131,4 +131,32 @@ class TomlReader {
   std::optional<std::string> error_;
 };
 
+// The [mux] keys both ends share: `mux.keepalive`, `mux.dead_after` (longer
+// than keepalive) and `mux.stream_window`. Fails through `r`.
+inline void readMuxLiveness(TomlReader& r, const toml::table& t, uint64_t& keepalive_ms,
+                            uint64_t& dead_ms, uint32_t& stream_window) {
+  if (const toml::node* n = t.get("keepalive")) {
+    auto ms = r.duration(*n, "mux.keepalive");
+    if (!ms) return;
+    keepalive_ms = *ms;
+  }
+  if (const toml::node* n = t.get("dead_after")) {
+    auto ms = r.duration(*n, "mux.dead_after");
+    if (!ms) return;
+    dead_ms = *ms;
+  }
+  if (dead_ms <= keepalive_ms) {
+    const toml::node* at = t.get("dead_after") ? t.get("dead_after") : t.get("keepalive");
+    r.fail(at != nullptr ? &at->source() : nullptr, "mux.dead_after",
+           "expected a duration longer than mux.keepalive (" + formatDurationMs(keepalive_ms) +
+               "), got " + formatDurationMs(dead_ms));
+    return;
+  }
+  if (const toml::node* n = t.get("stream_window")) {
+    auto v = r.integer(*n, "mux.stream_window", 65536, 16 << 20);
+    if (!v) return;
+    stream_window = static_cast<uint32_t>(*v);
+  }
+}
+
 }  // namespace vt::config
