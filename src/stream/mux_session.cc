@@ -156,7 +156,7 @@ void MuxSession::processInput() {
   if (processing_) return;  // the outer loop picks the new bytes up
   processing_ = true;
   auto alive = alive_;
-  while (!closed_ && !v1_paused_) {
+  while (!closed_ && !paused_) {
     codec::SmuxDecodeResult r = codec::decodeSmuxFrame(rx_);
     if (r.status == codec::DecodeStatus::kNeedMore) break;
     if (r.status == codec::DecodeStatus::kInvalid) {
@@ -179,7 +179,7 @@ void MuxSession::processInput() {
     if (!*alive) return;
   }
   processing_ = false;
-  if (!closed_ && inner_eof_ && !v1_paused_ && rx_.empty() == false &&
+  if (!closed_ && inner_eof_ && !paused_ && rx_.empty() == false &&
       codec::decodeSmuxFrame(rx_).status == codec::DecodeStatus::kNeedMore) {
     close(CloseReason::kProtocolError, "smux: connection ended inside a frame");
     return;
@@ -320,8 +320,8 @@ size_t MuxSession::heldLimit() const {
 
 void MuxSession::addHeld(size_t n) {
   held_total_ += n;
-  if (!v1_paused_ && held_total_ > heldLimit()) {
-    v1_paused_ = true;
+  if (!paused_ && held_total_ > heldLimit()) {
+    paused_ = true;
     ++stats_.v1Pauses;
     inner_.readDisable(true);
   }
@@ -329,8 +329,8 @@ void MuxSession::addHeld(size_t n) {
 
 void MuxSession::subHeld(size_t n) {
   held_total_ -= std::min(n, held_total_);
-  if (v1_paused_ && held_total_ <= heldLimit() / 2) {
-    v1_paused_ = false;
+  if (paused_ && held_total_ <= heldLimit() / 2) {
+    paused_ = false;
     last_rx_ms_ = loop_.now();  // the dead timer restarts with reading
     inner_.readDisable(false);
     if (!rx_.empty() || inner_eof_) {
@@ -347,7 +347,7 @@ void MuxSession::onTick() {
   uint64_t now = loop_.now();
   // While VER 1 input is paused we read nothing, NOPs included: the wait is
   // ours, not the peer's silence (smux does not time out then either).
-  if (!v1_paused_ && now - last_rx_ms_ >= opt_.dead_ms) {
+  if (!paused_ && now - last_rx_ms_ >= opt_.dead_ms) {
     // libuv runs timers before it reads sockets: after the process stood
     // still (a phone's extension suspended, a loaded machine) the peer's
     // NOPs may be waiting unread. Look once more after one read pass.

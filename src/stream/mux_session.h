@@ -175,7 +175,7 @@ class MuxSession : public event::DeferredDeletable, private StreamCallbacks {
   bool started_ = false;
   bool connected_ = false;
   bool inner_above_ = false;
-  bool v1_paused_ = false;
+  bool paused_ = false;  // inner stream read-disabled on held bytes (heldLimit())
   bool pumping_ = false;
   bool closed_ = false;
   bool goaway_ = false;
