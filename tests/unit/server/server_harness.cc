@@ -87,6 +87,12 @@ bool Harness::waitUdpStats(const std::function<bool(const UdpNatStats&)>& pred,
   return true;
 }
 
+std::string encoded(const codec::Request& r) {
+  BufferChain b;
+  codec::encodeRequest(r, b);
+  return b.toString();
+}
+
 std::string request(uint8_t version, const codec::Uuid& uuid, const codec::Address& target,
                     bool want_ip) {
   codec::Request r;
@@ -95,9 +101,7 @@ std::string request(uint8_t version, const codec::Uuid& uuid, const codec::Addre
   r.command = codec::Command::kTcp;
   r.target = target;
   r.want_ip = want_ip;
-  BufferChain b;
-  codec::encodeRequest(r, b);
-  return b.toString();
+  return encoded(r);
 }
 
 codec::Address echoAt(uint16_t port) {

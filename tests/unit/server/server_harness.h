@@ -60,6 +60,8 @@ class Harness {
   uint16_t port_ = 0;
 };
 
+// The request header's bytes.
+std::string encoded(const codec::Request& r);
 std::string request(uint8_t version, const codec::Uuid& uuid, const codec::Address& target,
                     bool want_ip = false);
 codec::Address echoAt(uint16_t port);

@@ -44,9 +44,7 @@ std::string muxHeader(const codec::Uuid& uuid = kAlice) {
   r.version = 1;
   r.uuid = uuid;
   r.command = codec::Command::kMux;
-  BufferChain b;
-  codec::encodeRequest(r, b);
-  return b.toString();
+  return encoded(r);
 }
 
 std::string control(uint8_t ver, codec::SmuxCommand cmd, uint32_t sid) {

@@ -38,9 +38,7 @@ std::string reuseRequest(const codec::Uuid& uuid, const codec::Address& target,
   r.target = target;
   r.want_ip = want_ip;
   r.reuse = true;
-  BufferChain b;
-  codec::encodeRequest(r, b);
-  return b.toString();
+  return encoded(r);
 }
 
 // `data` as data chunks (no end chunk).
