@@ -82,6 +82,8 @@ int main(int argc, char** argv) {
     }
     stop_deadline = loop.now() + kStopGraceMs;
     srv->stop();
+    VT_INFO("stopping: egress policy refused %llu dials and datagrams",
+            static_cast<unsigned long long>(srv->egressDenied()));
     const vt::server::UdpNatStats& us = srv->udpNat().stats();
     VT_INFO(
         "stopping: udp nat %llu sessions (%llu expired, %llu of them unassured; evicted %llu "

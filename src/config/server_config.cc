@@ -140,6 +140,41 @@ void readMux(Reader& r, const toml::node& node, ServerConfig& cfg) {
   readMuxLiveness(r, *t, cfg.mux.keepalive_ms, cfg.mux.dead_ms, cfg.mux.stream_window);
 }
 
+void readPrefixes(Reader& r, const toml::table& t, const char* key, std::vector<IpPrefix>& out) {
+  const toml::node* n = t.get(key);
+  if (n == nullptr) return;
+  const std::string name = std::string("egress.") + key;
+  const char* expect = "CIDR prefixes such as \"10.0.0.0/8\" or \"2001:db8::/32\"";
+  const auto* a = r.array(*n, name, expect);
+  if (a == nullptr) return;
+  for (size_t i = 0; i < a->size(); ++i) {
+    std::string k = name + "[" + std::to_string(i) + "]";
+    const std::string* s = r.str(*a->get(i), k, "a CIDR prefix such as \"10.0.0.0/8\"");
+    if (s == nullptr) return;
+    auto p = IpPrefix::parse(*s);
+    if (!p) {
+      r.fail(*a->get(i), k,
+             "expected an IP address or a CIDR prefix with no host bits set (\"10.0.0.0/8\", "
+             "\"192.0.2.7\", \"2001:db8::/32\"), got \"" + *s + "\"");
+      return;
+    }
+    out.push_back(*p);
+  }
+}
+
+void readEgress(Reader& r, const toml::node& node, ServerConfig& cfg) {
+  const auto* t = node.as_table();
+  if (t == nullptr) {
+    r.fail(node, "egress", "expected a table, got " + Reader::typeName(node));
+    return;
+  }
+  r.checkKeys(*t, "egress", {"allow", "deny"});
+  if (r.failed()) return;
+  readPrefixes(r, *t, "allow", cfg.egress.allow);
+  if (r.failed()) return;
+  readPrefixes(r, *t, "deny", cfg.egress.deny);
+}
+
 void readUsers(Reader& r, const toml::table& root, ServerConfig& cfg) {
   const toml::node* node = root.get("users");
   if (node == nullptr) {
@@ -199,7 +234,7 @@ void readUsers(Reader& r, const toml::table& root, ServerConfig& cfg) {
 void readRoot(Reader& r, const toml::table& root, const std::string& base_dir, ServerConfig& cfg) {
   r.checkKeys(root, "",
               {"log_level", "listen", "versions", "fallback", "handshake_timeout", "idle_timeout",
-               "reuse_idle_timeout", "max_connections", "tls", "users", "udp", "mux"});
+               "reuse_idle_timeout", "drain_timeout", "max_connections", "tls", "users", "udp", "mux", "egress"});
   if (r.failed()) return;
 
   if (const toml::node* n = root.get("log_level")) {
@@ -286,6 +321,11 @@ void readRoot(Reader& r, const toml::table& root, const std::string& base_dir, S
     if (!ms) return;
     cfg.idle_timeout_ms = *ms;
   }
+  if (const toml::node* n = root.get("drain_timeout")) {
+    auto ms = r.duration(*n, "drain_timeout");
+    if (!ms) return;
+    cfg.drain_timeout_ms = *ms;
+  }
   if (const toml::node* n = root.get("reuse_idle_timeout")) {
     auto ms = r.duration(*n, "reuse_idle_timeout");
     if (!ms) return;
@@ -306,6 +346,10 @@ void readRoot(Reader& r, const toml::table& root, const std::string& base_dir, S
   }
   if (const toml::node* n = root.get("mux")) {
     readMux(r, *n, cfg);
+    if (r.failed()) return;
+  }
+  if (const toml::node* n = root.get("egress")) {
+    readEgress(r, *n, cfg);
     if (r.failed()) return;
   }
   readUsers(r, root, cfg);

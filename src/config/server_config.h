@@ -11,6 +11,7 @@
 
 #include "config/config_util.h"
 #include "core/error.h"
+#include "core/ip_prefix.h"
 #include "core/log.h"
 
 namespace vt::config {
@@ -57,6 +58,15 @@ struct ServerMuxConfig {
   uint32_t stream_window = 256 * 1024;    // VER 2 receive window per stream
 };
 
+// [egress]: which addresses users may reach (docs/server.md "Egress").
+// Loopback, private, link-local, multicast, reserved and the server's own
+// addresses are refused unless `allow` lists them; `deny` refuses more
+// (and wins over `allow`).
+struct ServerEgressConfig {
+  std::vector<IpPrefix> allow;
+  std::vector<IpPrefix> deny;
+};
+
 struct ServerConfig {
   LogLevel log_level = LogLevel::kInfo;
   std::vector<HostPort> listen;  // IP literals only, at least one
@@ -68,11 +78,15 @@ struct ServerConfig {
   // A reused connection (TLV 0x07) waiting for its next request is closed
   // after this long (docs/protocol.md 3.8; the contract's default).
   uint64_t reuse_idle_timeout_ms = 60'000;
+  // Once both directions have ended, what is still queued for either side
+  // must make progress at least this often, or the connection is closed.
+  uint64_t drain_timeout_ms = 30'000;
   uint32_t max_connections = 10'000;
   std::optional<ServerTlsConfig> tls;  // absent: plain TCP
   std::vector<ServerUser> users;       // at least one, UUIDs unique
   ServerUdpConfig udp;
   ServerMuxConfig mux;
+  ServerEgressConfig egress;
 };
 
 // Reads and validates a file. Errors (Errc::kConfig) read like

@@ -28,7 +28,25 @@ Result<std::unique_ptr<Server>> Server::create(event::Loop& loop, const config::
 
 Server::Server(event::Loop& loop, const config::ServerConfig& cfg,
                std::shared_ptr<tls::TlsContext> tls)
-    : loop_(loop), cfg_(cfg), auth_(cfg.users), tls_(std::move(tls)), udp_nat_(loop, cfg.udp) {}
+    : loop_(loop),
+      cfg_(cfg),
+      auth_(cfg.users),
+      egress_(cfg.egress),
+      own_addr_timer_(loop),
+      tls_(std::move(tls)),
+      udp_nat_(loop, cfg.udp) {}
+
+namespace {
+// Interfaces change rarely; an address added since the last look is
+// reachable as a target for at most this long.
+constexpr uint64_t kOwnAddressRefreshMs = 30'000;
+}  // namespace
+
+void Server::refreshOwnAddresses() {
+  std::vector<event::SocketAddress> own = EgressPolicy::interfaceAddresses();
+  for (const auto& l : listeners_) own.push_back(l->localAddress());
+  egress_.setOwnAddresses(own);
+}
 
 Server::~Server() {
   stop();
@@ -55,12 +73,22 @@ Status Server::start() {
     }
     listeners_.push_back(std::move(listener));
   }
+  refreshOwnAddresses();
+  std::string allow, deny;
+  for (const auto& p : cfg_.egress.allow) allow += (allow.empty() ? "" : " ") + p.toString();
+  for (const auto& p : cfg_.egress.deny) deny += (deny.empty() ? "" : " ") + p.toString();
+  VT_INFO("egress: loopback, private, link-local, multicast, reserved and this host's addresses "
+          "refused; allow [%s]; deny [%s]",
+          allow.c_str(), deny.c_str());
+  own_addr_timer_.start(
+      kOwnAddressRefreshMs, [this] { refreshOwnAddresses(); }, kOwnAddressRefreshMs);
   return Status::okStatus();
 }
 
 void Server::stop() {
   if (stopped_) return;
   stopped_ = true;
+  own_addr_timer_.stop();
   listeners_.clear();
   std::vector<ServerSession*> live;
   live.reserve(sessions_.size());

@@ -17,6 +17,8 @@
 #include "event/loop.h"
 #include "event/socket_address.h"
 #include "server/authenticator.h"
+#include "server/egress_policy.h"
+#include "event/timer.h"
 #include "server/udp_nat.h"
 
 namespace vt::tls {
@@ -58,6 +60,13 @@ class Server {
   const config::ServerConfig& config() const { return cfg_; }
   const Authenticator& auth() const { return auth_; }
   UdpNatTable& udpNat() { return udp_nat_; }
+  // nullptr when a user may reach `a`; else why not. Counted when refused.
+  const char* checkEgress(const event::SocketAddress& a) {
+    const char* why = egress_.check(a);
+    if (why != nullptr) ++egress_denied_;
+    return why;
+  }
+  uint64_t egressDenied() const { return egress_denied_; }
   void onSessionClosing() { --active_; }
   void onSessionDone(ServerSession* s);
   // Mux: a stream the client opened on connection `parent`, run as a
@@ -73,10 +82,14 @@ class Server {
 
  private:
   void onAccept(std::unique_ptr<stream::TcpStream> tcp);
+  void refreshOwnAddresses();
 
   event::Loop& loop_;
   config::ServerConfig cfg_;
   Authenticator auth_;
+  EgressPolicy egress_;
+  uint64_t egress_denied_ = 0;
+  event::Timer own_addr_timer_;  // re-reads the interfaces' addresses
   std::shared_ptr<tls::TlsContext> tls_;
   std::vector<std::unique_ptr<stream::TcpListener>> listeners_;
   UdpNatTable udp_nat_;  // before sessions_: their channels point into it

@@ -2,7 +2,9 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cinttypes>
+#include <cstdint>
 
 #include "codec/length_frame.h"
 #include "codec/simple_socks.h"
@@ -17,9 +19,10 @@ namespace {
 // While a dial runs the inbound is read-disabled; bytes that still arrive
 // (a read already in flight) are kept up to this bound.
 constexpr size_t kMaxHeldWhileDialling = 256 * 1024;
-// Once both directions have ended, queued bytes get this long to flush.
-constexpr uint64_t kDrainLimitMs = 5000;
+// Once both directions have ended, the queues are looked at this often
+// (doubling while nothing moves, back to the first step on progress).
 constexpr uint64_t kDrainPollMs = 10;
+constexpr uint64_t kDrainPollMaxMs = 250;
 
 }  // namespace
 
@@ -244,6 +247,8 @@ void ServerSession::nextRequest() {
   dial_addrs_.clear();
   dial_next_ = 0;
   last_dial_error_ = "no address";
+  egress_denied_.clear();
+  dial_tried_ = false;
   target_ = "-";
   up_ = 0;
   down_ = 0;
@@ -463,7 +468,7 @@ void ServerSession::endUdp(stream::CloseReason reason, const std::string& why) {
   BufferChain none;
   in_->write(none, true);
   if (state_ != State::kUdp) return;  // the write failed and closed us
-  drain_timer_.start(kDrainLimitMs,
+  drain_timer_.start(server_.config().drain_timeout_ms,
                      [this] { close(stream::CloseReason::kTimeout, "client did not close"); });
 }
 
@@ -525,10 +530,25 @@ void ServerSession::onResolved(Result<std::vector<event::SocketAddress>> r) {
 }
 
 void ServerSession::dialNext() {
+  // The egress policy judges each address a name resolved to; the
+  // operator's fallback is exempt.
+  while (!fallback_ && dial_next_ < dial_addrs_.size()) {
+    const event::SocketAddress& a = dial_addrs_[dial_next_];
+    const char* why = server_.checkEgress(a);
+    if (why == nullptr) break;
+    if (egress_denied_.empty()) egress_denied_ = server::EgressPolicy::describe(a, why);
+    ++dial_next_;
+  }
   if (dial_next_ >= dial_addrs_.size()) {
-    onDialFailed("connect: " + last_dial_error_);
+    if (!egress_denied_.empty() && !dial_tried_) {
+      onDialFailed(egress_denied_);
+    } else {
+      onDialFailed("connect: " + last_dial_error_ +
+                   (egress_denied_.empty() ? "" : "; " + egress_denied_));
+    }
     return;
   }
+  dial_tried_ = true;
   dialled_ = dial_addrs_[dial_next_++];
   auto tcp = stream::TcpStream::create(loop_, dialled_);
   tcp->setNoDelay(true);
@@ -600,24 +620,37 @@ void ServerSession::setDialPause(bool pause) {
 void ServerSession::maybeFinished() {
   if (state_ != State::kRelay || !in_eof_ || !out_eof_) return;
   state_ = State::kDraining;
-  drain_deadline_ms_ = loop_.now() + kDrainLimitMs;
+  drain_queued_ = SIZE_MAX;
+  drain_poll_ms_ = kDrainPollMs;
   maybeDrained();
 }
 
 void ServerSession::maybeDrained() {
   if (state_ != State::kDraining) return;
-  bool in_empty = in_closed_ || in_->bufferedBytes() == 0;
-  bool out_empty = out_closed_ || out_ == nullptr || out_->bufferedBytes() == 0;
-  if (in_empty && out_empty) {
+  const size_t in_queued = in_closed_ ? 0 : in_->bufferedBytes();
+  const size_t out_queued = out_closed_ || out_ == nullptr ? 0 : out_->bufferedBytes();
+  const size_t queued = in_queued + out_queued;
+  if (queued < drain_queued_) {
+    // Progress (or the first look): the slowest reader gets drain_timeout
+    // from here, however long the whole flush takes.
+    drain_queued_ = queued;
+    drain_deadline_ms_ = loop_.now() + server_.config().drain_timeout_ms;
+    drain_poll_ms_ = kDrainPollMs;
+    last_active_ms_ = loop_.now();  // bytes moving are not idle
+  } else {
+    drain_poll_ms_ = std::min(drain_poll_ms_ * 2, kDrainPollMaxMs);
+  }
+  if (queued == 0) {
     if (reuse_ && !client_closed_ && !in_closed_) {
       nextRequest();
     } else {
       close(stream::CloseReason::kLocalClose, "done");
     }
   } else if (loop_.now() >= drain_deadline_ms_) {
-    close(stream::CloseReason::kTimeout, "flush timeout");
+    close(stream::CloseReason::kTimeout, "flush stalled: " + std::to_string(queued) +
+                                             " bytes queued, none sent for drain_timeout");
   } else {
-    drain_timer_.start(kDrainPollMs, [this] { maybeDrained(); });
+    drain_timer_.start(drain_poll_ms_, [this] { maybeDrained(); });
   }
 }
 

@@ -109,7 +109,7 @@ class ServerSession : public event::DeferredDeletable, private stream::MuxSessio
   void onMuxStream(std::unique_ptr<stream::MuxStream> s) override;
   void onMuxClosed(stream::CloseReason reason, const std::string& detail) override;
   // The UdpChannel's clean end: finish our direction, close once the client
-  // closed (or after kDrainLimitMs).
+  // closed (or after drain_timeout).
   void endUdp(stream::CloseReason reason, const std::string& why);
   void rejectInput(const std::string& why);
   void dialTarget(const std::string& host, bool is_ip, uint16_t port);
@@ -157,11 +157,15 @@ class ServerSession : public event::DeferredDeletable, private stream::MuxSessio
   size_t dial_next_ = 0;
   event::SocketAddress dialled_{};
   std::string last_dial_error_ = "no address";
+  std::string egress_denied_;  // the first address the egress policy refused
+  bool dial_tried_ = false;    // some address passed the policy
   std::string rejected_;  // why the input went to the fallback
 
   event::Timer timer_;  // handshake / dial deadline, then idle
   event::Timer drain_timer_;
-  uint64_t drain_deadline_ms_ = 0;
+  uint64_t drain_deadline_ms_ = 0;  // no progress by then: closed
+  size_t drain_queued_ = 0;          // least queued seen while draining
+  uint64_t drain_poll_ms_ = 0;
   uint64_t started_ms_;
   uint64_t last_active_ms_ = 0;
   uint64_t up_ = 0;    // client -> target bytes

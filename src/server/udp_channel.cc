@@ -84,6 +84,12 @@ void UdpChannel::start(BufferChain& payload, bool end_stream) {
     // are dropped and counted like any other datagram to port 0.
     if (target_.isIp()) {
       orig_ = toSocketAddress(target_);
+      if (orig_) {
+        if (const char* why = server_.checkEgress(*orig_)) {
+          fail(stream::CloseReason::kConnectFailed, EgressPolicy::describe(*orig_, why));
+          return;
+        }
+      }
     } else {
       resolving_ = target_.domain;
       resolver_.resolve(target_.domain, target_.port,
@@ -190,6 +196,19 @@ void UdpChannel::parseUp() {
 
 void UdpChannel::sendUp(const event::SocketAddress& to, BufferChain& payload) {
   size_t n = payload.size();
+  if (addressed()) {  // the others checked their one target before
+    if (const char* why = server_.checkEgress(to)) {
+      ++denied_;
+      if (!warned_denied_) {
+        warned_denied_ = true;
+        VT_WARN("udp conn #%" PRIu64 " user=%s: %s; its datagrams are dropped (counted as "
+                "denied=)",
+                conn_id_, user_.c_str(), EgressPolicy::describe(to, why).c_str());
+      }
+      payload.clear();
+      return;
+    }
+  }
   if (!nat_->socket().sendTo(to, payload)) ++drops_up_;
   nat_->onSent(this, to, n);
 }
@@ -220,9 +239,15 @@ void UdpChannel::resolveNext() {
 }
 
 std::optional<event::SocketAddress> UdpChannel::pickAddress(
-    const std::vector<event::SocketAddress>& all) {
+    const std::vector<event::SocketAddress>& all, std::string& why) {
+  why = "no usable address";
   for (const auto& a : all) {
-    if (nat_ != nullptr && nat_->socket().canSendTo(a)) return a;
+    if (nat_ == nullptr || !nat_->socket().canSendTo(a)) continue;
+    if (const char* no = server_.checkEgress(a)) {
+      why = EgressPolicy::describe(a, no);
+      continue;
+    }
+    return a;
   }
   return std::nullopt;
 }
@@ -233,8 +258,7 @@ void UdpChannel::onResolved(const std::string& host, Result<std::vector<event::S
   std::optional<event::SocketAddress> addr;
   std::string why;
   if (r.ok()) {
-    addr = pickAddress(r.value());
-    if (!addr) why = "no usable address";
+    addr = pickAddress(r.value(), why);
   } else {
     why = r.error().message;
   }
@@ -359,11 +383,11 @@ void UdpChannel::shutdown(stream::CloseReason reason, const std::string& detail)
   std::string why = detail.empty() ? stream::closeReasonName(reason) : detail;
   VT_LOG(level,
          "udp conn #%" PRIu64 " peer=%s user=%s mode=%s target=%s nat=%s up=%" PRIu64 "/%" PRIu64
-         "B down=%" PRIu64 "/%" PRIu64 "B drops_up=%" PRIu64 " drops_down=%" PRIu64 " ms=%" PRIu64
-         " close=%s",
+         "B down=%" PRIu64 "/%" PRIu64 "B drops_up=%" PRIu64 " drops_down=%" PRIu64
+         " denied=%" PRIu64 " ms=%" PRIu64 " close=%s",
          conn_id_, peer_.c_str(), user_.c_str(), modeName(mode_), target_.toString().c_str(),
          nat_name.c_str(), pkts_up_, bytes_up_, pkts_down_, bytes_down_, drops_up_, drops_down_,
-         loop_.now() - started_ms_, why.c_str());
+         denied_, loop_.now() - started_ms_, why.c_str());
 }
 
 }  // namespace vt::server

@@ -104,7 +104,10 @@ class UdpChannel {
   void queuePending(std::string host, uint16_t port, BufferChain& payload);
   void resolveNext();
   void onResolved(const std::string& host, Result<std::vector<event::SocketAddress>> r);
-  std::optional<event::SocketAddress> pickAddress(const std::vector<event::SocketAddress>& all);
+  // The first address we can send to that the egress policy allows; else
+  // nullopt and `why`.
+  std::optional<event::SocketAddress> pickAddress(const std::vector<event::SocketAddress>& all,
+                                                  std::string& why);
   void onIdleTimer();
   void fail(stream::CloseReason reason, const std::string& why);
 
@@ -139,6 +142,8 @@ class UdpChannel {
   uint64_t drops_up_ = 0;    // send queue full, unreachable, port 0, resolve
   uint64_t drops_down_ = 0;  // client too slow, filtered (v0)
   bool warned_pending_ = false;
+  uint64_t denied_ = 0;  // datagrams to addresses the egress policy refuses
+  bool warned_denied_ = false;
 };
 
 }  // namespace vt::server

@@ -197,6 +197,8 @@ class ClientUdpTest : public ::testing::Test {
     scfg_.log_level = LogLevel::kInfo;
     scfg_.listen = {config::HostPort{"127.0.0.1", 0, true}};
     scfg_.users = {config::ServerUser{"alice", kUuid}};
+    // The targets are on loopback, which the server refuses by default.
+    scfg_.egress.allow = {*IpPrefix::parse("127.0.0.0/8"), *IpPrefix::parse("::1")};
     server_ = std::make_unique<server::Server>(loop_, scfg_, nullptr);
     ASSERT_TRUE(server_->start().ok());
     cfg_.server.address = config::HostPort{"127.0.0.1", server_->localAddresses().at(0).port(), true};

@@ -268,6 +268,37 @@ TEST(ServerConfig, UdpTable) {
   EXPECT_NE(m.find("udp: expected a table"), std::string::npos) << m;
 }
 
+TEST(ServerConfig, EgressTable) {
+  auto d = parseServerConfig(kMinimal, "srv.toml", "");
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(d.value().egress.allow.empty());
+  EXPECT_TRUE(d.value().egress.deny.empty());
+  auto r = parseServerConfig(std::string(kMinimal) +
+                                 "[egress]\nallow = [\"10.0.0.0/8\", \"::1\"]\n"
+                                 "deny = [\"203.0.113.0/24\"]\n",
+                             "srv.toml", "");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r.value().egress.allow.size(), 2u);
+  EXPECT_EQ(r.value().egress.allow[0].toString(), "10.0.0.0/8");
+  EXPECT_EQ(r.value().egress.allow[1].toString(), "::1/128");
+  ASSERT_EQ(r.value().egress.deny.size(), 1u);
+  EXPECT_EQ(r.value().egress.deny[0].toString(), "203.0.113.0/24");
+
+  std::string m = parseError(std::string(kMinimal) + "[egress]\nallow = [\"10.0.0.1/8\"]\n");
+  EXPECT_NE(m.find("srv.toml:6:10:"), std::string::npos) << m;
+  EXPECT_NE(m.find("egress.allow[0]: expected an IP address or a CIDR prefix with no host bits "
+                   "set"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("got \"10.0.0.1/8\""), std::string::npos) << m;
+  m = parseError(std::string(kMinimal) + "[egress]\ndeny = \"10.0.0.0/8\"\n");
+  EXPECT_NE(m.find("egress.deny: expected an array of CIDR prefixes"), std::string::npos) << m;
+  m = parseError(std::string(kMinimal) + "[egress]\ndeny = [\"ok.example\", 3]\n");
+  EXPECT_NE(m.find("egress.deny[0]"), std::string::npos) << m;
+  m = parseError(std::string(kMinimal) + "[egress]\nallows = []\n");
+  EXPECT_NE(m.find("egress.allows: unknown key"), std::string::npos) << m;
+}
+
 TEST(ServerConfig, UdpNewSessionTimeout) {
   auto parse = [](const std::string& udp) {
     return parseServerConfig(std::string(kMinimal) + "[udp]\n" + udp, "srv.toml", "");

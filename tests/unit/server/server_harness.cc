@@ -27,6 +27,10 @@ config::ServerConfig baseConfig() {
   cfg.users = {config::ServerUser{"alice", kAlice}, config::ServerUser{"bob", kBob}};
   cfg.handshake_timeout_ms = 200;
   cfg.idle_timeout_ms = 10'000;
+  // The peers of these tests live on loopback, which the product refuses by
+  // default; server_egress_test.cc checks the defaults (and
+  // tests/integration/egress_test.sh end to end, in namespaces).
+  cfg.egress.allow = {*IpPrefix::parse("127.0.0.0/8"), *IpPrefix::parse("::1")};
   return cfg;
 }
 
@@ -49,6 +53,7 @@ Harness::Harness(const config::ServerConfig& cfg, std::shared_ptr<tls::TlsContex
       [this] {
         sessions_ = server_->sessionCount();
         udp_sessions_ = server_->udpNat().size();
+        egress_denied_ = server_->egressDenied();
         {
           std::lock_guard<std::mutex> lock(udp_mu_);
           udp_stats_ = server_->udpNat().stats();

@@ -42,6 +42,7 @@ class Harness {
   // The UDP NAT table's size and counters, copied on the loop thread every
   // few milliseconds.
   size_t udpSessions() const { return udp_sessions_; }
+  uint64_t egressDenied() const { return egress_denied_; }
   UdpNatStats udpStats() const;
   // Polls until `pred(udpStats())` holds or `timeout_ms` passed.
   bool waitUdpStats(const std::function<bool(const UdpNatStats&)>& pred,
@@ -55,6 +56,7 @@ class Harness {
   std::atomic<bool> stop_{false};
   std::atomic<size_t> sessions_{0};
   std::atomic<size_t> udp_sessions_{0};
+  std::atomic<uint64_t> egress_denied_{0};
   mutable std::mutex udp_mu_;
   UdpNatStats udp_stats_;
   uint16_t port_ = 0;

@@ -348,6 +348,8 @@ class ReuseWorld {
     cfg.log_level = LogLevel::kWarn;
     cfg.listen = {config::HostPort{"127.0.0.1", 0, true}};
     cfg.users = {config::ServerUser{"alice", makeRequest(1).uuid}};
+    // The targets are on loopback, which the server refuses by default.
+    cfg.egress.allow = {*IpPrefix::parse("127.0.0.0/8"), *IpPrefix::parse("::1")};
     server_ = std::make_unique<server::Server>(loop, cfg, std::move(tls));
     EXPECT_TRUE(server_->start().ok());
     auto l = TcpListener::listen(loop, loopback(), [this](std::unique_ptr<TcpStream> s) {
