@@ -84,6 +84,14 @@ int main(int argc, char** argv) {
     srv->stop();
     VT_INFO("stopping: egress policy refused %llu dials and datagrams",
             static_cast<unsigned long long>(srv->egressDenied()));
+    const vt::server::Server::AdmissionStats& as = srv->admissionStats();
+    VT_INFO("stopping: admission refused %llu connections at max_connections, %llu at "
+            "max_connections_per_source, %llu at max_handshakes_per_source, %llu at "
+            "max_connections_per_user",
+            static_cast<unsigned long long>(as.max_connections),
+            static_cast<unsigned long long>(as.source_connections),
+            static_cast<unsigned long long>(as.source_handshakes),
+            static_cast<unsigned long long>(as.user_connections));
     const vt::server::UdpNatStats& us = srv->udpNat().stats();
     VT_INFO(
         "stopping: udp nat %llu sessions (%llu expired, %llu of them unassured; evicted %llu "

@@ -234,7 +234,8 @@ void readUsers(Reader& r, const toml::table& root, ServerConfig& cfg) {
 void readRoot(Reader& r, const toml::table& root, const std::string& base_dir, ServerConfig& cfg) {
   r.checkKeys(root, "",
               {"log_level", "listen", "versions", "fallback", "handshake_timeout", "idle_timeout",
-               "reuse_idle_timeout", "drain_timeout", "max_connections", "tls", "users", "udp", "mux", "egress"});
+               "reuse_idle_timeout", "drain_timeout", "max_connections",
+               "max_connections_per_source", "max_handshakes_per_source", "max_connections_per_user", "tls", "users", "udp", "mux", "egress"});
   if (r.failed()) return;
 
   if (const toml::node* n = root.get("log_level")) {
@@ -335,6 +336,15 @@ void readRoot(Reader& r, const toml::table& root, const std::string& base_dir, S
     auto v = r.integer(*n, "max_connections", 1, 10'000'000);
     if (!v) return;
     cfg.max_connections = static_cast<uint32_t>(*v);
+  }
+  for (auto [key, field] : {std::pair{"max_connections_per_source", &cfg.max_connections_per_source},
+                            std::pair{"max_handshakes_per_source", &cfg.max_handshakes_per_source},
+                            std::pair{"max_connections_per_user", &cfg.max_connections_per_user}}) {
+    if (const toml::node* n = root.get(key)) {
+      auto v = r.integer(*n, key, 1, 10'000'000);
+      if (!v) return;
+      *field = static_cast<uint32_t>(*v);
+    }
   }
   if (const toml::node* n = root.get("tls")) {
     readTls(r, *n, base_dir, cfg);

@@ -82,6 +82,12 @@ struct ServerConfig {
   // must make progress at least this often, or the connection is closed.
   uint64_t drain_timeout_ms = 30'000;
   uint32_t max_connections = 10'000;
+  // Admission before cost (docs/server.md "Admission"): per source address
+  // (IPv4 /32, IPv6 /64), connections and those still in their TLS
+  // handshake or request header; per user, authenticated connections.
+  uint32_t max_connections_per_source = 1024;
+  uint32_t max_handshakes_per_source = 128;
+  uint32_t max_connections_per_user = 4096;
   std::optional<ServerTlsConfig> tls;  // absent: plain TCP
   std::vector<ServerUser> users;       // at least one, UUIDs unique
   ServerUdpConfig udp;

@@ -1,5 +1,10 @@
 #include "server/server.h"
 
+#include <arpa/inet.h>
+
+#include <cinttypes>
+#include <cstring>
+
 #include "core/log.h"
 #include "server/server_session.h"
 #include "stream/mux_session.h"
@@ -34,7 +39,8 @@ Server::Server(event::Loop& loop, const config::ServerConfig& cfg,
       egress_(cfg.egress),
       own_addr_timer_(loop),
       tls_(std::move(tls)),
-      udp_nat_(loop, cfg.udp) {}
+      udp_nat_(loop, cfg.udp),
+      refused_log_(loop, 10'000, [this] { writeRefusedSummary(); }) {}
 
 namespace {
 // Interfaces change rarely; an address added since the last look is
@@ -89,6 +95,7 @@ void Server::stop() {
   if (stopped_) return;
   stopped_ = true;
   own_addr_timer_.stop();
+  refused_log_.flush();
   listeners_.clear();
   std::vector<ServerSession*> live;
   live.reserve(sessions_.size());
@@ -105,12 +112,79 @@ std::vector<event::SocketAddress> Server::localAddresses() const {
   return out;
 }
 
+std::string Server::sourceKey(const event::SocketAddress& a) {
+  if (a.family() == AF_INET6) {
+    const auto* s6 = reinterpret_cast<const sockaddr_in6*>(a.sa());
+    const uint8_t* b = s6->sin6_addr.s6_addr;
+    static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (std::memcmp(b, kMapped, 12) != 0) {
+      // One host usually has a whole /64.
+      uint8_t net[16] = {};
+      std::memcpy(net, b, 8);
+      char text[INET6_ADDRSTRLEN];
+      inet_ntop(AF_INET6, net, text, sizeof text);
+      return std::string(text) + "/64";
+    }
+    char text[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, b + 12, text, sizeof text);
+    return text;
+  }
+  return a.ipString();
+}
+
+void Server::noteRefused(uint64_t& counter, const event::SocketAddress& peer, const char* why) {
+  ++counter;
+  last_refused_ = peer.toString() + " (" + why + ")";
+  refused_log_.note();
+}
+
+void Server::writeRefusedSummary() {
+  AdmissionStats d;
+  d.max_connections = refused_.max_connections - refused_logged_.max_connections;
+  d.source_connections = refused_.source_connections - refused_logged_.source_connections;
+  d.source_handshakes = refused_.source_handshakes - refused_logged_.source_handshakes;
+  d.user_connections = refused_.user_connections - refused_logged_.user_connections;
+  refused_logged_ = refused_;
+  VT_WARN("refused connections: %" PRIu64 " at max_connections, %" PRIu64
+          " at max_connections_per_source, %" PRIu64 " at max_handshakes_per_source, %" PRIu64
+          " at max_connections_per_user (at most one such line per 10 s); last: %s",
+          d.max_connections, d.source_connections, d.source_handshakes, d.user_connections,
+          last_refused_.c_str());
+}
+
 void Server::onAccept(std::unique_ptr<stream::TcpStream> tcp) {
   if (stopped_) {
     tcp->close(stream::CloseReason::kLocalClose);
     loop_.deferredDelete(std::move(tcp));
     return;
   }
+  // Admission first: a refused connection costs no TLS state, no session.
+  const event::SocketAddress peer = tcp->peerAddress();
+  std::string source = sourceKey(peer);
+  auto it = sources_.find(source);
+  const SourceCount have = it == sources_.end() ? SourceCount{} : it->second;
+  uint64_t* counter = nullptr;
+  std::string why;
+  if (active_ >= cfg_.max_connections) {
+    counter = &refused_.max_connections;
+    why = "max_connections " + std::to_string(cfg_.max_connections);
+  } else if (have.connections >= cfg_.max_connections_per_source) {
+    counter = &refused_.source_connections;
+    why = "max_connections_per_source " + std::to_string(cfg_.max_connections_per_source);
+  } else if (have.handshakes >= cfg_.max_handshakes_per_source) {
+    counter = &refused_.source_handshakes;
+    why = "max_handshakes_per_source " + std::to_string(cfg_.max_handshakes_per_source);
+  }
+  if (counter != nullptr) {
+    noteRefused(*counter, peer, why.c_str());
+    tcp->close(stream::CloseReason::kEvicted);
+    loop_.deferredDelete(std::move(tcp));
+    return;
+  }
+  SourceCount& sc = sources_[source];
+  ++sc.connections;
+  ++sc.handshakes;
+
   tcp->setNoDelay(true);
   uint64_t id = next_id_++;
   std::unique_ptr<ServerSession> session;
@@ -126,13 +200,43 @@ void Server::onAccept(std::unique_ptr<stream::TcpStream> tcp) {
   ServerSession* p = session.get();
   sessions_.emplace(p, std::move(session));
   ++active_;
-  if (active_ > cfg_.max_connections) {
-    p->refuse("max_connections (" + std::to_string(cfg_.max_connections) + ") reached");
-    return;
-  }
+  p->setSource(std::move(source));
   p->start(tls_raw != nullptr);
   // After the session has set its callbacks: the handshake may report.
   if (tls_raw != nullptr) tls_raw->startServer();
+}
+
+void Server::onHandshakeDone(const std::string& source) {
+  auto it = sources_.find(source);
+  if (it != sources_.end() && it->second.handshakes > 0) --it->second.handshakes;
+}
+
+void Server::onSourceClosed(const std::string& source) {
+  auto it = sources_.find(source);
+  if (it == sources_.end()) return;
+  if (it->second.connections > 0) --it->second.connections;
+  if (it->second.connections == 0) sources_.erase(it);
+}
+
+bool Server::admitUser(const char* user, std::string* why) {
+  size_t& n = user_conns_[user];
+  if (n >= cfg_.max_connections_per_user) {
+    if (n == 0) user_conns_.erase(user);
+    *why = "max_connections_per_user (" + std::to_string(cfg_.max_connections_per_user) +
+           ") reached";
+    ++refused_.user_connections;
+    last_refused_ = std::string("user ") + user + " (max_connections_per_user)";
+    refused_log_.note();
+    return false;
+  }
+  ++n;
+  return true;
+}
+
+void Server::onUserConnectionDone(const char* user) {
+  auto it = user_conns_.find(user);
+  if (it == user_conns_.end()) return;
+  if (--it->second == 0) user_conns_.erase(it);
 }
 
 bool Server::startMuxStream(std::unique_ptr<stream::MuxStream> s, const char* user,

@@ -18,6 +18,7 @@
 #include "event/socket_address.h"
 #include "server/authenticator.h"
 #include "server/egress_policy.h"
+#include "event/log_summary.h"
 #include "event/timer.h"
 #include "server/udp_nat.h"
 
@@ -68,6 +69,30 @@ class Server {
   }
   uint64_t egressDenied() const { return egress_denied_; }
   void onSessionClosing() { --active_; }
+
+  // Admission (docs/server.md "Admission"). A connection is admitted in
+  // onAccept against max_connections and its source's caps before any TLS
+  // state exists; its session reports when it leaves the handshake phase
+  // (authenticated, handed to the fallback, or closed) and when it closes.
+  // "198.18.0.1" or "2001:db8:0:1::/64": what the per-source caps count.
+  static std::string sourceKey(const event::SocketAddress& a);
+  void onHandshakeDone(const std::string& source);
+  void onSourceClosed(const std::string& source);
+  // An authenticated connection (not a Mux stream) of `user`: false at
+  // max_connections_per_user (`why` says so).
+  bool admitUser(const char* user, std::string* why);
+  void onUserConnectionDone(const char* user);
+  struct AdmissionStats {
+    uint64_t max_connections = 0;     // refused at max_connections
+    uint64_t source_connections = 0;  // ... at max_connections_per_source
+    uint64_t source_handshakes = 0;   // ... at max_handshakes_per_source
+    uint64_t user_connections = 0;    // closed at max_connections_per_user
+  };
+  const AdmissionStats& admissionStats() const { return refused_; }
+  size_t sourceConnections(const std::string& source) const {
+    auto it = sources_.find(source);
+    return it == sources_.end() ? 0 : it->second.connections;
+  }
   void onSessionDone(ServerSession* s);
   // Mux: a stream the client opened on connection `parent`, run as a
   // session of its own; false (the stream is closed) at a cap, which
@@ -83,6 +108,13 @@ class Server {
  private:
   void onAccept(std::unique_ptr<stream::TcpStream> tcp);
   void refreshOwnAddresses();
+  void noteRefused(uint64_t& counter, const event::SocketAddress& peer, const char* why);
+  void writeRefusedSummary();
+
+  struct SourceCount {
+    uint32_t connections = 0;
+    uint32_t handshakes = 0;  // TLS handshake or request header not done yet
+  };
 
   event::Loop& loop_;
   config::ServerConfig cfg_;
@@ -95,6 +127,12 @@ class Server {
   UdpNatTable udp_nat_;  // before sessions_: their channels point into it
   std::unordered_map<ServerSession*, std::unique_ptr<ServerSession>> sessions_;
   std::unordered_map<const char*, size_t> user_streams_;  // live mux streams per user
+  std::unordered_map<const char*, size_t> user_conns_;    // authenticated connections per user
+  std::unordered_map<std::string, SourceCount> sources_;  // by sourceKey()
+  AdmissionStats refused_;
+  AdmissionStats refused_logged_;  // as of the last summary line
+  std::string last_refused_;       // "198.18.0.1:4000 (max_handshakes_per_source 128)"
+  event::LogSummary refused_log_;
   size_t active_ = 0;  // sessions not yet closing; checked against max_connections
   uint64_t next_id_ = 1;
   bool stopped_ = false;

@@ -65,8 +65,10 @@ void ServerSession::startStream(const char* user, uint64_t parent) {
   timer_.start(server_.config().handshake_timeout_ms, [this] { onTimer(); });
 }
 
-void ServerSession::refuse(const std::string& why) {
-  close(stream::CloseReason::kEvicted, why);
+void ServerSession::leaveHandshake() {
+  if (handshake_left_) return;
+  handshake_left_ = true;
+  if (!source_.empty()) server_.onHandshakeDone(source_);
 }
 
 void ServerSession::onTimer() {
@@ -369,6 +371,15 @@ void ServerSession::onRequest(size_t header_len) {
     return;
   }
   user_ = user->name.c_str();
+  if (!mux_stream_ && counted_user_ == nullptr) {
+    std::string why;
+    if (!server_.admitUser(user_, &why)) {
+      close(stream::CloseReason::kEvicted, why);
+      return;
+    }
+    counted_user_ = user_;  // a reused connection stays counted under its first user
+  }
+  leaveHandshake();
   if (request_.command == codec::Command::kUdp && request_.target) {
     startUdp(header_len);
     return;
@@ -474,6 +485,7 @@ void ServerSession::endUdp(stream::CloseReason reason, const std::string& why) {
 
 void ServerSession::rejectInput(const std::string& why) {
   const config::ServerConfig& cfg = server_.config();
+  leaveHandshake();
   if (mux_stream_) {  // the connection proved its user; only this stream ends
     close(stream::CloseReason::kProtocolError, "rejected: " + why);
     return;
@@ -665,6 +677,15 @@ void ServerSession::close(stream::CloseReason reason, const std::string& detail)
   if (user_stream_counted_) {
     user_stream_counted_ = false;
     server_.onMuxStreamDone(user_);
+  }
+  leaveHandshake();
+  if (counted_user_ != nullptr) {
+    server_.onUserConnectionDone(counted_user_);
+    counted_user_ = nullptr;
+  }
+  if (!source_.empty()) {
+    server_.onSourceClosed(source_);
+    source_.clear();
   }
   if (mux_) {
     up_ = mux_->stats().bytesIn;

@@ -60,8 +60,9 @@ class ServerSession : public event::DeferredDeletable, private stream::MuxSessio
   // (a name from the config, which outlives us).
   // `parent`: the mux connection's id, for the log line.
   void startStream(const char* user, uint64_t parent);
-  // Refuses at once (connection cap): closes without reading.
-  void refuse(const std::string& why);
+  // The source this connection counts against (Server::sourceKey): the
+  // session reports its handshake's end and its close to the Server.
+  void setSource(std::string source) { source_ = std::move(source); }
   // Idempotent; logs once; the Server deletes us after both streams closed.
   void close(stream::CloseReason reason, const std::string& detail);
   bool closing() const { return state_ == State::kClosed; }
@@ -112,6 +113,9 @@ class ServerSession : public event::DeferredDeletable, private stream::MuxSessio
   // closed (or after drain_timeout).
   void endUdp(stream::CloseReason reason, const std::string& why);
   void rejectInput(const std::string& why);
+  // The handshake phase is over (user known, fallback chosen, or closed):
+  // the source's handshake slot is free. Idempotent.
+  void leaveHandshake();
   void dialTarget(const std::string& host, bool is_ip, uint16_t port);
   void onResolved(Result<std::vector<event::SocketAddress>> r);
   void dialNext();
@@ -185,6 +189,9 @@ class ServerSession : public event::DeferredDeletable, private stream::MuxSessio
   bool mux_stream_ = false;       // we are one stream of a mux connection
   std::string mux_tag_;           // " mux=<connection id>/<stream id>" in our log line
   bool user_stream_counted_ = false;
+  std::string source_;               // admission: the Server's per-source count
+  bool handshake_left_ = false;      // leaveHandshake() ran
+  const char* counted_user_ = nullptr;  // counted in the Server's per-user connections
   uint64_t mux_streams_ = 0;      // streams accepted on this connection
   uint64_t mux_refused_ = 0;      // ... and refused at a cap
 };

@@ -84,7 +84,7 @@ tb_server_start() {
     echo 'log_level = "info"'
     echo 'listen = ["198.18.0.2:443", "[2001:db8::2]:443"]'
     echo 'versions = [0, 1]'
-    echo 'max_connections = 100000'
+    echo "max_connections = ${TB_MAX_CONNECTIONS:-100000}"
     [ -n "$extra" ] && printf '%s\n' "$extra"
     if [ "$tls" = yes ]; then printf '[tls]\ncert = "server.pem"\nkey = "server.key"\n'; fi
     printf '[[users]]\nname = "it-user"\nuuid = "%s"\n' "$TB_UUID"

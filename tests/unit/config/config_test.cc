@@ -299,6 +299,30 @@ TEST(ServerConfig, EgressTable) {
   EXPECT_NE(m.find("egress.allows: unknown key"), std::string::npos) << m;
 }
 
+TEST(ServerConfig, AdmissionAndDrain) {
+  auto d = parseServerConfig(kMinimal, "srv.toml", "");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d.value().max_connections_per_source, 1024u);
+  EXPECT_EQ(d.value().max_handshakes_per_source, 128u);
+  EXPECT_EQ(d.value().max_connections_per_user, 4096u);
+  EXPECT_EQ(d.value().drain_timeout_ms, 30'000u);
+  auto r = parseServerConfig("max_connections_per_source = 7\nmax_handshakes_per_source = 3\n"
+                             "max_connections_per_user = 9\ndrain_timeout = \"2s\"\n" +
+                                 std::string(kMinimal),
+                             "srv.toml", "");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.value().max_connections_per_source, 7u);
+  EXPECT_EQ(r.value().max_handshakes_per_source, 3u);
+  EXPECT_EQ(r.value().max_connections_per_user, 9u);
+  EXPECT_EQ(r.value().drain_timeout_ms, 2'000u);
+  std::string m = parseError("max_handshakes_per_source = 0\n" + std::string(kMinimal));
+  EXPECT_NE(m.find("srv.toml:1:29: max_handshakes_per_source: expected an integer in 1..10000000"),
+            std::string::npos)
+      << m;
+  m = parseError("drain_timeout = \"soon\"\n" + std::string(kMinimal));
+  EXPECT_NE(m.find("drain_timeout: expected a duration"), std::string::npos) << m;
+}
+
 TEST(ServerConfig, UdpNewSessionTimeout) {
   auto parse = [](const std::string& udp) {
     return parseServerConfig(std::string(kMinimal) + "[udp]\n" + udp, "srv.toml", "");
