@@ -1,5 +1,7 @@
 // vless-server: loads the config, starts the listeners, runs the loop until
 // SIGINT/SIGTERM, then closes listeners and sessions and exits.
+#include <sys/resource.h>
+
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -33,6 +35,28 @@ void usage(FILE* out) {
       "Config reference: docs/server.md\n");
 }
 
+// Each connection needs up to two descriptors (client and target); the
+// soft limit is raised to the hard one, and a limit that cannot hold
+// max_connections is said at start rather than found out under load.
+void raiseOpenFilesLimit(uint32_t max_connections) {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlimit want = rl;
+    want.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &want) == 0) rl = want;
+  }
+  const unsigned long long need = 2ULL * max_connections + 64;
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+    VT_WARN("open files limit %llu is below what max_connections %u can need (%llu): raise "
+            "the hard limit (LimitNOFILE= in a systemd unit, ulimit -Hn) or lower "
+            "max_connections",
+            static_cast<unsigned long long>(rl.rlim_cur), max_connections, need);
+  } else {
+    VT_INFO("open files limit %llu", static_cast<unsigned long long>(rl.rlim_cur));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -62,6 +86,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   vt::setLogLevel(cfg.value().log_level);
+  raiseOpenFilesLimit(cfg.value().max_connections);
   std::unique_ptr<vt::server::Server> srv = std::move(server).value();
   vt::Status st = srv->start();
   if (!st.ok()) {
