@@ -117,6 +117,9 @@ int main(int argc, char** argv) {
             static_cast<unsigned long long>(as.source_connections),
             static_cast<unsigned long long>(as.source_handshakes),
             static_cast<unsigned long long>(as.user_connections));
+    for (const std::string& line : srv->rateLimitSummary()) {
+      VT_INFO("stopping: rate limit %s", line.c_str());
+    }
     const vt::server::UdpNatStats& us = srv->udpNat().stats();
     VT_INFO(
         "stopping: udp nat %llu sessions (%llu expired, %llu of them unassured; evicted %llu "

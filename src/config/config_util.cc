@@ -86,6 +86,47 @@ std::optional<uint64_t> parseDurationMs(std::string_view text) {
   return std::nullopt;
 }
 
+std::optional<uint64_t> parseRateBytesPerS(std::string_view text) {
+  if (text.size() > 2 && text.substr(text.size() - 2) == "/s") text.remove_suffix(2);
+  size_t i = 0;
+  uint64_t whole = 0, frac = 0, frac_div = 1;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+    if (whole > 1'000'000'000ULL) return std::nullopt;
+    whole = whole * 10 + static_cast<uint64_t>(text[i++] - '0');
+  }
+  if (i == 0) return std::nullopt;
+  if (i < text.size() && text[i] == '.') {
+    size_t start = ++i;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9' && frac_div < 1'000'000) {
+      frac = frac * 10 + static_cast<uint64_t>(text[i++] - '0');
+      frac_div *= 10;
+    }
+    if (i == start) return std::nullopt;
+  }
+  struct Unit {
+    std::string_view name;
+    uint64_t mul;  // bits per unit when `bits`, else bytes
+    bool bits;
+  };
+  static constexpr Unit kUnits[] = {
+      {"B", 1, false},          {"KB", 1000, false},        {"MB", 1000'000, false},
+      {"GB", 1000'000'000, false}, {"KiB", 1024, false},   {"MiB", 1024 * 1024, false},
+      {"GiB", 1024ULL * 1024 * 1024, false}, {"kbit", 1000, true}, {"Mbit", 1000'000, true},
+      {"Gbit", 1000'000'000, true},
+  };
+  std::string_view unit = text.substr(i);
+  for (const Unit& u : kUnits) {
+    if (unit != u.name) continue;
+    // whole.frac * mul, then bits -> bytes.
+    const long double v = (static_cast<long double>(whole) +
+                           static_cast<long double>(frac) / static_cast<long double>(frac_div)) *
+                          static_cast<long double>(u.mul) / (u.bits ? 8.0L : 1.0L);
+    if (v < 1000.0L || v > 100e9L) return std::nullopt;
+    return static_cast<uint64_t>(v);
+  }
+  return std::nullopt;
+}
+
 std::string formatDurationMs(uint64_t ms) {
   if (ms != 0 && ms % 3'600'000 == 0) return std::to_string(ms / 3'600'000) + "h";
   if (ms != 0 && ms % 60'000 == 0) return std::to_string(ms / 60'000) + "m";

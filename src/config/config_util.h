@@ -21,6 +21,10 @@ std::string uuidText(const UuidBytes& u);
 
 // "500ms", "10s", "5m", "1h" -> milliseconds. No sign, no fractions.
 std::optional<uint64_t> parseDurationMs(std::string_view text);
+// A bandwidth in bytes per second: "500KB/s", "8MB/s", "1.5MiB/s",
+// "100Mbit/s" ("/s" optional; KB/MB/GB are powers of 1000, KiB/MiB/GiB of
+// 1024, kbit/Mbit/Gbit bits). At least 1 KB/s, at most 100 GB/s.
+std::optional<uint64_t> parseRateBytesPerS(std::string_view text);
 // The other way, for messages: the largest unit that divides exactly
 // (300000 -> "5m", 1500 -> "1500ms").
 std::string formatDurationMs(uint64_t ms);

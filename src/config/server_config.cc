@@ -193,7 +193,7 @@ void readUsers(Reader& r, const toml::table& root, ServerConfig& cfg) {
       r.fail(*a->get(i), prefix, "expected a table with name and uuid");
       return;
     }
-    r.checkKeys(*t, prefix, {"name", "uuid"});
+    r.checkKeys(*t, prefix, {"name", "uuid", "rate_limit"});
     ServerUser user;
     const toml::node* un = t->get("uuid");
     if (un == nullptr) {
@@ -224,6 +224,18 @@ void readUsers(Reader& r, const toml::table& root, ServerConfig& cfg) {
       const std::string* s = r.str(*nn, prefix + ".name", "a user name (for logs)");
       if (s == nullptr) return;
       user.name = *s;
+    }
+    if (const toml::node* rn = t->get("rate_limit")) {
+      const char* expect = "a bandwidth such as \"8MB/s\", \"512KiB/s\" or \"100Mbit/s\" "
+                           "(1 KB/s .. 100 GB/s)";
+      const std::string* s = r.str(*rn, prefix + ".rate_limit", expect);
+      if (s == nullptr) return;
+      auto rate = parseRateBytesPerS(*s);
+      if (!rate) {
+        r.fail(*rn, prefix + ".rate_limit", std::string("expected ") + expect + ", got \"" + *s + "\"");
+        return;
+      }
+      user.rate_limit_bytes_per_s = *rate;
     }
     // Logs need some name; the index is stable and does not leak the UUID.
     if (user.name.empty()) user.name = "user" + std::to_string(i);

@@ -29,6 +29,9 @@ struct ServerTlsConfig {
 struct ServerUser {
   std::string name;
   UuidBytes uuid{};
+  // Bandwidth of all this user's connections together, each direction
+  // (docs/server.md "Rate limit"); 0: none.
+  uint64_t rate_limit_bytes_per_s = 0;
 };
 
 // [udp]: the UDP relay and its full-cone NAT table (docs/server.md).

@@ -189,6 +189,7 @@ void Server::onAccept(std::unique_ptr<stream::TcpStream> tcp) {
   uint64_t id = next_id_++;
   std::unique_ptr<ServerSession> session;
   stream::TlsStream* tls_raw = nullptr;
+  stream::TcpStream* socket = tcp.get();
   if (tls_) {
     auto tls = stream::TlsStream::create(std::move(tcp), tls_);
     tls_raw = tls.get();
@@ -200,7 +201,7 @@ void Server::onAccept(std::unique_ptr<stream::TcpStream> tcp) {
   ServerSession* p = session.get();
   sessions_.emplace(p, std::move(session));
   ++active_;
-  p->setSource(std::move(source));
+  p->setSource(std::move(source), socket);
   p->start(tls_raw != nullptr);
   // After the session has set its callbacks: the handshake may report.
   if (tls_raw != nullptr) tls_raw->startServer();
@@ -231,6 +232,24 @@ bool Server::admitUser(const char* user, std::string* why) {
   }
   ++n;
   return true;
+}
+
+std::shared_ptr<stream::RateLimit> Server::rateLimit(const config::ServerUser* user) {
+  if (user == nullptr || user->rate_limit_bytes_per_s == 0) return nullptr;
+  std::shared_ptr<stream::RateLimit>& rl = rate_limits_[user];
+  if (!rl) rl = std::make_shared<stream::RateLimit>(user->rate_limit_bytes_per_s);
+  return rl;
+}
+
+std::vector<std::string> Server::rateLimitSummary() const {
+  std::vector<std::string> out;
+  for (const auto& [user, rl] : rate_limits_) {
+    out.push_back(user->name + " " + std::to_string(rl->in.rate()) + " B/s: in " +
+                  std::to_string(rl->in.taken()) + " B (" + std::to_string(rl->read_pauses) +
+                  " read pauses), out " + std::to_string(rl->out.taken()) + " B (" +
+                  std::to_string(rl->write_waits) + " waits for tokens)");
+  }
+  return out;
 }
 
 void Server::onUserConnectionDone(const char* user) {

@@ -21,6 +21,7 @@
 #include "event/log_summary.h"
 #include "event/timer.h"
 #include "server/udp_nat.h"
+#include "stream/rate_limit.h"
 
 namespace vt::tls {
 class TlsContext;
@@ -89,6 +90,11 @@ class Server {
     uint64_t user_connections = 0;    // closed at max_connections_per_user
   };
   const AdmissionStats& admissionStats() const { return refused_; }
+  // The user's rate limit, shared by all its connections; null when the
+  // user has none (docs/server.md "Rate limit").
+  std::shared_ptr<stream::RateLimit> rateLimit(const config::ServerUser* user);
+  // "alice 8000000 B/s: in 1234 B (5 read pauses), out 5678 B (9 waits)", one per limited user.
+  std::vector<std::string> rateLimitSummary() const;
   size_t sourceConnections(const std::string& source) const {
     auto it = sources_.find(source);
     return it == sources_.end() ? 0 : it->second.connections;
@@ -129,6 +135,7 @@ class Server {
   std::unordered_map<const char*, size_t> user_streams_;  // live mux streams per user
   std::unordered_map<const char*, size_t> user_conns_;    // authenticated connections per user
   std::unordered_map<std::string, SourceCount> sources_;  // by sourceKey()
+  std::unordered_map<const config::ServerUser*, std::shared_ptr<stream::RateLimit>> rate_limits_;
   AdmissionStats refused_;
   AdmissionStats refused_logged_;  // as of the last summary line
   std::string last_refused_;       // "198.18.0.1:4000 (max_handshakes_per_source 128)"

@@ -378,6 +378,9 @@ void ServerSession::onRequest(size_t header_len) {
       return;
     }
     counted_user_ = user_;  // a reused connection stays counted under its first user
+    if (socket_ != nullptr) {
+      if (auto rl = server_.rateLimit(user)) socket_->setRateLimit(std::move(rl));
+    }
   }
   leaveHandshake();
   if (request_.command == codec::Command::kUdp && request_.target) {

@@ -35,6 +35,10 @@
 #include "stream/mux_session.h"
 #include "stream/stream.h"
 
+namespace vt::stream {
+class TcpStream;
+}
+
 namespace vt::server {
 
 class Server;
@@ -62,7 +66,12 @@ class ServerSession : public event::DeferredDeletable, private stream::MuxSessio
   void startStream(const char* user, uint64_t parent);
   // The source this connection counts against (Server::sourceKey): the
   // session reports its handshake's end and its close to the Server.
-  void setSource(std::string source) { source_ = std::move(source); }
+  // `socket`: the connection's TCP socket (under TLS, if any), where a
+  // user's rate limit is applied once the user is known.
+  void setSource(std::string source, stream::TcpStream* socket) {
+    source_ = std::move(source);
+    socket_ = socket;
+  }
   // Idempotent; logs once; the Server deletes us after both streams closed.
   void close(stream::CloseReason reason, const std::string& detail);
   bool closing() const { return state_ == State::kClosed; }
@@ -190,6 +199,7 @@ class ServerSession : public event::DeferredDeletable, private stream::MuxSessio
   std::string mux_tag_;           // " mux=<connection id>/<stream id>" in our log line
   bool user_stream_counted_ = false;
   std::string source_;               // admission: the Server's per-source count
+  stream::TcpStream* socket_ = nullptr;  // the client's socket (owned through in_owner_)
   bool handshake_left_ = false;      // leaveHandshake() ran
   const char* counted_user_ = nullptr;  // counted in the Server's per-user connections
   uint64_t mux_streams_ = 0;      // streams accepted on this connection

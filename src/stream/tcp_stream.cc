@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -119,6 +120,7 @@ struct TcpCallbacks {
     if (nread > 0) {
       self->read_buf_.commit(static_cast<size_t>(nread));
       self->bytes_received_ += static_cast<uint64_t>(nread);
+      if (self->limit_) self->onReadLimit(static_cast<size_t>(nread));  // may pause reading
       if (self->callbacks_ != nullptr) self->callbacks_->onData(self->read_buf_, false);
       return;
     }
@@ -227,7 +229,78 @@ void TcpStream::write(BufferChain& data, bool end_stream) {
   checkHighWatermark();
 }
 
+void TcpStream::setRateLimit(std::shared_ptr<RateLimit> limit) {
+  limit_ = std::move(limit);
+  if (limit_ && !read_limit_timer_) {
+    read_limit_timer_ = std::make_unique<event::Timer>(loop_);
+    write_limit_timer_ = std::make_unique<event::Timer>(loop_);
+  }
+  if (!limit_) {
+    if (read_throttled_) {
+      read_throttled_ = false;
+      read_limit_timer_->stop();
+      maybeStartReading();
+    }
+    if (!throttled_out_.empty()) {
+      write_limit_timer_->stop();
+      flushNow(throttled_out_);
+      maybeShutdown();
+    }
+  }
+}
+
+void TcpStream::onReadLimit(size_t n) {
+  // The bytes are in already: charge them, and if that overdrew the
+  // bucket, read nothing more until the debt is paid.
+  const uint64_t now = loop_.now();
+  limit_->in.take(now, n);
+  if (read_throttled_ || limit_->in.balance(now) >= 0) return;
+  read_throttled_ = true;
+  ++limit_->read_pauses;
+  stopReading();
+  read_limit_timer_->start(limit_->in.msUntil(now, 0), [this] {
+    read_throttled_ = false;
+    maybeStartReading();
+  });
+}
+
 void TcpStream::flush(BufferChain& data) {
+  if (data.empty() || h_ == nullptr) return;
+  if (!limit_) {
+    flushNow(data);
+    return;
+  }
+  if (!throttled_out_.empty()) {  // keep the order
+    throttled_out_.moveFrom(data);
+    return;
+  }
+  throttled_out_.moveFrom(data);
+  releaseThrottled();
+}
+
+void TcpStream::releaseThrottled() {
+  if (h_ == nullptr || closed_) return;
+  const uint64_t now = loop_.now();
+  const double bal = limit_->out.balance(now);
+  size_t allow = bal > 0 ? static_cast<size_t>(bal) : 0;
+  allow = std::min(allow, throttled_out_.size());
+  if (allow > 0) {
+    BufferChain head;
+    head.moveFrom(throttled_out_, allow);
+    limit_->out.take(now, allow);
+    flushNow(head);
+  }
+  if (throttled_out_.empty()) {
+    maybeShutdown();
+    checkLowWatermark();
+    return;
+  }
+  ++limit_->write_waits;
+  const double want = std::min<double>(static_cast<double>(throttled_out_.size()), 16384.0);
+  write_limit_timer_->start(limit_->out.msUntil(now, want), [this] { releaseThrottled(); });
+}
+
+void TcpStream::flushNow(BufferChain& data) {
   if (data.empty() || h_ == nullptr) return;
   auto* stream = reinterpret_cast<uv_stream_t*>(&h_->tcp);
   // Try the kernel directly only when nothing is queued, to keep order.
@@ -260,7 +333,9 @@ void TcpStream::flush(BufferChain& data) {
 }
 
 void TcpStream::maybeShutdown() {
-  if (!write_end_ || shutdown_sent_ || !connected_ || h_ == nullptr) return;
+  if (!write_end_ || shutdown_sent_ || !connected_ || h_ == nullptr || !throttled_out_.empty()) {
+    return;
+  }
   shutdown_sent_ = true;
   // libuv runs the shutdown after every queued write has completed.
   int rc = uv_shutdown(&h_->shutdown, reinterpret_cast<uv_stream_t*>(&h_->tcp),
@@ -280,7 +355,7 @@ void TcpStream::readDisable(bool disable) {
 
 void TcpStream::maybeStartReading() {
   if (h_ == nullptr || !connected_ || callbacks_ == nullptr || read_eof_ || reading_ ||
-      read_disable_count_ > 0) {
+      read_disable_count_ > 0 || read_throttled_) {
     return;
   }
   int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(&h_->tcp), TcpCallbacks::onAlloc,
@@ -330,6 +405,11 @@ void TcpStream::close(CloseReason reason, const std::string& detail) {
   }
   reading_ = false;
   pending_.clear();
+  throttled_out_.clear();
+  if (read_limit_timer_) {
+    read_limit_timer_->stop();
+    write_limit_timer_->stop();
+  }
   StreamCallbacks* cb = std::exchange(callbacks_, nullptr);
   VT_DEBUG("tcp %s closed: %s %s (up %llu down %llu)", peerName().c_str(), closeReasonName(reason),
            detail.c_str(), static_cast<unsigned long long>(bytes_sent_),
@@ -338,7 +418,7 @@ void TcpStream::close(CloseReason reason, const std::string& detail) {
 }
 
 size_t TcpStream::bufferedBytes() const {
-  return pending_.size() + inflight_;
+  return pending_.size() + inflight_ + throttled_out_.size();
 }
 
 std::string TcpStream::peerName() const {

@@ -19,6 +19,8 @@
 #include "core/error.h"
 #include "event/loop.h"
 #include "event/socket_address.h"
+#include "event/timer.h"
+#include "stream/rate_limit.h"
 #include "stream/stream.h"
 
 struct uv_tcp_s;
@@ -55,6 +57,9 @@ class TcpStream : public Stream, public event::DeferredDeletable {
   uint64_t bytesSent() const { return bytes_sent_; }
   uint64_t bytesReceived() const { return bytes_received_; }
   bool connected() const { return connected_; }
+  // Bytes read from and written to the peer pass `limit` from now on
+  // (stream/rate_limit.h); null removes it.
+  void setRateLimit(std::shared_ptr<RateLimit> limit);
 
  private:
   friend class TcpListener;
@@ -69,6 +74,12 @@ class TcpStream : public Stream, public event::DeferredDeletable {
 
   void failLater(CloseReason reason, std::string detail);
   void flush(BufferChain& data);
+  // flush() without the rate limit.
+  void flushNow(BufferChain& data);
+  // Rate limit: what the bucket can pay of throttled_out_ goes out now,
+  // the rest waits for a timer.
+  void releaseThrottled();
+  void onReadLimit(size_t n);
   void maybeShutdown();
   void maybeStartReading();
   void stopReading();
@@ -99,6 +110,12 @@ class TcpStream : public Stream, public event::DeferredDeletable {
   bool shutdown_sent_ = false;  // uv_shutdown queued
   bool shutdown_done_ = false;
   bool above_high_ = false;
+  // Rate limit (null: none).
+  std::shared_ptr<RateLimit> limit_;
+  std::unique_ptr<event::Timer> read_limit_timer_;
+  std::unique_ptr<event::Timer> write_limit_timer_;
+  BufferChain throttled_out_;   // written, waiting for tokens
+  bool read_throttled_ = false;  // reading paused to pay a debt
 };
 
 class TcpListener {

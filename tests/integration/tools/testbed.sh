@@ -88,6 +88,8 @@ tb_server_start() {
     [ -n "$extra" ] && printf '%s\n' "$extra"
     if [ "$tls" = yes ]; then printf '[tls]\ncert = "server.pem"\nkey = "server.key"\n'; fi
     printf '[[users]]\nname = "it-user"\nuuid = "%s"\n' "$TB_UUID"
+    # More keys for it-user, then more [[users]] tables (TB_USER_EXTRA).
+    [ -n "${TB_USER_EXTRA:-}" ] && printf '%s\n' "$TB_USER_EXTRA"
   } >"$VT_TMP/$name.toml"
   "$VT_SERVER" --check -c "$VT_TMP/$name.toml" >/dev/null || fail "vless-server config check failed"
   start "$name" ip netns exec "$TB_SRV" "$VT_SERVER" -c "$VT_TMP/$name.toml"

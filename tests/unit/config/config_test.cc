@@ -323,6 +323,37 @@ TEST(ServerConfig, AdmissionAndDrain) {
   EXPECT_NE(m.find("drain_timeout: expected a duration"), std::string::npos) << m;
 }
 
+TEST(ServerConfig, UserRateLimit) {
+  auto r = parseServerConfig("listen = \"127.0.0.1:1\"\n[[users]]\n"
+                             "uuid = \"a684455c-b14f-11ea-bf0d-42010aaa0003\"\n"
+                             "rate_limit = \"8MB/s\"\n[[users]]\n"
+                             "uuid = \"b684455c-b14f-11ea-bf0d-42010aaa0003\"\n",
+                             "srv.toml", "");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.value().users[0].rate_limit_bytes_per_s, 8'000'000u);
+  EXPECT_EQ(r.value().users[1].rate_limit_bytes_per_s, 0u);
+  std::string m = parseError(std::string(kMinimal) + "rate_limit = \"fast\"\n");
+  EXPECT_NE(m.find("srv.toml:5:14: users[0].rate_limit: expected a bandwidth such as \"8MB/s\""),
+            std::string::npos)
+      << m;
+  m = parseError(std::string(kMinimal) + "rate_limit = 8000000\n");
+  EXPECT_NE(m.find("users[0].rate_limit: expected a bandwidth"), std::string::npos) << m;
+}
+
+TEST(ConfigUtil, Rates) {
+  EXPECT_EQ(parseRateBytesPerS("8MB/s"), 8'000'000u);
+  EXPECT_EQ(parseRateBytesPerS("8MB"), 8'000'000u);
+  EXPECT_EQ(parseRateBytesPerS("512KiB/s"), 524'288u);
+  EXPECT_EQ(parseRateBytesPerS("1.5MiB/s"), 1'572'864u);
+  EXPECT_EQ(parseRateBytesPerS("100Mbit/s"), 12'500'000u);
+  EXPECT_EQ(parseRateBytesPerS("1GB/s"), 1'000'000'000u);
+  EXPECT_EQ(parseRateBytesPerS("1000B/s"), 1000u);
+  for (const char* bad : {"", "MB/s", "8", "8mb/s", "8 MB/s", "-8MB/s", "999B/s", "101GB/s",
+                          "8MB/h", "1.MB/s", "8MBs"}) {
+    EXPECT_FALSE(parseRateBytesPerS(bad)) << bad;
+  }
+}
+
 TEST(ServerConfig, UdpNewSessionTimeout) {
   auto parse = [](const std::string& udp) {
     return parseServerConfig(std::string(kMinimal) + "[udp]\n" + udp, "srv.toml", "");

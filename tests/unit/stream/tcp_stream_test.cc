@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <memory>
 #include <vector>
 
@@ -263,6 +264,66 @@ TEST(TcpListener, Ipv6Loopback) {
   client->connect();
   ASSERT_TRUE(runUntil(loop, [&] { return c.connected && accepted != nullptr; }));
   EXPECT_EQ(accepted->peerAddress().ipString(), "::1");
+}
+
+}  // namespace
+}  // namespace vt::stream
+
+namespace vt::stream {
+namespace {
+
+TEST(TokenBucket, RefillsUpToOneTenthOfASecond) {
+  TokenBucket b(1'000'000);  // 1 MB/s: holds 100 kB
+  EXPECT_EQ(b.balance(0), 100'000);
+  b.take(0, 150'000);  // a read may overdraw
+  EXPECT_EQ(b.balance(0), -50'000);
+  EXPECT_EQ(b.msUntil(0, 0), 51u);
+  EXPECT_EQ(b.balance(50), 0);
+  EXPECT_EQ(b.balance(10'000), 100'000);  // capped
+  EXPECT_EQ(b.msUntil(10'000, 16'384), 1u);
+  EXPECT_EQ(b.taken(), 150'000u);
+  TokenBucket small(20'000);  // the bucket holds at least 16 KiB
+  EXPECT_EQ(small.balance(0), 16'384);
+}
+
+// 1 MB each way through a stream limited to 2 MB/s: every byte arrives in
+// order, the half-close after them, and no sooner than the limit allows.
+TEST(TcpStream, RateLimitBothWays) {
+  event::Loop loop;
+  const std::string up = pattern(1'000'000, 3);
+  const std::string down = pattern(1'000'000, 4);
+  auto limit = std::make_shared<RateLimit>(2'000'000);
+  Server server(loop, [&](Endpoint& ep, TcpStream& s) {
+    s.setRateLimit(limit);
+    ep.payload = down;
+  });
+  auto client = TcpStream::create(loop, loopback(server.port()));
+  Endpoint c;
+  c.attach(*client);
+  c.payload = up;
+  const auto t0 = std::chrono::steady_clock::now();
+  client->connect();
+  c.pump();
+  ASSERT_TRUE(runUntil(
+      loop,
+      [&] {
+        return c.closes == 1 && !server.endpoints.empty() && server.endpoints[0]->closes == 1;
+      },
+      30000));
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - t0)
+                        .count();
+  Endpoint& s = *server.endpoints[0];
+  EXPECT_TRUE(c.received == down) << c.received.size();
+  EXPECT_TRUE(s.received == up) << s.received.size();
+  EXPECT_TRUE(c.eof);
+  EXPECT_TRUE(s.eof);
+  // (1 MB - the 200 kB burst) / 2 MB/s = 400 ms at least, each way at once.
+  EXPECT_GE(took, 380);
+  EXPECT_EQ(limit->in.taken(), up.size());
+  EXPECT_EQ(limit->out.taken(), down.size());
+  EXPECT_GT(limit->write_waits, 0u);
+  EXPECT_GT(limit->read_pauses, 0u);
 }
 
 }  // namespace
