@@ -1,6 +1,7 @@
 #include "event/socket_address.h"
 
 #include <arpa/inet.h>
+#include <uv.h>
 
 #include <cstring>
 
@@ -176,6 +177,23 @@ bool operator==(const SocketAddress& a, const SocketAddress& b) {
            std::memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
   }
   return true;
+}
+
+std::vector<SocketAddress> interfaceAddresses() {
+  std::vector<SocketAddress> out;
+  uv_interface_address_t* list = nullptr;
+  int n = 0;
+  if (uv_interface_addresses(&list, &n) != 0) return out;
+  for (int i = 0; i < n; ++i) {
+    const sockaddr* sa = reinterpret_cast<const sockaddr*>(&list[i].address);
+    if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) {
+      SocketAddress a = SocketAddress::fromSockaddr(sa);
+      a.setPort(0);
+      out.push_back(a);
+    }
+  }
+  uv_free_interface_addresses(list, n);
+  return out;
 }
 
 }  // namespace vt::event

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace vt::event {
 
@@ -35,5 +36,9 @@ struct SocketAddress {
 
   friend bool operator==(const SocketAddress& a, const SocketAddress& b);
 };
+
+// Every IPv4/IPv6 address on this host's interfaces (uv_interface_addresses;
+// empty when the kernel will not say). Port 0.
+std::vector<SocketAddress> interfaceAddresses();
 
 }  // namespace vt::event

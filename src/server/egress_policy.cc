@@ -1,7 +1,5 @@
 #include "server/egress_policy.h"
 
-#include <uv.h>
-
 #include <cstring>
 
 namespace vt::server {
@@ -94,21 +92,6 @@ void EgressPolicy::setOwnAddresses(const std::vector<event::SocketAddress>& own)
     for (const Ip& o : own_) seen = seen || o == ip;
     if (!seen) own_.push_back(ip);
   }
-}
-
-std::vector<event::SocketAddress> EgressPolicy::interfaceAddresses() {
-  std::vector<event::SocketAddress> out;
-  uv_interface_address_t* list = nullptr;
-  int n = 0;
-  if (uv_interface_addresses(&list, &n) != 0) return out;
-  for (int i = 0; i < n; ++i) {
-    const sockaddr* sa = reinterpret_cast<const sockaddr*>(&list[i].address);
-    if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) {
-      out.push_back(event::SocketAddress::fromSockaddr(sa));
-    }
-  }
-  uv_free_interface_addresses(list, n);
-  return out;
 }
 
 std::string EgressPolicy::describe(const event::SocketAddress& a, const char* why) {

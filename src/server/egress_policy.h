@@ -33,8 +33,6 @@ class EgressPolicy {
 
   // The addresses of this host; replaced whole (interfaces come and go).
   void setOwnAddresses(const std::vector<event::SocketAddress>& own);
-  // Every address on this host's interfaces (uv_interface_addresses).
-  static std::vector<event::SocketAddress> interfaceAddresses();
 
   // "egress denied: 127.0.0.1:22 (loopback)"
   static std::string describe(const event::SocketAddress& a, const char* why);

@@ -49,7 +49,7 @@ constexpr uint64_t kOwnAddressRefreshMs = 30'000;
 }  // namespace
 
 void Server::refreshOwnAddresses() {
-  std::vector<event::SocketAddress> own = EgressPolicy::interfaceAddresses();
+  std::vector<event::SocketAddress> own = event::interfaceAddresses();
   for (const auto& l : listeners_) own.push_back(l->localAddress());
   egress_.setOwnAddresses(own);
 }

@@ -124,7 +124,7 @@ TEST(EgressPolicy, AllowOverridesDefaultsDenyWinsOverAllow) {
 
 TEST(EgressPolicy, InterfaceAddressesIncludeLoopback) {
   bool lo = false;
-  for (const auto& a : EgressPolicy::interfaceAddresses()) lo = lo || a.isLoopback();
+  for (const auto& a : event::interfaceAddresses()) lo = lo || a.isLoopback();
   EXPECT_TRUE(lo);
 }
 
