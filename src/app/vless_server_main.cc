@@ -4,6 +4,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -74,6 +75,10 @@ int main(int argc, char** argv) {
   }
   // A write to a socket the peer reset must be an error code, not a signal.
   std::signal(SIGPIPE, SIG_IGN);
+  // Name lookups run on libuv's thread pool, sized when it first starts:
+  // 16 threads (the operator's UV_THREADPOOL_SIZE wins), shared fairly
+  // between users (docs/server.md "Name resolution").
+  setenv("UV_THREADPOOL_SIZE", "16", 0);
 
   vt::event::Loop loop;
   auto server = vt::server::Server::create(loop, cfg.value());
@@ -117,6 +122,12 @@ int main(int argc, char** argv) {
             static_cast<unsigned long long>(as.source_connections),
             static_cast<unsigned long long>(as.source_handshakes),
             static_cast<unsigned long long>(as.user_connections));
+    const vt::event::ResolverPool::Stats& rs = srv->resolvers().stats();
+    VT_INFO("stopping: name lookups %llu (%llu waited for a slot, %llu refused as busy, %llu "
+            "timed out, %llu finished after their caller gave up)",
+            static_cast<unsigned long long>(rs.lookups), static_cast<unsigned long long>(rs.queued),
+            static_cast<unsigned long long>(rs.busy), static_cast<unsigned long long>(rs.timeouts),
+            static_cast<unsigned long long>(rs.late));
     for (const std::string& line : srv->rateLimitSummary()) {
       VT_INFO("stopping: rate limit %s", line.c_str());
     }

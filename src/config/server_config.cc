@@ -247,7 +247,8 @@ void readRoot(Reader& r, const toml::table& root, const std::string& base_dir, S
   r.checkKeys(root, "",
               {"log_level", "listen", "versions", "fallback", "handshake_timeout", "idle_timeout",
                "reuse_idle_timeout", "drain_timeout", "max_connections",
-               "max_connections_per_source", "max_handshakes_per_source", "max_connections_per_user", "tls", "users", "udp", "mux", "egress"});
+               "max_connections_per_source", "max_handshakes_per_source", "max_connections_per_user",
+               "max_lookups_per_user", "resolve_timeout", "tls", "users", "udp", "mux", "egress"});
   if (r.failed()) return;
 
   if (const toml::node* n = root.get("log_level")) {
@@ -334,6 +335,11 @@ void readRoot(Reader& r, const toml::table& root, const std::string& base_dir, S
     if (!ms) return;
     cfg.idle_timeout_ms = *ms;
   }
+  if (const toml::node* n = root.get("resolve_timeout")) {
+    auto ms = r.duration(*n, "resolve_timeout");
+    if (!ms) return;
+    cfg.resolve_timeout_ms = *ms;
+  }
   if (const toml::node* n = root.get("drain_timeout")) {
     auto ms = r.duration(*n, "drain_timeout");
     if (!ms) return;
@@ -351,7 +357,8 @@ void readRoot(Reader& r, const toml::table& root, const std::string& base_dir, S
   }
   for (auto [key, field] : {std::pair{"max_connections_per_source", &cfg.max_connections_per_source},
                             std::pair{"max_handshakes_per_source", &cfg.max_handshakes_per_source},
-                            std::pair{"max_connections_per_user", &cfg.max_connections_per_user}}) {
+                            std::pair{"max_connections_per_user", &cfg.max_connections_per_user},
+                            std::pair{"max_lookups_per_user", &cfg.max_lookups_per_user}}) {
     if (const toml::node* n = root.get(key)) {
       auto v = r.integer(*n, key, 1, 10'000'000);
       if (!v) return;

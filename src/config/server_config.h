@@ -91,6 +91,10 @@ struct ServerConfig {
   uint32_t max_connections_per_source = 1024;
   uint32_t max_handshakes_per_source = 128;
   uint32_t max_connections_per_user = 4096;
+  // Name resolution (docs/server.md "Name resolution"): lookups of one user
+  // running at once, and how long a caller waits for one.
+  uint32_t max_lookups_per_user = 4;
+  uint64_t resolve_timeout_ms = 5'000;
   std::optional<ServerTlsConfig> tls;  // absent: plain TCP
   std::vector<ServerUser> users;       // at least one, UUIDs unique
   ServerUdpConfig udp;

@@ -2,7 +2,9 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cinttypes>
+#include <cstdlib>
 #include <cstring>
 
 #include "core/log.h"
@@ -39,6 +41,12 @@ Server::Server(event::Loop& loop, const config::ServerConfig& cfg,
       egress_(cfg.egress),
       own_addr_timer_(loop),
       tls_(std::move(tls)),
+      resolvers_(loop,
+                 event::ResolverPool::Options{
+                     threadPoolSize(),
+                     std::min<size_t>(cfg.max_lookups_per_user,
+                                      std::max<size_t>(1, threadPoolSize() - 1)),
+                     256}),
       udp_nat_(loop, cfg.udp),
       refused_log_(loop, 10'000, [this] { writeRefusedSummary(); }) {}
 
@@ -47,6 +55,14 @@ namespace {
 // reachable as a target for at most this long.
 constexpr uint64_t kOwnAddressRefreshMs = 30'000;
 }  // namespace
+
+size_t Server::threadPoolSize() {
+  // libuv reads the variable when its pool starts; vless-server sets it
+  // before anything runs (16 unless the operator set it).
+  const char* v = std::getenv("UV_THREADPOOL_SIZE");
+  long n = v == nullptr ? 4 : std::strtol(v, nullptr, 10);
+  return static_cast<size_t>(std::clamp<long>(n <= 0 ? 4 : n, 1, 1024));
+}
 
 void Server::refreshOwnAddresses() {
   std::vector<event::SocketAddress> own = event::interfaceAddresses();

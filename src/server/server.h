@@ -19,6 +19,7 @@
 #include "server/authenticator.h"
 #include "server/egress_policy.h"
 #include "event/log_summary.h"
+#include "event/resolver_pool.h"
 #include "event/timer.h"
 #include "server/udp_nat.h"
 #include "stream/rate_limit.h"
@@ -62,6 +63,10 @@ class Server {
   const config::ServerConfig& config() const { return cfg_; }
   const Authenticator& auth() const { return auth_; }
   UdpNatTable& udpNat() { return udp_nat_; }
+  // Name lookups, shared fairly between users (key: the user's name).
+  event::ResolverPool& resolvers() { return resolvers_; }
+  // The thread pool's size libuv uses (UV_THREADPOOL_SIZE, else 4).
+  static size_t threadPoolSize();
   // nullptr when a user may reach `a`; else why not. Counted when refused.
   const char* checkEgress(const event::SocketAddress& a) {
     const char* why = egress_.check(a);
@@ -130,6 +135,7 @@ class Server {
   event::Timer own_addr_timer_;  // re-reads the interfaces' addresses
   std::shared_ptr<tls::TlsContext> tls_;
   std::vector<std::unique_ptr<stream::TcpListener>> listeners_;
+  event::ResolverPool resolvers_;  // before sessions_: their lookups point into it
   UdpNatTable udp_nat_;  // before sessions_: their channels point into it
   std::unordered_map<ServerSession*, std::unique_ptr<ServerSession>> sessions_;
   std::unordered_map<const char*, size_t> user_streams_;  // live mux streams per user

@@ -524,8 +524,11 @@ void ServerSession::dialTarget(const std::string& host, bool is_ip, uint16_t por
     dialNext();
     return;
   }
-  resolver_ = std::make_unique<event::Resolver>(loop_);
-  resolver_->resolve(host, port, [this](Result<std::vector<event::SocketAddress>> r) {
+  if (!resolver_) resolver_ = std::make_unique<event::PooledLookup>(server_.resolvers());
+  // The fallback's lookups are the operator's, not a user's.
+  const std::string key = fallback_ ? std::string("(fallback)") : std::string(user_);
+  resolver_->resolve(key, host, port, server_.config().resolve_timeout_ms,
+                     [this](Result<std::vector<event::SocketAddress>> r) {
     onResolved(std::move(r));
   });
 }

@@ -29,7 +29,7 @@
 #include "buffer/buffer_chain.h"
 #include "codec/vless.h"
 #include "event/loop.h"
-#include "event/resolver.h"
+#include "event/resolver_pool.h"
 #include "event/socket_address.h"
 #include "event/timer.h"
 #include "stream/mux_session.h"
@@ -165,7 +165,7 @@ class ServerSession : public event::DeferredDeletable, private stream::MuxSessio
   bool in_bp_paused_ = false;    // paused because the outbound is full
   bool out_bp_paused_ = false;   // outbound paused because the inbound is full
 
-  std::unique_ptr<event::Resolver> resolver_;
+  std::unique_ptr<event::PooledLookup> resolver_;
   std::vector<event::SocketAddress> dial_addrs_;
   size_t dial_next_ = 0;
   event::SocketAddress dialled_{};

@@ -62,7 +62,7 @@ UdpChannel::UdpChannel(Server& server, stream::Stream& in, const codec::Request&
       peer_(std::move(peer)),
       conn_id_(conn_id),
       close_(std::move(close)),
-      resolver_(loop_),
+      resolver_(server.resolvers()),
       idle_timer_(loop_),
       started_ms_(loop_.now()),
       last_active_ms_(loop_.now()) {
@@ -92,7 +92,7 @@ void UdpChannel::start(BufferChain& payload, bool end_stream) {
       }
     } else {
       resolving_ = target_.domain;
-      resolver_.resolve(target_.domain, target_.port,
+      resolver_.resolve(user_, target_.domain, target_.port, server_.config().resolve_timeout_ms,
                         [this, host = target_.domain](Result<std::vector<event::SocketAddress>> r) {
                           onResolved(host, std::move(r));
                         });
@@ -232,7 +232,8 @@ void UdpChannel::queuePending(std::string host, uint16_t port, BufferChain& payl
 void UdpChannel::resolveNext() {
   if (!resolving_.empty() || pending_.empty() || !addressed()) return;
   resolving_ = pending_.front().host;
-  resolver_.resolve(resolving_, 0, [this, host = resolving_](
+  resolver_.resolve(user_, resolving_, 0, server_.config().resolve_timeout_ms,
+                    [this, host = resolving_](
                                        Result<std::vector<event::SocketAddress>> r) {
     onResolved(host, std::move(r));
   });

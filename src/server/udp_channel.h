@@ -35,7 +35,7 @@
 #include "buffer/buffer_chain.h"
 #include "codec/vless.h"
 #include "event/loop.h"
-#include "event/resolver.h"
+#include "event/resolver_pool.h"
 #include "event/socket_address.h"
 #include "event/timer.h"
 #include "stream/stream.h"
@@ -129,7 +129,7 @@ class UdpChannel {
   std::optional<event::SocketAddress> orig_;  // resolved target
   BufferChain up_buf_;                        // partial client packets
 
-  event::Resolver resolver_;
+  event::PooledLookup resolver_;
   std::string resolving_;  // host being resolved ("" = none)
   std::deque<Pending> pending_;
   size_t pending_bytes_ = 0;
