@@ -122,6 +122,10 @@ int main(int argc, char** argv) {
             static_cast<unsigned long long>(as.source_connections),
             static_cast<unsigned long long>(as.source_handshakes),
             static_cast<unsigned long long>(as.user_connections));
+    const vt::stream::BufferBudget& bb = srv->bufferBudget();
+    VT_INFO("stopping: buffer budget %llu bytes: peak %llu queued, %llu times under pressure",
+            static_cast<unsigned long long>(bb.limit()), static_cast<unsigned long long>(bb.peak()),
+            static_cast<unsigned long long>(bb.pressureEpisodes()));
     const vt::event::ResolverPool::Stats& rs = srv->resolvers().stats();
     VT_INFO("stopping: name lookups %llu (%llu waited for a slot, %llu refused as busy, %llu "
             "timed out, %llu finished after their caller gave up)",

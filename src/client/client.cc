@@ -42,6 +42,7 @@ size_t FlowKeyHash::operator()(const netstack::FlowKey& k) const noexcept {
 Client::Client(event::Loop& loop, const config::ClientConfig& cfg)
     : loop_(loop),
       cfg_(cfg),
+      budget_(cfg.limits.buffer_budget_bytes),
       stackTimer_(loop),
       resolver_(loop),
       udpEvictionLog_(loop, kUdpEvictionLogMs, [this] { writeUdpEvictions(); }) {}
@@ -225,6 +226,7 @@ std::unique_ptr<stream::VlessClientStream> Client::makeStream(codec::Request req
   auto tcp = stream::TcpStream::create(loop_, serverAddrs_.front());
   if (cfg_.server.fwmark != 0) tcp->setMark(cfg_.server.fwmark);
   tcp->setNoDelay(true);
+  tcp->setBufferBudget(&budget_);
   stream::StreamPtr s = std::move(tcp);
   if (tls_) s = stream::TlsStream::create(std::move(s), tls_);
   req.version = cfg_.server.version;

@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "stream/buffer_budget.h"
 #include "client/connection_pool.h"
 #include "client/mux_pool.h"
 #include "client/packet_sink.h"
@@ -125,6 +126,7 @@ class Client final : private netstack::NetStack::Callbacks {
   const ConnectionPool* pool() const { return pool_.get(); }
   // Null unless the mux is on (v1 and mux.enabled).
   const MuxPool* mux() const { return mux_.get(); }
+  const stream::BufferBudget& bufferBudget() const { return budget_; }
   bool serverAddressKnown() const { return !serverAddrs_.empty(); }
   void waitForServerAddress(const netstack::FlowKey& key);
   void onDialFailed();
@@ -185,6 +187,8 @@ class Client final : private netstack::NetStack::Callbacks {
 
   event::Loop& loop_;
   config::ClientConfig cfg_;
+  // Before everything that owns streams: their sockets charge it.
+  stream::BufferBudget budget_;
   std::unique_ptr<netstack::NetStack> stack_;
   event::Timer stackTimer_;
   std::shared_ptr<tls::TlsContext> tls_;

@@ -278,8 +278,20 @@ void readRoute(TomlReader& r, const toml::table& t, ClientRouteConfig& route,
 }
 
 void readLimits(TomlReader& r, const toml::table& t, ClientLimits& l) {
-  r.checkKeys(t, "limits", {"max_flows", "idle_timeout", "drain_timeout", "connect_timeout"});
+  r.checkKeys(t, "limits",
+              {"max_flows", "idle_timeout", "drain_timeout", "connect_timeout", "buffer_budget"});
   if (r.failed()) return;
+  if (const toml::node* n = t.get("buffer_budget")) {
+    const char* expect = "a size such as \"32MiB\" or \"8MB\" (64 KiB .. 1 TiB)";
+    const std::string* s = r.str(*n, "limits.buffer_budget", expect);
+    if (s == nullptr) return;
+    auto v = parseSizeBytes(*s);
+    if (!v) {
+      r.fail(*n, "limits.buffer_budget", std::string("expected ") + expect + ", got \"" + *s + "\"");
+      return;
+    }
+    l.buffer_budget_bytes = *v;
+  }
   if (const toml::node* n = t.get("max_flows")) {
     auto v = r.integer(*n, "limits.max_flows", 1, 1'000'000);
     if (!v) return;

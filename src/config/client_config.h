@@ -109,6 +109,9 @@ struct ClientLimits {
   uint64_t idle_timeout_ms = 300'000;
   uint64_t drain_timeout_ms = 30'000;
   uint64_t connect_timeout_ms = 10'000;
+  // Bytes queued toward the server in all sockets together before every
+  // stream's watermarks shrink (docs/client.md "Buffer budget").
+  uint64_t buffer_budget_bytes = 32ULL << 20;
 };
 
 // [udp]: how app UDP is carried (docs/client.md "UDP").

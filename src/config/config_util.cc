@@ -127,6 +127,33 @@ std::optional<uint64_t> parseRateBytesPerS(std::string_view text) {
   return std::nullopt;
 }
 
+std::optional<uint64_t> parseSizeBytes(std::string_view text) {
+  // The rate parser reads the same numbers and units; a size has no "/s"
+  // and no bit units.
+  if (text.size() > 2 && text.substr(text.size() - 2) == "/s") return std::nullopt;
+  if (text.find("bit") != std::string_view::npos) return std::nullopt;
+  size_t i = 0;
+  uint64_t whole = 0;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+    if (whole > 1'000'000'000'000ULL) return std::nullopt;
+    whole = whole * 10 + static_cast<uint64_t>(text[i++] - '0');
+  }
+  if (i == 0) return std::nullopt;
+  std::string_view unit = text.substr(i);
+  uint64_t mul = 0;
+  if (unit == "B") mul = 1;
+  if (unit == "KB") mul = 1000;
+  if (unit == "MB") mul = 1000'000;
+  if (unit == "GB") mul = 1000'000'000;
+  if (unit == "KiB") mul = 1024;
+  if (unit == "MiB") mul = 1024 * 1024;
+  if (unit == "GiB") mul = 1024ULL * 1024 * 1024;
+  if (mul == 0 || whole > (1ULL << 40) / mul) return std::nullopt;
+  uint64_t v = whole * mul;
+  if (v < 64 * 1024 || v > (1ULL << 40)) return std::nullopt;
+  return v;
+}
+
 std::string formatDurationMs(uint64_t ms) {
   if (ms != 0 && ms % 3'600'000 == 0) return std::to_string(ms / 3'600'000) + "h";
   if (ms != 0 && ms % 60'000 == 0) return std::to_string(ms / 60'000) + "m";

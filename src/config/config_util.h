@@ -25,6 +25,9 @@ std::optional<uint64_t> parseDurationMs(std::string_view text);
 // "100Mbit/s" ("/s" optional; KB/MB/GB are powers of 1000, KiB/MiB/GiB of
 // 1024, kbit/Mbit/Gbit bits). At least 1 KB/s, at most 100 GB/s.
 std::optional<uint64_t> parseRateBytesPerS(std::string_view text);
+// A size in bytes: "64MiB", "1GB", "512KiB" (KB/MB/GB powers of 1000,
+// KiB/MiB/GiB of 1024). At least 64 KiB, at most 1 TiB.
+std::optional<uint64_t> parseSizeBytes(std::string_view text);
 // The other way, for messages: the largest unit that divides exactly
 // (300000 -> "5m", 1500 -> "1500ms").
 std::string formatDurationMs(uint64_t ms);

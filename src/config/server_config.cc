@@ -248,7 +248,7 @@ void readRoot(Reader& r, const toml::table& root, const std::string& base_dir, S
               {"log_level", "listen", "versions", "fallback", "handshake_timeout", "idle_timeout",
                "reuse_idle_timeout", "drain_timeout", "max_connections",
                "max_connections_per_source", "max_handshakes_per_source", "max_connections_per_user",
-               "max_lookups_per_user", "resolve_timeout", "tls", "users", "udp", "mux", "egress"});
+               "max_lookups_per_user", "resolve_timeout", "buffer_budget", "tls", "users", "udp", "mux", "egress"});
   if (r.failed()) return;
 
   if (const toml::node* n = root.get("log_level")) {
@@ -334,6 +334,17 @@ void readRoot(Reader& r, const toml::table& root, const std::string& base_dir, S
     auto ms = r.duration(*n, "idle_timeout");
     if (!ms) return;
     cfg.idle_timeout_ms = *ms;
+  }
+  if (const toml::node* n = root.get("buffer_budget")) {
+    const char* expect = "a size such as \"256MiB\" or \"1GB\" (64 KiB .. 1 TiB)";
+    const std::string* s = r.str(*n, "buffer_budget", expect);
+    if (s == nullptr) return;
+    auto v = parseSizeBytes(*s);
+    if (!v) {
+      r.fail(*n, "buffer_budget", std::string("expected ") + expect + ", got \"" + *s + "\"");
+      return;
+    }
+    cfg.buffer_budget_bytes = *v;
   }
   if (const toml::node* n = root.get("resolve_timeout")) {
     auto ms = r.duration(*n, "resolve_timeout");

@@ -95,6 +95,9 @@ struct ServerConfig {
   // running at once, and how long a caller waits for one.
   uint32_t max_lookups_per_user = 4;
   uint64_t resolve_timeout_ms = 5'000;
+  // Bytes queued in all sockets' write queues together before every
+  // stream's watermarks shrink (docs/server.md "Buffer budget").
+  uint64_t buffer_budget_bytes = 256ULL << 20;
   std::optional<ServerTlsConfig> tls;  // absent: plain TCP
   std::vector<ServerUser> users;       // at least one, UUIDs unique
   ServerUdpConfig udp;

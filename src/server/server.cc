@@ -41,6 +41,7 @@ Server::Server(event::Loop& loop, const config::ServerConfig& cfg,
       egress_(cfg.egress),
       own_addr_timer_(loop),
       tls_(std::move(tls)),
+      budget_(cfg.buffer_budget_bytes),
       resolvers_(loop,
                  event::ResolverPool::Options{
                      threadPoolSize(),
@@ -202,6 +203,7 @@ void Server::onAccept(std::unique_ptr<stream::TcpStream> tcp) {
   ++sc.handshakes;
 
   tcp->setNoDelay(true);
+  tcp->setBufferBudget(&budget_);
   uint64_t id = next_id_++;
   std::unique_ptr<ServerSession> session;
   stream::TlsStream* tls_raw = nullptr;

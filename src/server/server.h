@@ -22,6 +22,7 @@
 #include "event/resolver_pool.h"
 #include "event/timer.h"
 #include "server/udp_nat.h"
+#include "stream/buffer_budget.h"
 #include "stream/rate_limit.h"
 
 namespace vt::tls {
@@ -65,6 +66,8 @@ class Server {
   UdpNatTable& udpNat() { return udp_nat_; }
   // Name lookups, shared fairly between users (key: the user's name).
   event::ResolverPool& resolvers() { return resolvers_; }
+  // Every socket's write queue counts here (docs/server.md "Buffer budget").
+  stream::BufferBudget& bufferBudget() { return budget_; }
   // The thread pool's size libuv uses (UV_THREADPOOL_SIZE, else 4).
   static size_t threadPoolSize();
   // nullptr when a user may reach `a`; else why not. Counted when refused.
@@ -135,6 +138,7 @@ class Server {
   event::Timer own_addr_timer_;  // re-reads the interfaces' addresses
   std::shared_ptr<tls::TlsContext> tls_;
   std::vector<std::unique_ptr<stream::TcpListener>> listeners_;
+  stream::BufferBudget budget_;    // before sessions_: their sockets charge it
   event::ResolverPool resolvers_;  // before sessions_: their lookups point into it
   UdpNatTable udp_nat_;  // before sessions_: their channels point into it
   std::unordered_map<ServerSession*, std::unique_ptr<ServerSession>> sessions_;

@@ -570,6 +570,7 @@ void ServerSession::dialNext() {
   dialled_ = dial_addrs_[dial_next_++];
   auto tcp = stream::TcpStream::create(loop_, dialled_);
   tcp->setNoDelay(true);
+  tcp->setBufferBudget(&server_.bufferBudget());
   out_ = tcp.get();
   out_owner_ = std::move(tcp);
   out_closed_ = false;

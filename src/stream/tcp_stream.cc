@@ -183,6 +183,10 @@ std::unique_ptr<TcpStream> TcpStream::accept(event::Loop& loop, uv_stream_s* ser
 
 TcpStream::~TcpStream() {
   callbacks_ = nullptr;
+  if (budget_ != nullptr) {
+    budget_->charge(-static_cast<int64_t>(charged_));
+    budget_->detach(this);
+  }
   if (h_ != nullptr) {
     h_->owner = nullptr;
     uv_close(reinterpret_cast<uv_handle_t*>(&h_->tcp), TcpCallbacks::freeHandle);
@@ -227,6 +231,63 @@ void TcpStream::write(BufferChain& data, bool end_stream) {
     maybeShutdown();
   }
   checkHighWatermark();
+}
+
+void BufferBudget::charge(int64_t delta) {
+  used_ = static_cast<uint64_t>(static_cast<int64_t>(used_) + delta);
+  if (used_ > peak_) peak_ = used_;
+  bool want = pressure_ ? used_ > limit_ / 4 * 3 : used_ > limit_;
+  if (want == pressure_ || notifying_) return;
+  pressure_ = want;
+  if (want) ++episodes_;
+  // A stream may close (and detach) from a watermark callback: walk a copy.
+  notifying_ = true;
+  std::vector<TcpStream*> all(streams_.begin(), streams_.end());
+  for (TcpStream* s : all) {
+    if (streams_.count(s) != 0) s->onBudgetPressure();
+  }
+  notifying_ = false;
+}
+
+void TcpStream::setBufferBudget(BufferBudget* budget) {
+  if (budget_ != nullptr) {
+    budget_->charge(-static_cast<int64_t>(charged_));
+    budget_->detach(this);
+    charged_ = 0;
+  }
+  budget_ = budget;
+  if (budget_ != nullptr) {
+    budget_->attach(this);
+    syncBudget();
+  }
+}
+
+void TcpStream::syncBudget() {
+  if (budget_ == nullptr) return;
+  const size_t now = closed_ ? 0 : bufferedBytes();
+  if (now == charged_) return;
+  const int64_t delta = static_cast<int64_t>(now) - static_cast<int64_t>(charged_);
+  charged_ = now;
+  budget_->charge(delta);
+}
+
+void TcpStream::onBudgetPressure() {
+  checkHighWatermark();
+  checkLowWatermark();
+}
+
+size_t TcpStream::highMark() const {
+  if (budget_ != nullptr && budget_->pressure()) {
+    return std::min(wm_.high, BufferBudget::kPressureHigh);
+  }
+  return wm_.high;
+}
+
+size_t TcpStream::lowMark() const {
+  if (budget_ != nullptr && budget_->pressure()) {
+    return std::min(wm_.low, BufferBudget::kPressureLow);
+  }
+  return wm_.low;
 }
 
 void TcpStream::setRateLimit(std::shared_ptr<RateLimit> limit) {
@@ -378,13 +439,15 @@ void TcpStream::maybeFinish(CloseReason reason) {
 }
 
 void TcpStream::checkHighWatermark() {
-  if (closed_ || above_high_ || bufferedBytes() <= wm_.high) return;
+  syncBudget();
+  if (closed_ || above_high_ || bufferedBytes() <= highMark()) return;
   above_high_ = true;
   if (callbacks_ != nullptr) callbacks_->onAboveHighWatermark();
 }
 
 void TcpStream::checkLowWatermark() {
-  if (closed_ || !above_high_ || bufferedBytes() > wm_.low) return;
+  syncBudget();
+  if (closed_ || !above_high_ || bufferedBytes() > lowMark()) return;
   above_high_ = false;
   if (callbacks_ != nullptr) callbacks_->onBelowLowWatermark();
 }
@@ -406,6 +469,12 @@ void TcpStream::close(CloseReason reason, const std::string& detail) {
   reading_ = false;
   pending_.clear();
   throttled_out_.clear();
+  if (budget_ != nullptr) {
+    budget_->charge(-static_cast<int64_t>(charged_));
+    charged_ = 0;
+    budget_->detach(this);
+    budget_ = nullptr;
+  }
   if (read_limit_timer_) {
     read_limit_timer_->stop();
     write_limit_timer_->stop();

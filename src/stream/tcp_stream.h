@@ -20,6 +20,7 @@
 #include "event/loop.h"
 #include "event/socket_address.h"
 #include "event/timer.h"
+#include "stream/buffer_budget.h"
 #include "stream/rate_limit.h"
 #include "stream/stream.h"
 
@@ -60,6 +61,11 @@ class TcpStream : public Stream, public event::DeferredDeletable {
   // Bytes read from and written to the peer pass `limit` from now on
   // (stream/rate_limit.h); null removes it.
   void setRateLimit(std::shared_ptr<RateLimit> limit);
+  // What this stream queues counts toward `budget` (stream/buffer_budget.h)
+  // until it closes; under pressure its watermarks shrink.
+  void setBufferBudget(BufferBudget* budget);
+  // For BufferBudget: pressure began or ended; re-checks the watermarks.
+  void onBudgetPressure();
 
  private:
   friend class TcpListener;
@@ -83,6 +89,10 @@ class TcpStream : public Stream, public event::DeferredDeletable {
   void maybeShutdown();
   void maybeStartReading();
   void stopReading();
+  // Charges the budget with the change in bufferedBytes().
+  void syncBudget();
+  size_t highMark() const;
+  size_t lowMark() const;
   void checkHighWatermark();
   void checkLowWatermark();
   void maybeFinish(CloseReason reason);
@@ -116,6 +126,8 @@ class TcpStream : public Stream, public event::DeferredDeletable {
   std::unique_ptr<event::Timer> write_limit_timer_;
   BufferChain throttled_out_;   // written, waiting for tokens
   bool read_throttled_ = false;  // reading paused to pay a debt
+  BufferBudget* budget_ = nullptr;
+  size_t charged_ = 0;  // bytes counted in budget_
 };
 
 class TcpListener {

@@ -340,6 +340,25 @@ TEST(ServerConfig, UserRateLimit) {
   EXPECT_NE(m.find("users[0].rate_limit: expected a bandwidth"), std::string::npos) << m;
 }
 
+TEST(ServerConfig, BufferBudget) {
+  auto d = parseServerConfig(kMinimal, "srv.toml", "");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d.value().buffer_budget_bytes, 256u << 20);
+  auto r = parseServerConfig("buffer_budget = \"64MiB\"\n" + std::string(kMinimal), "srv.toml", "");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.value().buffer_budget_bytes, 64u << 20);
+  std::string m = parseError("buffer_budget = \"12KB\"\n" + std::string(kMinimal));
+  EXPECT_NE(m.find("srv.toml:1:17: buffer_budget: expected a size such as \"256MiB\""),
+            std::string::npos)
+      << m;
+  EXPECT_EQ(parseSizeBytes("1GB"), 1'000'000'000u);
+  EXPECT_EQ(parseSizeBytes("512KiB"), 524'288u);
+  EXPECT_EQ(parseSizeBytes("65536B"), 65'536u);
+  for (const char* bad : {"", "64", "64MiB/s", "8Mbit", "2TiB", "64mib", "1.5GB", "63KiB"}) {
+    EXPECT_FALSE(parseSizeBytes(bad)) << bad;
+  }
+}
+
 TEST(ConfigUtil, Rates) {
   EXPECT_EQ(parseRateBytesPerS("8MB/s"), 8'000'000u);
   EXPECT_EQ(parseRateBytesPerS("8MB"), 8'000'000u);

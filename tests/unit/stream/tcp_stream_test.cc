@@ -328,3 +328,56 @@ TEST(TcpStream, RateLimitBothWays) {
 
 }  // namespace
 }  // namespace vt::stream
+
+namespace vt::stream {
+namespace {
+
+// Bytes written before the connection is up wait in the stream's queue and
+// count toward the budget; past the budget every attached stream's
+// watermarks shrink (both report above-high), and once the queues drain
+// below 3/4 of it the normal marks are back (both report below-low).
+TEST(BufferBudget, PressureShrinksEveryStreamsWatermarks) {
+  event::Loop loop;
+  Server server(loop);
+  BufferBudget budget(150 * 1024);
+  auto c1 = TcpStream::create(loop, loopback(server.port()));
+  auto c2 = TcpStream::create(loop, loopback(server.port()));
+  c1->setBufferBudget(&budget);
+  c2->setBufferBudget(&budget);
+  Endpoint e1, e2;
+  e1.attach(*c1);
+  e2.attach(*c2);
+  e1.end = e2.end = false;
+  auto write = [](TcpStream& s, size_t n) {
+    BufferChain b;
+    b.append(std::string(n, 'x'));
+    s.write(b, false);
+  };
+  write(*c1, 100 * 1024);
+  write(*c2, 40 * 1024);
+  EXPECT_EQ(budget.used(), 140u * 1024);
+  EXPECT_FALSE(budget.pressure());
+  EXPECT_EQ(e1.above + e2.above, 0);  // both far below their own 512 KiB
+  write(*c1, 20 * 1024);
+  EXPECT_TRUE(budget.pressure());
+  EXPECT_EQ(e1.above, 1);
+  EXPECT_EQ(e2.above, 1);  // 40 KiB is above the pressure mark (32 KiB)
+  EXPECT_EQ(budget.pressureEpisodes(), 1u);
+  c1->connect();
+  c2->connect();
+  ASSERT_TRUE(runUntil(loop, [&] { return e1.below == 1 && e2.below == 1; }));
+  EXPECT_FALSE(budget.pressure());
+  EXPECT_EQ(budget.peak(), 160u * 1024);
+  ASSERT_TRUE(runUntil(loop, [&] {
+    return server.endpoints.size() == 2 &&
+           server.endpoints[0]->received.size() + server.endpoints[1]->received.size() ==
+               160u * 1024;
+  }));
+  EXPECT_EQ(budget.used(), 0u);
+  c1->close(CloseReason::kLocalClose);
+  c2.reset();  // the destructor detaches too
+  EXPECT_EQ(budget.used(), 0u);
+}
+
+}  // namespace
+}  // namespace vt::stream
