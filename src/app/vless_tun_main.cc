@@ -198,11 +198,13 @@ int main(int argc, char** argv) {
     }
     if (const vt::client::MuxPool* mux = client->mux(); mux != nullptr) {
       const vt::client::MuxPoolStats& ms = mux->stats();
-      VT_INFO("stopping: mux %llu streams on %llu connections (%llu lost, %llu closed idle), "
-              "at most %llu streams on %llu connections, %zu connections now",
+      VT_INFO("stopping: mux %llu streams on %llu connections (%llu lost, %llu of them failed "
+              "dials; %llu closed idle), at most %llu streams on %llu connections, %zu "
+              "connections now",
               static_cast<unsigned long long>(ms.streamsOpened),
               static_cast<unsigned long long>(ms.connectionsOpened),
               static_cast<unsigned long long>(ms.connectionsLost),
+              static_cast<unsigned long long>(ms.dialsFailed),
               static_cast<unsigned long long>(ms.connectionsIdled),
               static_cast<unsigned long long>(ms.maxStreams),
               static_cast<unsigned long long>(ms.maxConnections), mux->connections());
@@ -210,8 +212,8 @@ int main(int argc, char** argv) {
     client->stop();  // resets every flow: the RSTs go out through the pump now
     // After stop(): the UDP sessions it closed have added their drops.
     VT_INFO("stopping: udp %llu sessions (%llu evicted, %llu channels evicted), up %llu/%llu B, "
-            "down %llu/%llu B, drops %llu; dns %llu hijacked (%llu tcp), %llu cache hits, "
-            "%llu answers not cached (no matching query)",
+            "down %llu/%llu B, drops %llu (%llu while pausing after a failed channel); dns %llu "
+            "hijacked (%llu tcp), %llu cache hits, %llu answers not cached (no matching query)",
             static_cast<unsigned long long>(cs.udpSessionsOpened),
             static_cast<unsigned long long>(cs.udpEvicted),
             static_cast<unsigned long long>(cs.udpChannelsEvicted),
@@ -220,6 +222,7 @@ int main(int argc, char** argv) {
             static_cast<unsigned long long>(cs.udpDatagramsDown),
             static_cast<unsigned long long>(cs.udpBytesDown),
             static_cast<unsigned long long>(cs.udpDrops),
+            static_cast<unsigned long long>(cs.udpBackoffDrops),
             static_cast<unsigned long long>(cs.dnsHijacked),
             static_cast<unsigned long long>(cs.dnsTcpHijacked),
             static_cast<unsigned long long>(cs.dnsCacheHits),

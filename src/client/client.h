@@ -66,6 +66,7 @@ struct ClientStats {
   uint64_t udpBytesDown = 0;
   uint64_t udpDrops = 0;          // summed when sessions close
   uint64_t udpQueueOverflow = 0;  // of those: channel connect queue full
+  uint64_t udpBackoffDrops = 0;   // of those: no new channel right after a failed one
   uint64_t udpRefused = 0;        // onUdp said no (stopped, IPv6 not carried)
   uint64_t dnsHijacked = 0;       // UDP queries redirected to dns.resolver
   uint64_t dnsTcpHijacked = 0;    // TCP port-53 flows redirected
@@ -128,6 +129,10 @@ class Client final : private netstack::NetStack::Callbacks {
   const MuxPool* mux() const { return mux_.get(); }
   const stream::BufferBudget& bufferBudget() const { return budget_; }
   bool serverAddressKnown() const { return !serverAddrs_.empty(); }
+  // A connection to the server just worked (TCP+TLS, or a flow's answer):
+  // UDP sockets pausing after failures may dial again at once.
+  void noteServerReached() { serverReachedMs_ = loop_.now(); }
+  uint64_t serverReachedMs() const { return serverReachedMs_; }
   void waitForServerAddress(const netstack::FlowKey& key);
   void onDialFailed();
   void onSessionClosed(TcpSession& s);  // removes it and defers its delete
@@ -153,6 +158,7 @@ class Client final : private netstack::NetStack::Callbacks {
   }
   void countUdpDrops(uint64_t n) { stats_.udpDrops += n; }
   void countUdpQueueOverflow() { ++stats_.udpQueueOverflow; }
+  void countUdpBackoffDrop() { ++stats_.udpBackoffDrops; }
   void countDnsUnmatched() { ++stats_.dnsUnmatched; }
   // A new VLESS connection for `req` (version and user filled in). Null
   // while the server address is unknown.
@@ -217,6 +223,7 @@ class Client final : private netstack::NetStack::Callbacks {
   uint64_t nextUdpId_ = 1;
   ClientStats stats_;
   uint64_t nextId_ = 1;
+  uint64_t serverReachedMs_ = 0;
   bool stopped_ = false;
   bool resolvePending_ = false;
 

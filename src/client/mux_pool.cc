@@ -105,6 +105,7 @@ std::unique_ptr<stream::MuxStream> MuxPool::open(const codec::SimpleSocksHeader&
 }
 
 void MuxPool::Conn::onMuxConnected() {
+  pool.client_.noteServerReached();
   VT_DEBUG("mux #%" PRIu64 ": connected to %s in %" PRIu64 " ms", id, mux->peerName().c_str(),
            pool.client_.loop().now() - openedMs);
 }
@@ -120,13 +121,17 @@ void MuxPool::onConnClosed(Conn& c, stream::CloseReason reason, const std::strin
              st.streamsOpened, st.bytesOut, st.bytesIn);
   } else {
     ++stats_.connectionsLost;
+    const bool repeat = hadFailure_ && st.framesIn == 0;
     if (st.framesIn == 0) {
+      ++stats_.dialsFailed;
       hadFailure_ = true;  // the next background dial waits kRetryMs
       lastFailMs_ = client_.loop().now();
     }
     // A warm connection that carried nothing is worth a DEBUG line only
-    // (the server ends idle ones; a server that is down would repeat it).
-    VT_LOG(st.streamsOpened == 0 ? LogLevel::kDebug : LogLevel::kWarn,
+    // (the server ends idle ones), and so is a failed dial after another
+    // (a server that is down would repeat it per flow; the stop line
+    // counts them).
+    VT_LOG(st.streamsOpened == 0 || repeat ? LogLevel::kDebug : LogLevel::kWarn,
            "mux #%" PRIu64 " to %s lost after %" PRIu64 " ms: %s%s%s (streams=%" PRIu64
            " up=%" PRIu64 " down=%" PRIu64 "); new flows open a new connection",
            c.id, c.inner ? c.inner->peerName().c_str() : "-", client_.loop().now() - c.openedMs,

@@ -41,6 +41,7 @@ class Client;
 struct MuxPoolStats {
   uint64_t connectionsOpened = 0;
   uint64_t connectionsLost = 0;    // closed by the server, an error or dead_after
+  uint64_t dialsFailed = 0;        // of those: ended before the server sent a frame
   uint64_t connectionsIdled = 0;   // closed by us after idle_timeout
   uint64_t streamsOpened = 0;
   uint64_t maxConnections = 0;     // most connections at once

@@ -151,6 +151,7 @@ void TcpSession::flushUp() {
 void TcpSession::onOutConnected() {
   if (closed_) return;
   outConnected_ = true;
+  client_.noteServerReached();
   touch();
   if (waitMode_ && !accepted_) {
     accepted_ = true;

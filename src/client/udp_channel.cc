@@ -158,10 +158,19 @@ void UdpChannel::onClose(stream::CloseReason reason, const std::string& detail) 
              reason != stream::CloseReason::kLocalClose) {
     why = "server_lost";
   }
+  // Nothing came back and an error ended it: the server is down or
+  // refuses. The session pauses new channels; only the first failure of a
+  // streak is a WARN (the client's stop line counts the datagrams dropped
+  // meanwhile).
+  const bool failed = down_ == 0 && reason != stream::CloseReason::kRemoteClose &&
+                      reason != stream::CloseReason::kLocalClose;
+  const bool first = failed ? session_.onChannelFailed() : true;
   if (!connected_ || reason != stream::CloseReason::kRemoteClose) {
-    VT_WARN("udp #%" PRIu64 "/%" PRIu64 " to %s: server connection %s: %s%s%s", session_.id(),
-            id_, remote_.toString().c_str(), connected_ ? "lost" : "failed",
-            stream::closeReasonName(reason), detail.empty() ? "" : ": ", detail.c_str());
+    VT_LOG(first ? LogLevel::kWarn : LogLevel::kDebug,
+           "udp #%" PRIu64 "/%" PRIu64 " to %s: server connection %s: %s%s%s%s", session_.id(), id_,
+           remote_.toString().c_str(), connected_ ? "lost" : "failed",
+           stream::closeReasonName(reason), detail.empty() ? "" : ": ", detail.c_str(),
+           failed ? "; new channels of this socket wait (200 ms, doubling to 2 s)" : "");
   }
   close(why);
 }

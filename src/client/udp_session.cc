@@ -63,6 +63,14 @@ void UdpSession::send(const netstack::UdpEndpoint& remote, const netstack::UdpEn
   netstack::UdpEndpoint key = one ? netstack::UdpEndpoint{} : remote;
   auto it = channels_.find(key);
   if (it == channels_.end()) {
+    if (dialBackoffMs_ != 0 && client_.serverReachedMs() > failedAtMs_) {
+      dialBackoffMs_ = 0;  // another flow reached the server since
+    }
+    if (dialBackoffMs_ != 0 && loop_.now() < noDialUntilMs_) {
+      ++drops_;  // the server failed us just now: no dial per datagram
+      client_.countUdpBackoffDrop();
+      return;
+    }
     if (!client_.serverAddressKnown()) {
       ++drops_;
       client_.start();  // looks the server up, if not already under way
@@ -92,9 +100,18 @@ void UdpSession::send(const netstack::UdpEndpoint& remote, const netstack::UdpEn
   if (!it->second->send(remote, payload)) ++drops_;
 }
 
+bool UdpSession::onChannelFailed() {
+  const bool first = dialBackoffMs_ == 0;
+  dialBackoffMs_ = first ? kFirstBackoffMs : std::min(dialBackoffMs_ * 2, kMaxBackoffMs);
+  noDialUntilMs_ = loop_.now() + dialBackoffMs_;
+  failedAtMs_ = loop_.now();
+  return first;
+}
+
 void UdpSession::onChannelDatagram(UdpChannel&, const netstack::UdpEndpoint& from,
                                    BufferChain& payload) {
   if (closed_) return;
+  dialBackoffMs_ = 0;  // the server answers again
   replied_ = true;
   touch();
   ++downPackets_;

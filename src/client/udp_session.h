@@ -69,6 +69,15 @@ class UdpSession final : public event::DeferredDeletable {
   void onChannelDatagram(UdpChannel& ch, const netstack::UdpEndpoint& from, BufferChain& payload);
   void onChannelClosed(UdpChannel& ch);
   void countDrops(uint64_t n) { drops_ += n; }
+  // A channel ended by an error before anything came back (the server is
+  // down or refuses): no new channel for a growing pause (200 ms doubling
+  // to 2 s, over as soon as any connection to the server works again), so
+  // a chatty app socket does not dial the server per datagram.
+  // Returns true when this failure starts a streak (worth a WARN).
+  bool onChannelFailed();
+  bool inDialBackoff() const { return dialBackoffMs_ != 0; }
+  static constexpr uint64_t kFirstBackoffMs = 200;
+  static constexpr uint64_t kMaxBackoffMs = 2'000;
 
  private:
   friend class Client;
@@ -109,6 +118,9 @@ class UdpSession final : public event::DeferredDeletable {
   uint64_t channelSeq_ = 0;
   uint64_t channelsOpened_ = 0;
   uint64_t upPackets_ = 0, upBytes_ = 0, downPackets_ = 0, downBytes_ = 0, drops_ = 0;
+  uint64_t dialBackoffMs_ = 0;  // 0: no failure streak
+  uint64_t noDialUntilMs_ = 0;
+  uint64_t failedAtMs_ = 0;     // the streak's last failure
   bool replied_ = false;  // a datagram came back from the server
   bool assured_ = false;  // ... and the app sent after that
   bool closed_ = false;

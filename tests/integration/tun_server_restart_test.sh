@@ -195,6 +195,7 @@ done
 pings_live "$marker"
 sleep 0.7
 log "kill -9 vless-server (pid $TB_SERVER_PID) with 3 transfers in flight"
+lines_at_kill=$(wc -l <"$TB_TUN_LOG")
 t0=$(date +%s%N)
 { kill -9 "$TB_SERVER_PID"; wait "$TB_SERVER_PID"; } 2>/dev/null || true
 for app in fastget upload slowget; do
@@ -227,6 +228,15 @@ ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 [ $ms -lt 5000 ] || fail "with the server down curl took ${ms} ms to be refused"
 log "server down: a new connection is refused in ${ms} ms"
 kill -0 "$TB_TUN_PID" || fail "vless-tun died with the server"
+# The pinger's socket keeps sending (10/s) while the server is down: its
+# channel fails, and new ones wait 200 ms doubling, so it does not dial the
+# server (and log a WARN) per datagram.
+sleep 3
+warns=$(tail -n +"$((lines_at_kill + 1))" "$TB_TUN_LOG" | grep -c "WARN" || true)
+udp_fail=$(tail -n +"$((lines_at_kill + 1))" "$TB_TUN_LOG" | grep -c "new channels of this socket wait" || true)
+log "server down for 3 s more: $warns WARN lines in vless-tun's log since the kill ($udp_fail about failed UDP channels)"
+[ "$udp_fail" -le 3 ] || fail "$udp_fail WARN lines about failed UDP channels during the outage: a WARN per datagram?"
+[ "$warns" -le 12 ] || fail "$warns WARN lines during a few seconds of outage: $(tail -n +"$((lines_at_kill + 1))" "$TB_TUN_LOG" | grep WARN | head -20)"
 
 # ---- 3. server back: new flows through the same vless-tun
 tb_server_start vless-server-2
