@@ -161,7 +161,8 @@ int main(int argc, char** argv) {
     stopping = true;
     const vt::client::ClientStats& cs = client->stats();
     VT_INFO("stopping: %llu flows (%llu evicted, %llu failed dials, %llu loops refused), "
-            "up %llu B, down %llu B, tun drops %llu (%llu writes waited for room)",
+            "up %llu B, down %llu B, tun drops %llu (%llu control), "
+            "%llu writes waited for room (%llu control)",
             static_cast<unsigned long long>(cs.flowsOpened),
             static_cast<unsigned long long>(cs.evicted),
             static_cast<unsigned long long>(cs.connectFailed),
@@ -169,7 +170,9 @@ int main(int argc, char** argv) {
             static_cast<unsigned long long>(cs.bytesUp),
             static_cast<unsigned long long>(cs.bytesDown),
             static_cast<unsigned long long>(pump->stats().writeDropped),
-            static_cast<unsigned long long>(pump->stats().writeQueued));
+            static_cast<unsigned long long>(pump->stats().controlDropped),
+            static_cast<unsigned long long>(pump->stats().writeQueued),
+            static_cast<unsigned long long>(pump->stats().controlQueued));
     const vt::netstack::NetStackStats& ns = client->stack().stats();
     VT_INFO("stopping: tcp syns %llu held (%llu replaced, %llu evicted, %llu expired), "
             "4-tuples reused from time_wait %llu / closing %llu, time_wait %zu now (%llu evicted)",

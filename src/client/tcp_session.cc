@@ -192,7 +192,13 @@ void TcpSession::onServerData(BufferChain& data, bool end_stream) {
 
 void TcpSession::pumpDown() {
   if (closed_) return;
-  if (flow_ != nullptr && !down_.empty()) flow_->write(down_);
+  if (flow_ != nullptr && !down_.empty()) {
+    const size_t before = down_.size();
+    flow_->write(down_);
+    // Bytes taken by lwIP toward a slow app are progress: drain_timeout
+    // counts silence, and a download that moves is not silent.
+    if (down_.size() < before) touch();
+  }
   if (!down_.empty()) {
     // The app is slow (or not there yet): stop reading the server.
     setOutReadDisabled(true);

@@ -54,6 +54,39 @@ void TunPump::onReadable() {
   // More may be queued: the level-triggered watcher calls again next pass.
 }
 
+bool TunPump::isControlPacket(const netstack::PacketView& packet) {
+  // Headers only: anything longer carries payload (or is no TCP we send).
+  if (packet.size < 40 || packet.size > kMaxControlPacketBytes) return false;
+  uint8_t b[kMaxControlPacketBytes];
+  size_t n = 0;
+  for (int i = 0; i < packet.iovCount && n < packet.size; ++i) {
+    size_t take = packet.iov[i].iov_len;
+    if (take > packet.size - n) take = packet.size - n;
+    std::memcpy(b + n, packet.iov[i].iov_base, take);
+    n += take;
+  }
+  if (n != packet.size) return false;
+  size_t ipHeader = 0;
+  size_t ipTotal = 0;  // the IP header's own idea of the packet's length
+  if ((b[0] >> 4) == 4) {
+    ipHeader = static_cast<size_t>(b[0] & 0x0f) * 4;
+    ipTotal = (static_cast<size_t>(b[2]) << 8) | b[3];
+    bool fragment = ((b[6] & 0x3f) | b[7]) != 0;  // MF or an offset
+    if (ipHeader < 20 || b[9] != 6 || fragment) return false;
+  } else if ((b[0] >> 4) == 6) {
+    ipHeader = 40;
+    ipTotal = 40 + ((static_cast<size_t>(b[4]) << 8) | b[5]);
+    if (b[6] != 6) return false;  // TCP right after the fixed header (as lwIP sends it)
+  } else {
+    return false;
+  }
+  if (ipTotal > n || ipHeader + 20 > ipTotal) return false;
+  size_t tcpHeader = static_cast<size_t>(b[ipHeader + 12] >> 4) * 4;
+  if (tcpHeader < 20 || ipHeader + tcpHeader != ipTotal) return false;  // payload, or malformed
+  constexpr uint8_t kFin = 0x01, kSyn = 0x02, kRst = 0x04;
+  return (b[ipHeader + 13] & (kFin | kSyn | kRst)) != 0;
+}
+
 void TunPump::writePacket(const netstack::PacketView& packet) {
   if (!backlog_.empty()) {
     queue(packet);  // behind what waits: order holds
@@ -72,6 +105,7 @@ void TunPump::writePacket(const netstack::PacketView& packet) {
       return;
     }
     ++stats_.writeDropped;
+    if (isControlPacket(packet)) ++stats_.controlDropped;
     if (!errorLogged_) {
       errorLogged_ = true;
       VT_ERROR("tun: write failed: %s", std::strerror(errno));
@@ -81,26 +115,42 @@ void TunPump::writePacket(const netstack::PacketView& packet) {
 }
 
 void TunPump::queue(const netstack::PacketView& packet) {
-  if (backlogBytes_ + packet.size > kMaxBacklogBytes || backlog_.size() >= kMaxBacklogPackets) {
+  const bool control = isControlPacket(packet);
+  if (control) {
+    if (controlPackets_ >= kMaxControlPackets) {
+      ++stats_.writeDropped;
+      ++stats_.controlDropped;
+      return;
+    }
+  } else if (backlogBytes_ + packet.size > kMaxBacklogBytes ||
+             backlogPackets_ >= kMaxBacklogPackets) {
     ++stats_.writeDropped;
     return;
   }
-  std::vector<uint8_t> copy(packet.size);
+  Queued q;
+  q.control = control;
+  q.bytes.resize(packet.size);
   size_t off = 0;
   for (int i = 0; i < packet.iovCount; ++i) {
-    std::memcpy(copy.data() + off, packet.iov[i].iov_base, packet.iov[i].iov_len);
+    std::memcpy(q.bytes.data() + off, packet.iov[i].iov_base, packet.iov[i].iov_len);
     off += packet.iov[i].iov_len;
   }
-  backlogBytes_ += copy.size();
-  backlog_.push_back(std::move(copy));
+  if (control) {
+    ++controlPackets_;
+    ++stats_.controlQueued;
+  } else {
+    ++backlogPackets_;
+    backlogBytes_ += q.bytes.size();
+  }
+  backlog_.push_back(std::move(q));
   ++stats_.writeQueued;
   if (backlog_.size() == 1) watcher_.onWritable([this] { flush(); });
 }
 
 void TunPump::flush() {
   while (!backlog_.empty()) {
-    const std::vector<uint8_t>& p = backlog_.front();
-    ssize_t n = ::write(fd_, p.data(), p.size());
+    const Queued& q = backlog_.front();
+    ssize_t n = ::write(fd_, q.bytes.data(), q.bytes.size());
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // still full
     if (n >= 0) {
@@ -108,8 +158,14 @@ void TunPump::flush() {
       stats_.bytesOut += static_cast<uint64_t>(n);
     } else {
       ++stats_.writeDropped;
+      if (q.control) ++stats_.controlDropped;
     }
-    backlogBytes_ -= p.size();
+    if (q.control) {
+      --controlPackets_;
+    } else {
+      --backlogPackets_;
+      backlogBytes_ -= q.bytes.size();
+    }
     backlog_.pop_front();
   }
   watcher_.onWritable(nullptr);

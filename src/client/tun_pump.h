@@ -2,11 +2,20 @@
 // NetStack. Reads go straight into NetStack input pbufs (no copy), at most
 // kBatch packets per wakeup so the loop stays fair; writes gather lwIP's
 // pbuf chain with writev. A write the kernel refuses (EAGAIN: its queue is
-// full) is copied into a small bounded backlog, written in order once the
-// fd is writable again (later packets queue behind it, so order holds);
-// only beyond the backlog's bound is a packet dropped and counted. Without
+// full) is copied into a bounded backlog, written in order once the fd is
+// writable again (later packets queue behind it, so order holds). Without
 // it a lost SYN-ACK, RST or last data segment waited for the app's or
 // lwIP's retransmission timer (1 s and up).
+//
+// The backlog is one FIFO with two budgets. Data (every packet that is not
+// a control packet, pure ACKs included: lwIP or the app recovers them)
+// takes kMaxBacklogBytes / kMaxBacklogPackets; beyond that it is dropped
+// and counted. Control packets (TCP with SYN, FIN or RST and no payload;
+// at most 120 bytes, headers only) never take data room: they have their
+// own room of kMaxControlPackets (at most ~0.6 MiB with allocation
+// overhead), so a burst of thousands of RSTs (a mass reset at stop, or many
+// refused flows) survives a full TUN queue while data is bounded as
+// before. Only beyond that room is a control packet dropped (counted apart).
 #pragma once
 
 #include <cstddef>
@@ -30,18 +39,29 @@ struct TunPumpStats {
   uint64_t bytesIn = 0;
   uint64_t packetsOut = 0;
   uint64_t bytesOut = 0;
-  uint64_t writeDropped = 0;  // backlog full, or a write error
-  uint64_t writeQueued = 0;   // EAGAIN (or behind one): went through the backlog
-  uint64_t readDropped = 0;   // no input buffer (lwIP memory short)
+  uint64_t writeDropped = 0;    // backlog full, or a write error (control ones included)
+  uint64_t writeQueued = 0;     // EAGAIN (or behind one): went through the backlog
+  uint64_t controlQueued = 0;   // of writeQueued: SYN/FIN/RST without payload
+  uint64_t controlDropped = 0;  // of writeDropped: control room full, or a write error
+  uint64_t readDropped = 0;     // no input buffer (lwIP memory short)
   uint64_t readErrors = 0;
 };
 
 class TunPump final : public PacketSink {
  public:
   static constexpr int kBatch = 64;
-  // Bound of the EAGAIN backlog (packets are copied in).
+  // Bound of the EAGAIN backlog's data (packets are copied in).
   static constexpr size_t kMaxBacklogBytes = 256 * 1024;
   static constexpr size_t kMaxBacklogPackets = 1024;
+  // The control packets' own room in the same backlog. A control packet is
+  // headers only: IPv4 60 + TCP 60 bytes at most (lwIP's are 40..80).
+  static constexpr size_t kMaxControlPackets = 4096;
+  static constexpr size_t kMaxControlPacketBytes = 120;
+
+  // True for a TCP segment (IPv4, or IPv6 with TCP as the first next
+  // header) without payload that carries SYN, FIN or RST. Reads the
+  // headers across the iovecs.
+  static bool isControlPacket(const netstack::PacketView& packet);
 
   // `fd` is non-blocking and stays owned by the caller (TunDevice);
   // `mtu` bounds one packet.
@@ -70,8 +90,14 @@ class TunPump final : public PacketSink {
   TunPumpStats stats_;
   std::function<void(const std::string&)> onFatal_;
   bool errorLogged_ = false;
-  std::deque<std::vector<uint8_t>> backlog_;
-  size_t backlogBytes_ = 0;
+  struct Queued {
+    std::vector<uint8_t> bytes;
+    bool control = false;
+  };
+  std::deque<Queued> backlog_;
+  size_t backlogBytes_ = 0;    // data entries only
+  size_t backlogPackets_ = 0;  // data entries only
+  size_t controlPackets_ = 0;  // control entries
 };
 
 }  // namespace vt::client
