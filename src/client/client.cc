@@ -50,6 +50,10 @@ Client::Client(event::Loop& loop, const config::ClientConfig& cfg)
 Result<std::unique_ptr<Client>> Client::create(event::Loop& loop,
                                                const config::ClientConfig& cfg) {
   std::unique_ptr<Client> c(new Client(loop, cfg));
+  if (cfg.server.fwmark != 0 && !cfg.server.address.is_ip) {
+    // Reads /etc/hosts and /etc/resolv.conf now, at start-up.
+    c->markedResolver_ = std::make_unique<ServerNameResolver>(loop, cfg.server.fwmark);
+  }
   if (cfg.server.tls) {
     tls::TlsOptions o;
     o.role = tls::Role::kClient;
@@ -120,6 +124,7 @@ Client::~Client() {
   stop();
   stackTimer_.stop();
   resolver_.cancel();
+  if (markedResolver_) markedResolver_->cancel();
 }
 
 void Client::start() {
@@ -410,8 +415,14 @@ void Client::onDialFailed() {
 
 void Client::resolve() {
   resolvePending_ = true;
-  resolver_.resolve(cfg_.server.address.host, cfg_.server.address.port,
-                    [this](Result<std::vector<event::SocketAddress>> r) { onResolved(std::move(r)); });
+  auto done = [this](Result<std::vector<event::SocketAddress>> r) { onResolved(std::move(r)); };
+  if (cfg_.server.fwmark != 0 && !cfg_.server.address.is_ip) {
+    // getaddrinfo's DNS sockets carry no mark: with auto_route they would
+    // be routed into our own tunnel.
+    markedResolver_->resolve(cfg_.server.address.host, cfg_.server.address.port, std::move(done));
+    return;
+  }
+  resolver_.resolve(cfg_.server.address.host, cfg_.server.address.port, std::move(done));
 }
 
 void Client::onResolved(Result<std::vector<event::SocketAddress>> r) {

@@ -29,6 +29,7 @@
 #include "core/tiered_lru.h"
 #include "event/log_summary.h"
 #include "event/loop.h"
+#include "client/server_name_resolver.h"
 #include "event/resolver.h"
 #include "event/socket_address.h"
 #include "event/timer.h"
@@ -199,6 +200,9 @@ class Client final : private netstack::NetStack::Callbacks {
   event::Timer stackTimer_;
   std::shared_ptr<tls::TlsContext> tls_;
   event::Resolver resolver_;
+  // With marked sockets (auto_route): the server's name is looked up
+  // outside the tunnel (client/server_name_resolver.h).
+  std::unique_ptr<ServerNameResolver> markedResolver_;
   std::vector<event::SocketAddress> serverAddrs_;  // resolved, first one dialled
   std::optional<event::SocketAddress> lastFailed_;
   std::vector<netstack::FlowKey> waiting_;         // sessions waiting for the address

@@ -3,8 +3,10 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <cstring>
 
+#include "core/log.h"
 #include "event/uv_handle.h"
 
 namespace vt::event {
@@ -212,6 +214,23 @@ SocketAddress UdpSocket::localAddress() const {
   int len = sizeof ss;
   if (uv_udp_getsockname(handle_, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return {};
   return SocketAddress::fromSockaddr(reinterpret_cast<const sockaddr*>(&ss));
+}
+
+bool UdpSocket::setMark(uint32_t fwmark) {
+#ifdef SO_MARK
+  uv_os_fd_t fd;
+  if (handle_ == nullptr || uv_fileno(reinterpret_cast<uv_handle_t*>(handle_), &fd) != 0) {
+    return false;
+  }
+  if (setsockopt(fd, SOL_SOCKET, SO_MARK, &fwmark, sizeof fwmark) != 0) {
+    VT_WARN("SO_MARK %u on a UDP socket: %s", fwmark, strerror(errno));
+    return false;
+  }
+  return true;
+#else
+  (void)fwmark;
+  return false;
+#endif
 }
 
 }  // namespace vt::event

@@ -47,6 +47,9 @@ class UdpSocket {
   UdpSocket(const UdpSocket&) = delete;
   UdpSocket& operator=(const UdpSocket&) = delete;
 
+  // SO_MARK (Linux, needs CAP_NET_ADMIN): the policy routing of auto_route
+  // keeps marked sockets out of the tunnel. False (and a WARN) when refused.
+  bool setMark(uint32_t fwmark);
   // Starts receiving (an empty callback stops).
   void onReceive(RecvCallback cb);
   // False when the datagram was dropped (queue over its cap, no route,

@@ -283,5 +283,44 @@ tun_term
 same_state "SIGTERM after recover"
 [ -e "$VT_TMP/routes.state" ] && fail "state file left after SIGTERM (run 3)"
 log "4b: after SIGKILL the next start recovered; its SIGTERM restored the original state"
+
+# ---- run 4: the server given by name. With auto_route getaddrinfo's DNS
+# sockets (unmarked) would go into the tunnel; vless-tun asks the
+# namespace's nameserver (ns srv, 198.18.9.1) from a marked socket instead,
+# so the query arrives from the app's own address, and the tunnel works.
+NETNS_ETC="/etc/netns/$APP"
+trap 'rc=$?; set +e; rm -rf "$NETNS_ETC"; rmdir /etc/netns 2>/dev/null || true; (exit $rc); _vt_cleanup' EXIT
+mkdir -p "$NETNS_ETC"
+printf '127.0.0.1 localhost\n' >"$NETNS_ETC/hosts"
+printf 'nameserver %s\noptions timeout:2 attempts:1\n' "$SRVIP4" >"$NETNS_ETC/resolv.conf"
+cat >"$VT_TMP/dns.py" <<'PY'
+# vpn.test -> A 198.18.9.1, no AAAA; logs "query NAME TYPE from IP".
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("198.18.9.1", 53)); s.settimeout(120)
+while True:
+    try: q, src = s.recvfrom(512)
+    except socket.timeout: break
+    i, labels = 12, []
+    while q[i]:
+        labels.append(q[i + 1:i + 1 + q[i]].decode()); i += 1 + q[i]
+    name, qtype = ".".join(labels).lower(), struct.unpack("!H", q[i + 1:i + 3])[0]
+    print(f"query {name} {qtype} from {src[0]}", flush=True)
+    ans = b""
+    if name == "vpn.test" and qtype == 1:
+        ans = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + socket.inet_aton("198.18.9.1")
+    rcode = 0 if name == "vpn.test" else 3
+    s.sendto(q[:2] + struct.pack("!HHHHH", 0x8180 | rcode, 1, 1 if ans else 0, 0, 0) + q[12:i + 5] + ans, src)
+PY
+start dns ip netns exec "$SRV" python3 "$VT_TMP/dns.py"
+sed "s/^address = \"$SRVIP4:443\"/address = \"vpn.test:443\"/" "$VT_TMP/tun1.toml" >"$VT_TMP/byname.toml"
+grep -q 'address = "vpn.test:443"' "$VT_TMP/byname.toml" || fail "could not make the by-name config"
+tun_start tun4 byname
+wait_log "$TUN_LOG" "server vpn\.test:443 resolved to $SRVIP4:443" 10
+get "tunnel v4 (server by name)" "http://$WEB4/page"
+grep -Eq "query vpn\.test 1 from $APP4" "$VT_TMP/dns.log" ||
+  fail "the server's name was not asked from the app's own address (outside the tunnel): $(cat "$VT_TMP/dns.log")"
+tun_term
+same_state "SIGTERM after the by-name run"
+log "5: server by name with auto_route: resolved from a marked socket ($(grep -c 'query vpn' "$VT_TMP/dns.log") queries from $APP4), tunnel works"
 [ ${#FAILS[@]} -eq 0 ] || fail "${#FAILS[@]} check(s) failed: ${FAILS[*]}"
 log "PASS"
