@@ -487,7 +487,15 @@ void TcpStream::close(CloseReason reason, const std::string& detail) {
 }
 
 size_t TcpStream::bufferedBytes() const {
-  return pending_.size() + inflight_ + throttled_out_.size();
+  // libuv's own count of the queued bytes not yet taken by the kernel: it
+  // shrinks with every partial write, where inflight_ shrinks only when a
+  // whole write request completes (a 512 KiB request to a slow reader
+  // would look stalled for seconds; the drain after both FINs reads this).
+  const size_t queued =
+      h_ == nullptr ? 0
+                    : std::min(inflight_, uv_stream_get_write_queue_size(
+                                              reinterpret_cast<const uv_stream_t*>(&h_->tcp)));
+  return pending_.size() + queued + throttled_out_.size();
 }
 
 std::string TcpStream::peerName() const {
