@@ -14,7 +14,8 @@ require_root
 require_cmd ip
 : "${VT_SERVER:?path to vless-server}"
 hostile=${VT_HOSTILE_CONNS:-4000}   # connections the hostile host opens
-rss_bound_kib=${VT_RSS_BOUND_KIB:-32768}
+# Under ASan (VT_SANITIZED) shadow memory and the quarantine inflate RSS.
+rss_bound_kib=${VT_RSS_BOUND_KIB:-$([ -n "${VT_SANITIZED:-}" ] && echo 524288 || echo 32768)}
 rtt_bound_ms=${VT_RTT_BOUND_MS:-1000}
 
 tb_setup admission

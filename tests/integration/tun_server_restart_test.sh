@@ -272,7 +272,10 @@ sleep 0.5
 fd1=$(fd_count "$TB_TUN_PID") rss1=$(rss_kib "$TB_TUN_PID")
 log "vless-tun after: $fd1 fds (before $fd0), RSS $rss1 KiB (before $rss0)"
 [ "$fd1" -le $(( fd0 + 4 )) ] || fail "vless-tun holds $fd1 fds after the outage, $fd0 before: leaked? $(ls -l "/proc/$TB_TUN_PID/fd")"
-[ "$rss1" -le $(( rss0 + 32768 )) ] || fail "vless-tun RSS grew from $rss0 to $rss1 KiB"
+# Under ASan freed memory waits in its quarantine (256 MiB): no bound there.
+if [ -z "${VT_SANITIZED:-}" ]; then
+  [ "$rss1" -le $(( rss0 + 32768 )) ] || fail "vless-tun RSS grew from $rss0 to $rss1 KiB"
+fi
 rc=0; stop_pid "$TB_TUN_PID" 10 || rc=$?
 [ $rc -eq 0 ] || fail "vless-tun exited $rc on SIGTERM"
 grep -Ei 'Sanitizer|runtime error|assert|terminate called' "$TB_TUN_LOG" && fail "vless-tun tripped a check"

@@ -122,7 +122,7 @@
 #define TCP_SNDLOWAT (16 * 1024)
 #define TCP_QUEUE_OOSEQ 1
 #define TCP_OOSEQ_MAX_PBUFS 16
-/* TIME_WAIT (2*MSL) and LAST_ACK give-up (2*MSL): 2 s. The app's kernel is
+/* TIME_WAIT (2*MSL): 2 s. The app's kernel is
  * one hop away with ~0 RTT, so TIME_WAIT only has to catch a retransmitted
  * FIN after a lost ACK (a TUN write dropped on EAGAIN), which comes within
  * the app's minimum RTO (200 ms). Longer only holds pcbs: at 1,000 flows/s
@@ -130,6 +130,13 @@
  * TIME_WAIT pcb at once when the app reuses its 4-tuple with a new SYN, and
  * caps their number (NetStackOptions::maxTimeWait). */
 #define TCP_MSL 1000UL
+/* LAST_ACK give-up (our last-ack-timeout.patch; lwIP uses 2*MSL): a pcb in
+ * LAST_ACK may still hold data it retransmits (RTO 1.5 s and doubling); at
+ * 2 s a lost retransmission removed it and the app never got its tail or
+ * FIN (found by it_tun_loss at 5% loss). Its retransmissions and the
+ * retransmission limit end it normally; this bounds an app that went away.
+ * When pcbs run out, tcp_alloc takes LAST_ACK ones first anyway. */
+#define TCP_LAST_ACK_TIMEOUT 30000UL
 #define TCP_LISTEN_BACKLOG 0
 #define LWIP_TCP_KEEPALIVE 1
 /* Timestamps on (when the app's SYN offers them, as Linux's does): an app
