@@ -41,8 +41,6 @@ std::string wireName(const std::string& name) {
   return out.size() > codec::kDnsMaxName ? "" : out;
 }
 
-uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
-
 uint16_t randomId() {
   static std::mt19937 rng{std::random_device{}()};
   return static_cast<uint16_t>(rng());
@@ -228,19 +226,13 @@ bool ServerNameResolver::parseAnswer(const uint8_t* p, size_t n, const std::stri
   // NOERROR (maybe no data) and NXDOMAIN are answers; anything else
   // (SERVFAIL, REFUSED) is not: the next nameserver gets a try.
   if (m.rcode() != codec::kDnsRcodeNoError && m.rcode() != codec::kDnsRcodeNxDomain) return false;
-  for (size_t i = 0; i < m.ancount && i < m.ttlOffsets.size(); ++i) {
-    const size_t off = m.ttlOffsets[i];
-    if (off < 4 || off + 6 > n) continue;
-    const uint16_t rtype = be16(p + off - 4);
-    const uint16_t rdlen = be16(p + off + 4);
-    if (off + 6 + rdlen > n) continue;
-    const uint8_t* rdata = p + off + 6;
-    if (rtype == kTypeA && type == kTypeA && rdlen == 4) {
-      out.push_back(event::SocketAddress::ipv4(
-          static_cast<uint32_t>(rdata[0]) << 24 | rdata[1] << 16 | rdata[2] << 8 | rdata[3], 0));
-    } else if (rtype == kTypeAaaa && type == kTypeAaaa && rdlen == 16) {
-      out.push_back(event::SocketAddress::ipv6(rdata, 0));
-    }
+  for (const std::vector<uint8_t>& ip : codec::dnsAnswerAddresses(p, n, m, type)) {
+    out.push_back(ip.size() == 4
+                      ? event::SocketAddress::ipv4(static_cast<uint32_t>(ip[0]) << 24 |
+                                                       static_cast<uint32_t>(ip[1]) << 16 |
+                                                       static_cast<uint32_t>(ip[2]) << 8 | ip[3],
+                                                   0)
+                      : event::SocketAddress::ipv6(ip.data(), 0));
   }
   return true;
 }

@@ -194,4 +194,23 @@ std::string DnsQuestion::text() const {
   return s.empty() ? "." : s;
 }
 
+std::vector<std::vector<uint8_t>> dnsAnswerAddresses(const uint8_t* p, size_t n,
+                                                     const DnsMessage& m, uint16_t type) {
+  std::vector<std::vector<uint8_t>> out;
+  const size_t want = type == 1 ? 4 : type == 28 ? 16 : 0;
+  if (want == 0) return out;
+  // ttlOffsets lists every record but OPT in message order, so the first
+  // ancount of them are the answers: TYPE(2) CLASS(2) before the TTL(4),
+  // RDLEN(2) and RDATA after it.
+  for (size_t i = 0; i < m.ancount && i < m.ttlOffsets.size(); ++i) {
+    const size_t off = m.ttlOffsets[i];
+    if (off < 4 || off + 6 > n) continue;
+    const uint16_t rtype = static_cast<uint16_t>(p[off - 4] << 8 | p[off - 3]);
+    const size_t rdlen = static_cast<size_t>(p[off + 4] << 8 | p[off + 5]);
+    if (rtype != type || rdlen != want || off + 6 + rdlen > n) continue;
+    out.emplace_back(p + off + 6, p + off + 6 + rdlen);
+  }
+  return out;
+}
+
 }  // namespace vt::codec

@@ -73,6 +73,11 @@ struct DnsMessage {
 // allowed (some servers pad).
 bool parseDnsMessage(const uint8_t* p, size_t n, DnsMessage& out, std::string& error);
 
+// The A (4 bytes) or AAAA (16 bytes) RDATA of the answer records of `type`
+// in a message parseDnsMessage accepted (`m` is its result), in order;
+// records of another type or size are skipped. Never reads outside p[0,n).
+std::vector<std::vector<uint8_t>> dnsAnswerAddresses(const uint8_t* p, size_t n,
+                                                     const DnsMessage& m, uint16_t type);
 // Reads the name at `offset` into uncompressed, lowered wire form. On
 // success `next` is the offset just after the name's own bytes (after its
 // first pointer, if any). Exposed for tests and the fuzz target.

@@ -30,6 +30,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fuzz::check(q.wireName.back() == '\0', "name ends with the root label");
     (void)q.text();
   }
+  // The client's own resolver reads A/AAAA answers from here.
+  for (uint16_t type : {uint16_t{1}, uint16_t{28}}) {
+    for (const auto& ip : dnsAnswerAddresses(buf.get(), size, m, type)) {
+      fuzz::check(ip.size() == (type == 1 ? 4u : 16u), "an address of its type's size");
+    }
+  }
   for (size_t off : m.ttlOffsets) {
     fuzz::check(off >= kDnsHeaderSize && off + 4 <= size, "TTL offset inside the message");
     // Ageing a TTL in place must stay inside the buffer.
