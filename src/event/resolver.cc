@@ -6,6 +6,19 @@
 
 namespace vt::event {
 
+Result<std::vector<SocketAddress>> addressesFromAddrinfo(const addrinfo* res,
+                                                         const std::string& host, uint16_t port) {
+  std::vector<SocketAddress> out;
+  for (const addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+    if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
+    SocketAddress a = SocketAddress::fromSockaddr(ai->ai_addr);
+    a.setPort(port);
+    if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
+  }
+  if (out.empty()) return Error(Errc::kResolve, "resolve " + host + ": no IPv4/IPv6 address");
+  return out;
+}
+
 struct Resolver::Request {
   uv_getaddrinfo_t req;
   Resolver* owner;  // null once cancelled or the Resolver is gone
@@ -28,20 +41,9 @@ struct Resolver::Request {
       owner->finish(Error(Errc::kResolve, std::move(msg)));
       return;
     }
-    std::vector<SocketAddress> out;
-    for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-      if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
-      SocketAddress a = SocketAddress::fromSockaddr(ai->ai_addr);
-      a.setPort(self->port);
-      if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
-    }
+    Result<std::vector<SocketAddress>> out = addressesFromAddrinfo(res, self->host, self->port);
     uv_freeaddrinfo(res);
-    std::string host = std::move(self->host);
     delete self;
-    if (out.empty()) {
-      owner->finish(Error(Errc::kResolve, "resolve " + host + ": no IPv4/IPv6 address"));
-      return;
-    }
     owner->finish(std::move(out));
   }
 };

@@ -4,6 +4,8 @@
 // freed when libuv hands it back.
 #pragma once
 
+#include <netdb.h>
+
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -14,6 +16,12 @@
 #include "event/socket_address.h"
 
 namespace vt::event {
+
+// getaddrinfo's IPv4/IPv6 answers in order, duplicates removed, `port`
+// set; or the error "resolve HOST: no IPv4/IPv6 address". Shared by
+// Resolver and ResolverPool.
+Result<std::vector<SocketAddress>> addressesFromAddrinfo(const addrinfo* res,
+                                                         const std::string& host, uint16_t port);
 
 class Resolver {
  public:

@@ -1,5 +1,7 @@
 #include "event/resolver_pool.h"
 
+#include "event/resolver.h"
+
 #include <uv.h>
 
 #include <algorithm>
@@ -112,18 +114,7 @@ void ResolverPool::onDone(void* r, int status, void* res_v) {
   if (status != 0) {
     result = Error(Errc::kResolve, "resolve " + job->host + ": " + uv_strerror(status));
   } else {
-    std::vector<SocketAddress> out;
-    for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-      if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
-      SocketAddress a = SocketAddress::fromSockaddr(ai->ai_addr);
-      a.setPort(job->port);
-      if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
-    }
-    if (out.empty()) {
-      result = Error(Errc::kResolve, "resolve " + job->host + ": no IPv4/IPv6 address");
-    } else {
-      result = std::move(out);
-    }
+    result = addressesFromAddrinfo(res, job->host, job->port);
   }
   if (res != nullptr) uv_freeaddrinfo(res);
   if (!*job->pool_alive) {  // the pool is gone (shutdown)
