@@ -214,15 +214,11 @@ void Client::onTcpAccepted(std::unique_ptr<netstack::TcpFlow> flow) {
   it->second->attach(std::move(flow));
 }
 
-void Client::onTimerNeeded(bool needed) {
-  if (needed) {
-    if (!stackTimer_.active()) {
-      stackTimer_.start(
-          netstack::NetStack::kTimerIntervalMs, [this] { stack_->onTimer(); },
-          netstack::NetStack::kTimerIntervalMs);
-    }
-  } else {
+void Client::onTimerInterval(uint32_t intervalMs) {
+  if (intervalMs == 0) {
     stackTimer_.stop();
+  } else {
+    stackTimer_.start(intervalMs, [this] { stack_->onTimer(); }, intervalMs);
   }
 }
 

@@ -177,7 +177,7 @@ class Client final : private netstack::NetStack::Callbacks {
   void onOutput(const netstack::PacketView& packet) override;
   void onTcpSyn(const netstack::FlowKey& key) override;
   void onTcpAccepted(std::unique_ptr<netstack::TcpFlow> flow) override;
-  void onTimerNeeded(bool needed) override;
+  void onTimerInterval(uint32_t intervalMs) override;
   bool onUdp(const netstack::UdpEndpoint& app, const netstack::UdpEndpoint& dst,
              BufferChain&& payload) override;
 

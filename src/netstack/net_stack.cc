@@ -18,6 +18,10 @@ extern "C" {
 }
 
 namespace vt::netstack {
+
+static_assert(NetStack::kTickMs == TCP_TMR_INTERVAL, "lwipopts.h TCP_TMR_INTERVAL");
+static_assert(NetStack::kIdleIntervalMs % NetStack::kTickMs == 0, "whole ticks per idle call");
+
 namespace {
 
 // lwIP keeps its pcb lists, netif list and timers in C globals; this flag
@@ -141,7 +145,7 @@ NetStack::NetStack(const NetStackOptions& options, Callbacks& callbacks)
       reassembler_(ReassemblyLimits{
           options.udpReassemblyMaxDatagrams == 0 ? 1 : options.udpReassemblyMaxDatagrams,
           options.udpReassemblyMaxBytes, ReassemblyLimits{}.maxFragmentsPerDatagram,
-          options.udpReassemblyTimeoutMs / kTimerIntervalMs}) {
+          options.udpReassemblyTimeoutMs / kTickMs}) {
   if (options_.maxPendingSyns == 0) options_.maxPendingSyns = 1;
 }
 
@@ -292,6 +296,7 @@ void NetStack::dispatch(pbuf* p) {
 }
 
 void NetStack::handleTcp(pbuf* p, const IpPacketInfo& info) {
+  busyUntilTick_ = tick_ + kBusyMs / kTickMs;
   const uint8_t flags = info.tcpFlags;
   const FlowKey key = info.flowKey();
   const bool syn = (flags & tcpflag::kSyn) != 0 && (flags & (tcpflag::kAck | tcpflag::kRst)) == 0;
@@ -466,10 +471,14 @@ void NetStack::leave() {
 void NetStack::onTimer() {
   if (depth_ > 0) return;
   ++depth_;
-  ++tick_;
-  tcp_tmr();
+  // One lwIP tick per kTickMs of the interval the owner runs us at.
+  const uint32_t ticks = timerIntervalMs_ > kTickMs ? timerIntervalMs_ / kTickMs : 1;
+  for (uint32_t i = 0; i < ticks; ++i) {
+    ++tick_;
+    tcp_tmr();
+  }
   boundTimeWait();
-  const uint64_t maxAge = options_.pendingSynTimeoutMs / kTimerIntervalMs;
+  const uint64_t maxAge = options_.pendingSynTimeoutMs / kTickMs;
   while (!pending_.empty() && tick_ - pending_.front().heldAtTick > maxAge) {
     pbuf_free(pending_.front().syn);
     pending_.pop_front();
@@ -513,15 +522,17 @@ bool NetStack::timerNeeded() const noexcept {
 
 void NetStack::updateTimer() {
   if (depth_ > 0 || destroying_) return;
-  const bool need = timerNeeded();
-  if (need != timerOn_) {
-    timerOn_ = need;
-    callbacks_.onTimerNeeded(need);
+  uint32_t want = 0;
+  if (timerNeeded()) want = tick_ < busyUntilTick_ ? kTickMs : kIdleIntervalMs;
+  if (want != timerIntervalMs_) {
+    timerIntervalMs_ = want;
+    callbacks_.onTimerInterval(want);
   }
 }
 
 void NetStack::emit(pbuf* p) {
   if (destroying_) return;
+  busyUntilTick_ = tick_ + kBusyMs / kTickMs;  // lwIP's output is TCP only (UDP: sendUdp)
   iovec iov[kMaxIov];
   int n = 0;
   const pbuf* q = p;

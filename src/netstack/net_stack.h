@@ -5,8 +5,9 @@
 // Drive it from one thread (the loop):
 //   - each packet read from the TUN: allocInput() + read() into it + input()
 //     (zero copy: the bytes land in a pbuf), or input(ptr, len) (copies);
-//   - onTimer() every kTimerIntervalMs while the last onTimerNeeded() said
-//     true (lwIP has pcbs or SYNs are pending), no timer otherwise;
+//   - onTimer() every N ms, N from the last onTimerInterval(N) (0: no
+//     timer; N is kTickMs while TCP is busy, kIdleIntervalMs otherwise,
+//     and 0 when lwIP has no pcbs and nothing is pending);
 //   - Callbacks::onOutput() hands out each packet for the TUN.
 //
 // UDP goes beside lwIP (see docs/netstack.md): input() hands each valid
@@ -138,7 +139,14 @@ struct NetStackStats {
 
 class NetStack {
  public:
-  static constexpr uint32_t kTimerIntervalMs = 250;  // TCP_TMR_INTERVAL
+  // lwIP's timer tick (TCP_TMR_INTERVAL): retransmission timeouts, delayed
+  // ACKs and every lwIP time count in these (its "slow" tick is two).
+  static constexpr uint32_t kTickMs = 50;
+  // While no TCP segment went in or out for kBusyMs, the owner's timer
+  // runs this rarely and each onTimer() runs the ticks it skipped: the same
+  // lwIP time, a fifth of the wake-ups (a phone with idle connections).
+  static constexpr uint32_t kIdleIntervalMs = 250;
+  static constexpr uint32_t kBusyMs = 2000;
 
   class Callbacks {
    public:
@@ -151,8 +159,9 @@ class NetStack {
     // The handshake completed. Call flow->setCallbacks() before returning;
     // never destroy a flow from inside a NetStack or TcpFlow callback.
     virtual void onTcpAccepted(std::unique_ptr<TcpFlow> flow) = 0;
-    // Start (true) or stop (false) calling onTimer() periodically.
-    virtual void onTimerNeeded(bool needed) = 0;
+    // Call onTimer() every `intervalMs` from now on (restart the periodic
+    // timer with this period); 0: stop calling it.
+    virtual void onTimerInterval(uint32_t intervalMs) = 0;
     // Non-TCP/UDP packets not addressed to the TUN itself (ICMP to remote
     // hosts, ...): return true if taken (bytes valid during the call).
     virtual bool onOtherPacket(const uint8_t* /*packet*/, size_t /*len*/) { return false; }
@@ -257,7 +266,8 @@ class NetStack {
   TcpFlow* flows_ = nullptr;  // intrusive list of live flows
   size_t flowCount_ = 0;
   int depth_ = 0;  // >0: inside input()/onTimer()/lwIP
-  bool timerOn_ = false;
+  uint32_t timerIntervalMs_ = 0;  // what the owner was last told
+  uint64_t busyUntilTick_ = 0;     // kBusyMs after the last TCP segment in or out
   bool destroying_ = false;
   tcp_pcb* acceptingPcb_ = nullptr;  // set during onTcpAccepted
   bool acceptingAborted_ = false;

@@ -14,7 +14,7 @@ namespace vt::netstack {
 namespace {
 
 constexpr size_t kU16Max = 0xFFFF;  // tcp_write / tcp_recved take u16 lengths
-constexpr u8_t kPollInterval = 2;   // lwIP coarse ticks of 500 ms
+constexpr u8_t kPollInterval = 1000 / (2 * TCP_TMR_INTERVAL);  // 1 s in lwIP's slow ticks
 
 // Release hook of a Slice that adopted one pbuf of a received chain.
 void releasePbuf(void* ctx, uint8_t*) noexcept {

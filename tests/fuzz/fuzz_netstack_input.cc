@@ -40,7 +40,7 @@ class Owner : public NetStack::Callbacks, public TcpFlow::Callbacks {
     flow->setCallbacks(this);
     flows.push_back(std::move(flow));
   }
-  void onTimerNeeded(bool) override {}
+  void onTimerInterval(uint32_t) override {}
   bool onUdp(const UdpEndpoint& app, const UdpEndpoint& dst, BufferChain&& payload) override {
     stack->sendUdp(dst, app, payload);
     return true;

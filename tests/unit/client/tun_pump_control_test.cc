@@ -33,7 +33,7 @@ class NullOwner final : public netstack::NetStack::Callbacks {
   void onOutput(const netstack::PacketView&) override {}
   void onTcpSyn(const netstack::FlowKey&) override {}
   void onTcpAccepted(std::unique_ptr<netstack::TcpFlow>) override {}
-  void onTimerNeeded(bool) override {}
+  void onTimerInterval(uint32_t) override {}
 };
 
 std::vector<uint8_t> segment(bool v6, uint8_t flags, uint32_t seq, size_t payload = 0,

@@ -78,9 +78,10 @@ class FakeOwner : public NetStack::Callbacks {
     if (setCallbacksAtOnce) flow->setCallbacks(&recorders.emplace_back());
     flows.push_back(std::move(flow));
   }
-  void onTimerNeeded(bool needed) override {
-    timerCalls.push_back(needed);
-    timerOn = needed;
+  void onTimerInterval(uint32_t ms) override {
+    if ((ms != 0) != timerOn) timerCalls.push_back(ms != 0);
+    timerOn = ms != 0;
+    intervalMs = ms;
   }
   bool onOtherPacket(const uint8_t* packet, size_t len) override {
     if (!takeOther) return false;
@@ -104,7 +105,8 @@ class FakeOwner : public NetStack::Callbacks {
   bool setCallbacksAtOnce = true;
   bool takeOther = false;
   bool timerOn = false;
-  std::vector<bool> timerCalls;
+  std::vector<bool> timerCalls;  // on/off changes only
+  uint32_t intervalMs = 0;
   std::vector<std::vector<uint8_t>> out;
   std::vector<FlowKey> syns;
   std::vector<std::unique_ptr<TcpFlow>> flows;
@@ -131,6 +133,32 @@ class NetStackTest : public ::testing::Test {
   }
   void send(const std::vector<uint8_t>& pkt) { stack_->input(pkt.data(), pkt.size()); }
   void send(const TcpSegment& s) { send(buildTcp(s)); }
+  bool offerSack_ = false;  // connect() offers SACK_PERM, as Linux does
+  uint32_t highestEnd_ = 0;  // of the data segments takeSegments() saw
+
+  // The data segments in owner_.out (cleared), in order.
+  std::vector<ParsedPacket> takeSegments() {
+    std::vector<ParsedPacket> segs;
+    for (auto& pkt : owner_.out) {
+      ParsedPacket p;
+      EXPECT_TRUE(parsePacket(pkt, p));
+      if (p.payload.empty()) continue;
+      const uint32_t end = p.seq + static_cast<uint32_t>(p.payload.size());
+      if (end - highestEnd_ < (1u << 31)) highestEnd_ = end;
+      segs.push_back(std::move(p));
+    }
+    owner_.out.clear();
+    return segs;
+  }
+
+  // Runs the stack's timer as the owner's loop would for `ms` of time (at
+  // the interval the stack asked for; stops when it asks for none).
+  void advanceMs(uint64_t ms) {
+    for (uint64_t t = 0; t < ms && owner_.timerOn;) {
+      t += owner_.intervalMs;
+      stack_->onTimer();
+    }
+  }
 
   // Client side of one connection, with the sequence numbers tracked.
   struct Conn {
@@ -161,6 +189,7 @@ class NetStackTest : public ::testing::Test {
     owner_.acceptAtOnce = true;
     TcpSegment syn = seg(c, kSyn);
     syn.mss = 1460;
+    syn.sackPermitted = offerSack_;
     size_t before = owner_.out.size();
     send(syn);
     owner_.acceptAtOnce = false;
@@ -845,12 +874,105 @@ TEST_F(NetStackTest, TimerNeededFollowsPendingAndFlows) {
   EXPECT_FALSE(owner_.timerOn);
 }
 
+// Loss recovery toward the app (newreno.patch, docs/netstack.md "Loss"):
+// no timer runs in this test, so every retransmission seen is driven by
+// the app's ACKs alone.
+TEST_F(NetStackTest, LossRecoveryRetransmitsHolesWithoutTheTimer) {
+  offerSack_ = true;
+  Conn c = connect(kApp4, 40200, "198.19.0.90", 80);
+  ASSERT_NE(c.flow, nullptr);
+  owner_.out.clear();
+  const uint32_t dataStart = c.ack;
+  const size_t space = c.flow->writeSpace();
+  BufferChain data;
+  data.append(std::string(60000, 'r'));
+  ASSERT_EQ(c.flow->write(data), 60000u);
+  // Open the congestion window: ACK every segment until 6 are in flight.
+  std::vector<ParsedPacket> flight;
+  for (int round = 0; round < 10; ++round) {
+    flight = takeSegments();
+    if (flight.size() >= 6) break;
+    for (const auto& p : flight) {
+      c.ack = p.seq + static_cast<uint32_t>(p.payload.size());
+      send(seg(c, kAck));
+    }
+  }
+  ASSERT_GE(flight.size(), 6u) << "cwnd did not open";
+  auto endOf = [](const ParsedPacket& p) { return p.seq + static_cast<uint32_t>(p.payload.size()); };
+  auto has = [](const std::vector<ParsedPacket>& segs, uint32_t seq) {
+    for (const auto& p : segs) {
+      if (p.seq == seq) return true;
+    }
+    return false;
+  };
+
+  // Segments 0 and 2 lost. The first duplicate ACK that SACKs segment 1
+  // retransmits segment 0 at once (not after three; and although the
+  // app's window moved, as Linux's does on nearly every ACK).
+  c.ack = flight[0].seq;
+  TcpSegment dup = seg(c, kAck);
+  dup.window = 60000;
+  dup.sack = {{flight[1].seq, endOf(flight[1])}};
+  send(dup);
+  EXPECT_TRUE(has(takeSegments(), flight[0].seq)) << "no fast retransmit on the first SACK duplicate ACK";
+
+  // Segment 3 arrives too: still a duplicate ACK, 0 is not sent again.
+  dup.window = 59000;
+  dup.sack = {{flight[3].seq, endOf(flight[3])}, {flight[1].seq, endOf(flight[1])}};
+  send(dup);
+  EXPECT_FALSE(has(takeSegments(), flight[0].seq));
+
+  // The retransmitted 0 arrives: the ACK covers 0-1 and stops at the hole
+  // at 2 (partial ACK): segment 2 goes at once, recovery goes on.
+  c.ack = flight[2].seq;
+  TcpSegment partial = seg(c, kAck);
+  partial.sack = {{flight[3].seq, endOf(flight[3])}};
+  send(partial);
+  std::vector<ParsedPacket> sent = takeSegments();
+  EXPECT_TRUE(has(sent, flight[2].seq)) << "no retransmission on the partial ACK";
+
+  // That retransmission is lost, and a segment sent after it arrives. On
+  // this FIFO link that proves it lost: segment 2 goes again, no timer.
+  const ParsedPacket* fresh = nullptr;
+  for (int i = 0; i < 4 && fresh == nullptr; ++i) {
+    for (const auto& p : sent) {
+      if (p.seq - endOf(flight.back()) < (1u << 31)) {
+        fresh = &p;
+        break;
+      }
+    }
+    if (fresh == nullptr) {
+      send(partial);  // one more duplicate ACK: room for new data
+      sent = takeSegments();
+      EXPECT_FALSE(has(sent, flight[2].seq));
+    }
+  }
+  ASSERT_NE(fresh, nullptr) << "no new data sent during recovery";
+  partial.sack = {{flight[3].seq, endOf(flight.back())}, {fresh->seq, endOf(*fresh)}};
+  send(partial);
+  EXPECT_TRUE(has(takeSegments(), flight[2].seq)) << "lost retransmission not repaired";
+
+  // Everything sent arrives; the rest of the data flows, nothing lost.
+  c.ack = highestEnd_;
+  send(seg(c, kAck));
+  for (int round = 0; round < 40 && c.ack != dataStart + 60000; ++round) {
+    for (const auto& p : takeSegments()) {
+      if (p.seq == c.ack) c.ack = endOf(p);
+    }
+    send(seg(c, kAck));
+  }
+  EXPECT_EQ(c.ack, dataStart + 60000) << "not all data arrived";
+  EXPECT_EQ(c.flow->writeSpace(), space);
+}
+
 TEST_F(NetStackTest, PendingSynExpires) {
   NetStackOptions opt;
   opt.pendingSynTimeoutMs = 1000;
   makeStack(opt);
   send(TcpSegment{kApp4, "198.19.0.1", 7, 80, 1, 0, kSyn, 65535, 0, {}});
-  for (int i = 0; i < 6; ++i) stack_->onTimer();
+  advanceMs(900);
+  EXPECT_EQ(stack_->pendingCount(), 1u) << "not before 1 s";
+  advanceMs(300);
   EXPECT_EQ(stack_->pendingCount(), 0u);
   EXPECT_EQ(stack_->stats().synExpired, 1u);
   EXPECT_FALSE(owner_.timerOn);

@@ -100,8 +100,20 @@ std::vector<uint8_t> wrap(const Addr& s, const Addr& d, uint8_t proto, std::vect
 
 std::vector<uint8_t> buildTcp(const TcpSegment& t) {
   Addr s = parseAddr(t.src), d = parseAddr(t.dst);
-  size_t hlen = t.mss ? 24 : 20;
-  std::vector<uint8_t> seg(hlen, 0);
+  std::vector<uint8_t> opts;
+  if (t.mss) opts.insert(opts.end(), {2, 4, static_cast<uint8_t>(t.mss >> 8), static_cast<uint8_t>(t.mss)});
+  if (t.sackPermitted) opts.insert(opts.end(), {1, 1, 4, 2});
+  if (!t.sack.empty()) {
+    opts.insert(opts.end(), {1, 1, 5, static_cast<uint8_t>(2 + 8 * t.sack.size())});
+    for (const auto& [left, right] : t.sack) {
+      for (uint32_t v : {left, right}) {
+        for (int shift = 24; shift >= 0; shift -= 8) opts.push_back(static_cast<uint8_t>(v >> shift));
+      }
+    }
+  }
+  while (opts.size() % 4 != 0) opts.push_back(0);
+  const size_t hlen = 20 + opts.size();
+  std::vector<uint8_t> seg(20, 0);
   put16(seg, 0, t.srcPort);
   put16(seg, 2, t.dstPort);
   put32(seg, 4, t.seq);
@@ -109,11 +121,7 @@ std::vector<uint8_t> buildTcp(const TcpSegment& t) {
   seg[12] = static_cast<uint8_t>((hlen / 4) << 4);
   seg[13] = t.flags;
   put16(seg, 14, t.window);
-  if (t.mss) {
-    seg[20] = 2;
-    seg[21] = 4;
-    put16(seg, 22, t.mss);
-  }
+  seg.insert(seg.end(), opts.begin(), opts.end());
   seg.insert(seg.end(), t.payload.begin(), t.payload.end());
   return wrap(s, d, 6, std::move(seg), 16, true);
 }

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace vt::test {
@@ -22,6 +23,8 @@ struct TcpSegment {
   uint16_t window = 65535;
   uint16_t mss = 0;  // >0: adds an MSS option
   std::vector<uint8_t> payload;
+  bool sackPermitted = false;  // adds SACK_PERM (for a SYN)
+  std::vector<std::pair<uint32_t, uint32_t>> sack = {};  // SACK blocks (left, right), at most 4
 };
 
 std::vector<uint8_t> buildTcp(const TcpSegment& s);

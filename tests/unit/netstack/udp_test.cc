@@ -64,7 +64,7 @@ class UdpOwner : public NetStack::Callbacks {
   }
   void onTcpSyn(const FlowKey&) override {}
   void onTcpAccepted(std::unique_ptr<TcpFlow>) override {}
-  void onTimerNeeded(bool needed) override { timerOn = needed; }
+  void onTimerInterval(uint32_t ms) override { timerOn = ms != 0; }
   bool onUdp(const UdpEndpoint& app, const UdpEndpoint& dst, BufferChain&& payload) override {
     if (!take) return false;
     if (echo) {
@@ -353,7 +353,7 @@ TEST_F(UdpTest, PartialDatagramsExpireOnTheTimer) {
   auto frags = fragmentPacket(buildUdp(kApp6, "2001:db8::9", 1, 2, pattern(3000, 1)), 1500, 9);
   send(frags[0]);
   EXPECT_TRUE(owner_.timerOn);
-  const uint32_t ticks = 5000 / NetStack::kTimerIntervalMs;
+  const uint32_t ticks = 5000 / NetStack::kIdleIntervalMs;  // no TCP: the idle period
   for (uint32_t i = 0; i < ticks; ++i) stack_->onTimer();
   EXPECT_EQ(stack_->stats().udpReassemblyTimeout, 0u) << "not before 5 s";
   stack_->onTimer();

@@ -38,7 +38,7 @@ class TunOwner : public NetStack::Callbacks {
   }
   void onTcpSyn(const FlowKey&) override {}
   void onTcpAccepted(std::unique_ptr<TcpFlow>) override {}
-  void onTimerNeeded(bool) override {}
+  void onTimerInterval(uint32_t) override {}
   bool onUdp(const UdpEndpoint& app, const UdpEndpoint& dst, BufferChain&& payload) override {
     if (!stack->sendUdp(dst, app, payload)) ++sendErrors;
     UdpEndpoint alias = dst;

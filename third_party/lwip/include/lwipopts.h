@@ -25,6 +25,16 @@
  * owner's loop timer runs only while there are pcbs), like hev and badvpn.
  * lwIP's own timeout list would need sys_now() polling even when idle. */
 #define LWIP_TIMERS 0
+/* 50 ms, not lwIP's 250: every TCP time counts in these ticks, and the
+ * retransmission timeout in "slow" ticks of two. With ~0 RTT to the app the
+ * RTO settles at 3 slow ticks: 300 ms here (fires 200-300 ms after the
+ * send, above Linux's 200 ms delayed-ACK bound), 1.5 s at 250. The owner's
+ * timer runs this often only while TCP is busy (NetStack kIdleIntervalMs
+ * otherwise). Must equal NetStack::kTickMs (static_assert there). */
+#define TCP_TMR_INTERVAL 50
+/* The first retransmission timeout, before an RTT is measured: 1 s
+ * (RFC 6298), not lwIP's 3 s; a lost first data segment stalled 3 s. */
+#define LWIP_TCP_RTO_TIME 1000
 
 #define LWIP_IPV4 1
 #define LWIP_IPV6 1
@@ -121,7 +131,12 @@
 /* Only the sockets API reads this; it just has to pass lwIP's sanity checks. */
 #define TCP_SNDLOWAT (16 * 1024)
 #define TCP_QUEUE_OOSEQ 1
-#define TCP_OOSEQ_MAX_PBUFS 16
+/* Out-of-order segments from the app kept per flow: a window's worth (64
+ * KiB is 45 segments of a 1460 MSS), bounded in bytes by the window too.
+ * With 16, a loss on the TUN made lwIP drop what followed past the 16th
+ * and the app's kernel sent it all again. */
+#define TCP_OOSEQ_MAX_PBUFS 48
+#define TCP_OOSEQ_MAX_BYTES TCP_WND
 /* TIME_WAIT (2*MSL): 2 s. The app's kernel is
  * one hop away with ~0 RTT, so TIME_WAIT only has to catch a retransmitted
  * FIN after a lost ACK (a TUN write dropped on EAGAIN), which comes within
@@ -131,7 +146,7 @@
  * caps their number (NetStackOptions::maxTimeWait). */
 #define TCP_MSL 1000UL
 /* LAST_ACK give-up (our last-ack-timeout.patch; lwIP uses 2*MSL): a pcb in
- * LAST_ACK may still hold data it retransmits (RTO 1.5 s and doubling); at
+ * LAST_ACK may still hold data it retransmits (RTO 0.3 s and doubling); at
  * 2 s a lost retransmission removed it and the app never got its tail or
  * FIN (found by it_tun_loss at 5% loss). Its retransmissions and the
  * retransmission limit end it normally; this bounds an app that went away.
@@ -147,6 +162,11 @@
  * 32 workers through vless-tun fell from ~3,500 to ~800 flows/s within
  * 30 s; bench/churn.sh). Costs 12 bytes per segment on this hop. */
 #define LWIP_TCP_TIMESTAMPS 1
-#define LWIP_TCP_SACK_OUT 0
+/* SACK toward the app (RFC 2018, when its SYN offers SACK_PERM, as Linux's
+ * does): with several segments lost in a window, the app's kernel resends
+ * just the holes instead of everything after the first. 4 blocks (32
+ * bytes per pcb). lwIP's own retransmission ignores the app's SACKs; it
+ * has NewReno instead (newreno.patch). */
+#define LWIP_TCP_SACK_OUT 1
 
 #endif
