@@ -243,7 +243,7 @@ stream::StreamPtr Client::makeOutbound(const netstack::FlowKey& key, bool want_i
   netstack::UdpEndpoint dst{key.dst, key.dstPort};
   // DNS hijack: TCP queries go to the resolver whatever the app dialled
   // (lwIP still answers as the address the app chose).
-  if (resolverEp_ && key.dstPort == 53) {
+  if (hijacksDns(key)) {
     dst = *resolverEp_;
     ++stats_.dnsTcpHijacked;
   }

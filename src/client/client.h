@@ -72,7 +72,7 @@ struct ClientStats {
   uint64_t dnsHijacked = 0;       // UDP queries redirected to dns.resolver
   uint64_t dnsTcpHijacked = 0;    // TCP port-53 flows redirected
   uint64_t dnsCacheHits = 0;      // answered without the tunnel
-  uint64_t dnsUnmatched = 0;      // resolver datagrams not cached: no matching query
+  uint64_t dnsUnmatched = 0;      // resolver answers (UDP, TCP) not cached: no matching query
 };
 
 struct FlowKeyHash {
@@ -109,6 +109,10 @@ class Client final : private netstack::NetStack::Callbacks {
   DnsCache* dnsCache() { return dnsCache_.get(); }
   // dns.resolver when dns.hijack is on.
   const std::optional<netstack::UdpEndpoint>& dnsResolver() const { return resolverEp_; }
+  // A TCP flow to port 53 (any address) goes to dns.resolver instead.
+  bool hijacksDns(const netstack::FlowKey& key) const {
+    return resolverEp_.has_value() && key.dstPort == 53;
+  }
   const ClientStats& stats() const { return stats_; }
   const config::ClientConfig& config() const { return cfg_; }
   event::Loop& loop() { return loop_; }
@@ -160,7 +164,7 @@ class Client final : private netstack::NetStack::Callbacks {
   void countUdpDrops(uint64_t n) { stats_.udpDrops += n; }
   void countUdpQueueOverflow() { ++stats_.udpQueueOverflow; }
   void countUdpBackoffDrop() { ++stats_.udpBackoffDrops; }
-  void countDnsUnmatched() { ++stats_.dnsUnmatched; }
+  void countDnsUnmatched(uint64_t n = 1) { stats_.dnsUnmatched += n; }
   // A new VLESS connection for `req` (version and user filled in). Null
   // while the server address is unknown.
   std::unique_ptr<stream::VlessClientStream> makeStream(codec::Request req);

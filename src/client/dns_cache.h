@@ -44,7 +44,7 @@ class DnsCache {
   bool store(const uint8_t* response, size_t n, uint64_t nowMs);
   // The cache key of a message's one question (name lowered, type,
   // class), or "" when it does not parse or has not exactly one question:
-  // what UdpSession matches answers to queries with.
+  // what UdpSession and DnsTcpTap match answers to queries with.
   static std::string questionKey(const uint8_t* msg, size_t n);
 
   size_t size() const noexcept { return entries_.size(); }

@@ -4,6 +4,7 @@
 #include <cinttypes>
 
 #include "client/client.h"
+#include "client/dns_tcp_tap.h"
 #include "core/log.h"
 #include "netstack/net_stack.h"
 
@@ -43,7 +44,11 @@ TcpSession::TcpSession(Client& client, const netstack::FlowKey& key)
       startMs_(loop_.now()),
       lastActivityMs_(startMs_),
       timer_(loop_),
-      waitMode_(client.config().server.connect_mode == config::ConnectMode::kWait) {}
+      waitMode_(client.config().server.connect_mode == config::ConnectMode::kWait) {
+  if (DnsCache* cache = client.dnsCache(); cache != nullptr && client.hijacksDns(key)) {
+    dnsTap_ = std::make_unique<DnsTcpTap>(*cache);
+  }
+}
 
 TcpSession::~TcpSession() = default;
 
@@ -104,6 +109,7 @@ void TcpSession::onData(BufferChain& data, bool endStream) {
     up_bytes_ += n;
     client_.countBytes(n, 0);
     unconsumed_ += n;
+    if (dnsTap_ != nullptr) tapDns(data, false);
     up_.moveFrom(data);
   }
   if (endStream && !appFin_) {
@@ -178,6 +184,7 @@ void TcpSession::onServerData(BufferChain& data, bool end_stream) {
     size_t n = data.size();
     down_bytes_ += n;
     client_.countBytes(0, n);
+    if (dnsTap_ != nullptr) tapDns(data, true);
     down_.moveFrom(data);
   }
   if (end_stream && !serverFin_) {
@@ -211,6 +218,21 @@ void TcpSession::pumpDown() {
     flow_->shutdownWrite();
   }
   checkFinished();
+}
+
+void TcpSession::tapDns(const BufferChain& data, bool answers) {
+  if (answers) {
+    client_.countDnsUnmatched(dnsTap_->onAnswerBytes(data, loop_.now()));
+  } else {
+    dnsTap_->onQueryBytes(data);
+  }
+  if (!dnsTap_->tapping()) {
+    // A length below a DNS header: not DNS framing. The bytes still flow;
+    // only the cache stops listening.
+    VT_DEBUG("flow #%" PRIu64 ": %s are not length-framed DNS; not cached from here on", id_,
+             answers ? "answers" : "queries");
+    dnsTap_.reset();
+  }
 }
 
 void TcpSession::setOutReadDisabled(bool disable) {

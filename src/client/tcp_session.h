@@ -8,6 +8,9 @@
 //        lwIP's window closes when the server side is slow.
 //   down (server -> app): at most writeSpace() goes to the flow; the rest
 //        (one read) is held and the outbound read-disabled until onWritable.
+// A port-53 flow hijacked to dns.resolver (with the cache on) is also shown,
+// both ways, to a DnsTcpTap, which stores matching answers in the cache; it
+// reads the bytes in place as they pass and never holds the relay back.
 // Lifetime: created on the app's SYN (before the flow exists), closed once
 // (one log line), deleted by the Client through the loop's deferred delete
 // once the outbound reported its onClose.
@@ -28,6 +31,7 @@
 namespace vt::client {
 
 class Client;
+class DnsTcpTap;
 
 class TcpSession final : public event::DeferredDeletable, private netstack::TcpFlow::Callbacks {
  public:
@@ -87,6 +91,8 @@ class TcpSession final : public event::DeferredDeletable, private netstack::TcpF
   void armTimer();
   void onTimer();
   void touch();
+  // Shows the tap app bytes (queries) or server bytes (answers).
+  void tapDns(const BufferChain& data, bool answers);
 
   Client& client_;
   event::Loop& loop_;
@@ -108,6 +114,8 @@ class TcpSession final : public event::DeferredDeletable, private netstack::TcpF
   BufferChain up_;    // app bytes not yet given to the outbound (no address yet)
   BufferChain down_;  // server bytes the flow had no room for (one read at most)
   size_t unconsumed_ = 0;  // given to the outbound, not yet consumed() on the flow
+  // Hijacked DNS with the cache on; null otherwise, and once it stopped.
+  std::unique_ptr<DnsTcpTap> dnsTap_;
 
   bool waitMode_;
   bool accepted_ = false;  // acceptPending was called

@@ -7,7 +7,10 @@
 #     resolver that does not exist, gets dnsmasq's answer: the hijack sent the
 #     query to [dns] resolver. A raw UDP query (IPv4 and IPv6 resolver
 #     addresses) and a TCP query on port 53 are answered too; the same query
-#     again is answered from vless-tun's cache (dnsmasq logs it once).
+#     again is answered from vless-tun's cache (dnsmasq logs it once). An
+#     answer that came over TCP feeds the cache too: after TCP queries (one
+#     alone, then three pipelined, one of them split across two writes),
+#     the same questions over UDP are answered from the cache.
 #  2. auto_route on (ns app: default route via ns srv, which forwards, so a
 #     query outside the tunnel WOULD reach dnsmasq): a sniffer on ns srv's
 #     veth facing ns app sees no packet to or from port 53 while ns app
@@ -69,6 +72,50 @@ q "UDP via $FAKE4" --server $FAKE4 --name udp.example.test
 ttl1=$LAST_TTL
 q "UDP via [$FAKE6] (AAAA)" --server $FAKE6 --name udp6.example.test --type AAAA
 q "TCP via $FAKE4:53" --server $FAKE4 --name tcp.example.test --tcp
+# The TCP answer was cached (the tap matched it to the query by id and
+# question): the same question over UDP never reaches dnsmasq.
+q "UDP after TCP (cache)" --server $FAKE4 --name tcp.example.test
+n=$(queries A tcp.example.test)
+[ "$n" -eq 1 ] || fail "dnsmasq saw tcp.example.test $n times, want 1 (the UDP repeat of a TCP query must come from the cache)"
+# Pipelined TCP queries (RFC 7766): two in one write, a third cut in two
+# writes; every answer must come back, and each is then cached.
+out=$(in_app timeout 10 python3 - $FAKE4 <<'PY'
+import socket, struct, sys, time
+def frame(qid, name):
+    m = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    for label in name.split("."):
+        m += bytes([len(label)]) + label.encode()
+    m += b"\0" + struct.pack("!HH", 1, 1)
+    return struct.pack("!H", len(m)) + m
+want = {0x1101: "pipe1.example.test", 0x1102: "pipe2.example.test", 0x1103: "pipe3.example.test"}
+f = [frame(i, n) for i, n in sorted(want.items())]
+with socket.create_connection((sys.argv[1], 53), timeout=5) as c:
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    c.sendall(f[0] + f[1] + f[2][:9])
+    time.sleep(0.2)
+    c.sendall(f[2][9:])
+    buf, got = b"", set()
+    while len(got) < 3:
+        while len(buf) < 2 or len(buf) < 2 + struct.unpack("!H", buf[:2])[0]:
+            chunk = c.recv(4096)
+            if not chunk:
+                sys.exit("closed after %d answers" % len(got))
+            buf += chunk
+        n = struct.unpack("!H", buf[:2])[0]
+        m, buf = buf[2:2 + n], buf[2 + n:]
+        qid, flags, _, an = struct.unpack("!HHHH", m[:8])
+        if qid not in want or an < 1 or flags & 0xF:
+            sys.exit("unexpected answer id=%d flags=%#x an=%d" % (qid, flags, an))
+        got.add(qid)
+print("pipelined: 3 answers")
+PY
+) || fail "pipelined TCP queries: $out"
+log "TCP via $FAKE4:53, $out"
+for i in 1 2 3; do
+  q "UDP after pipelined TCP (cache)" --server $FAKE4 --name pipe$i.example.test
+  n=$(queries A pipe$i.example.test)
+  [ "$n" -eq 1 ] || fail "dnsmasq saw pipe$i.example.test $n times, want 1 (answered over TCP, then from the cache)"
+done
 sleep 1.1
 q "UDP again (cache)" --server $FAKE4 --name udp.example.test
 ttl2=$LAST_TTL
@@ -86,10 +133,12 @@ for name in example.test udp6.example.test tcp.example.test; do
 done
 grep -Eq "query\[[A-Z]+\] [a-z0-9.]+ from 198\.18\.1\.1$" "$QLOG" || fail "dnsmasq saw the queries from elsewhere than ns srv: $(tail -3 "$QLOG")"
 log "dnsmasq saw udp.example.test once (TTL $ttl1 -> $ttl2 from the cache), all from ns srv"
+log "dnsmasq saw tcp.example.test and pipe1..3.example.test once each: the UDP repeats came from TCP answers in the cache"
 ub_tun_stop "dns (auto_route off)"
-# The summary counts UDP queries (the cache hit among them) and TCP ones apart.
-line=$(grep -E "stopping: udp .*; dns 5 hijacked \(1 tcp\), 2 cache hits" "$TB_TUN_LOG") ||
-  fail "want the stop summary to count 5 UDP queries, 1 TCP query and 2 cache hits: $(grep 'stopping: udp' "$TB_TUN_LOG")"
+# The summary counts UDP queries (the cache hits among them) and TCP flows
+# apart; every answer matched its query (none unmatched).
+line=$(grep -E "stopping: udp .*; dns 9 hijacked \(2 tcp\), 6 cache hits, 0 answers not cached" "$TB_TUN_LOG") ||
+  fail "want the stop summary to count 9 UDP queries, 2 TCP flows, 6 cache hits, 0 unmatched answers: $(grep 'stopping: udp' "$TB_TUN_LOG")"
 log "vless-tun: ${line#* INFO  }"
 
 # ---- 2. auto_route on: no DNS packet outside the tunnel
