@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "core/log.h"
@@ -31,6 +32,18 @@ std::vector<uv_buf_t> toBufs(BufferChain& chain, size_t max) {
     bufs.push_back(uv_buf_init(reinterpret_cast<char*>(s.data()), static_cast<unsigned>(s.size())));
   }
   return bufs;
+}
+
+// Takes a stream off its budget. Detached and uncharged before the charge,
+// because that charge may end pressure and notify every attached stream:
+// this one, still attached with its old charge, would re-sync, and a closed
+// stream (0 bytes now) would take its bytes off a second time, wrapping the
+// total below zero (pressure then never ends; the peak reads 2^64 - x).
+void leaveBudget(BufferBudget*& budget, size_t& charged, TcpStream* self) {
+  BufferBudget* b = std::exchange(budget, nullptr);
+  const size_t c = std::exchange(charged, 0);
+  b->detach(self);
+  b->charge(-static_cast<int64_t>(c));
 }
 }  // namespace
 
@@ -183,10 +196,7 @@ std::unique_ptr<TcpStream> TcpStream::accept(event::Loop& loop, uv_stream_s* ser
 
 TcpStream::~TcpStream() {
   callbacks_ = nullptr;
-  if (budget_ != nullptr) {
-    budget_->charge(-static_cast<int64_t>(charged_));
-    budget_->detach(this);
-  }
+  if (budget_ != nullptr) leaveBudget(budget_, charged_, this);
   if (h_ != nullptr) {
     h_->owner = nullptr;
     uv_close(reinterpret_cast<uv_handle_t*>(&h_->tcp), TcpCallbacks::freeHandle);
@@ -250,11 +260,7 @@ void BufferBudget::charge(int64_t delta) {
 }
 
 void TcpStream::setBufferBudget(BufferBudget* budget) {
-  if (budget_ != nullptr) {
-    budget_->charge(-static_cast<int64_t>(charged_));
-    budget_->detach(this);
-    charged_ = 0;
-  }
+  if (budget_ != nullptr) leaveBudget(budget_, charged_, this);
   budget_ = budget;
   if (budget_ != nullptr) {
     budget_->attach(this);
@@ -469,12 +475,7 @@ void TcpStream::close(CloseReason reason, const std::string& detail) {
   reading_ = false;
   pending_.clear();
   throttled_out_.clear();
-  if (budget_ != nullptr) {
-    budget_->charge(-static_cast<int64_t>(charged_));
-    charged_ = 0;
-    budget_->detach(this);
-    budget_ = nullptr;
-  }
+  if (budget_ != nullptr) leaveBudget(budget_, charged_, this);
   if (read_limit_timer_) {
     read_limit_timer_->stop();
     write_limit_timer_->stop();

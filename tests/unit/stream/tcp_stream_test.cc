@@ -379,5 +379,50 @@ TEST(BufferBudget, PressureShrinksEveryStreamsWatermarks) {
   EXPECT_EQ(budget.used(), 0u);
 }
 
+// A close that itself ends the pressure (its queued bytes were what kept
+// the total over 3/4 of the budget) takes those bytes off once: the
+// pressure notification that follows must not make the closing stream
+// re-sync and subtract them again (the total wrapped below zero, and
+// pressure never ended again).
+TEST(BufferBudget, CloseThatEndsPressureCountsItsBytesOnce) {
+  event::Loop loop;
+  Server server(loop);
+  BufferBudget budget(100 * 1024);
+  auto c1 = TcpStream::create(loop, loopback(server.port()));
+  auto c2 = TcpStream::create(loop, loopback(server.port()));
+  auto c3 = TcpStream::create(loop, loopback(server.port()));
+  for (auto* c : {c1.get(), c2.get(), c3.get()}) c->setBufferBudget(&budget);
+  Endpoint e1, e2, e3;
+  e1.attach(*c1);
+  e2.attach(*c2);
+  e3.attach(*c3);
+  auto write = [](TcpStream& s, size_t n) {
+    BufferChain b;
+    b.append(std::string(n, 'x'));
+    s.write(b, false);
+  };
+  write(*c1, 90 * 1024);
+  write(*c2, 20 * 1024);
+  write(*c3, 10 * 1024);
+  ASSERT_TRUE(budget.pressure());
+  EXPECT_EQ(budget.used(), 120u * 1024);
+  c1->close(CloseReason::kReset);  // 120 -> 30 KiB: pressure ends inside
+  EXPECT_FALSE(budget.pressure());
+  EXPECT_EQ(budget.used(), 30u * 1024);
+  c2.reset();  // the destructor path, no pressure involved
+  EXPECT_EQ(budget.used(), 10u * 1024);
+  // And a re-attach (setBufferBudget) during pressure moves the charge.
+  write(*c3, 100 * 1024);
+  ASSERT_TRUE(budget.pressure());
+  BufferBudget other(1 << 20);
+  c3->setBufferBudget(&other);
+  EXPECT_EQ(budget.used(), 0u);
+  EXPECT_FALSE(budget.pressure());
+  EXPECT_EQ(other.used(), 110u * 1024);
+  c3->close(CloseReason::kReset);
+  EXPECT_EQ(other.used(), 0u);
+  EXPECT_LT(budget.peak(), 1u << 30);
+}
+
 }  // namespace
 }  // namespace vt::stream
