@@ -35,6 +35,12 @@ void BufferChain::append(const void* p, size_t n) {
   }
 }
 
+size_t BufferChain::footprint() const noexcept {
+  size_t n = 0;
+  for (const Slice& s : slices_) n += s.capacity() + kSliceOverhead;
+  return n;
+}
+
 void BufferChain::moveFrom(BufferChain& other) {
   if (&other == this) return;
   for (auto& s : other.slices_) {

@@ -36,6 +36,11 @@ class BufferChain {
   size_t size() const noexcept { return size_; }
   bool empty() const noexcept { return size_ == 0; }
   size_t sliceCount() const noexcept { return slices_.size(); }
+  // The memory the chain holds, not its bytes: every slice's capacity plus
+  // kSliceOverhead (its deque entry and allocation header, estimated). A
+  // chain of 100-byte reads in 16 KiB buffers holds 160 times its size().
+  static constexpr size_t kSliceOverhead = 64;
+  size_t footprint() const noexcept;
   const Slice& slice(size_t i) const { return slices_[i]; }
   Slice& slice(size_t i) { return slices_[i]; }
 

@@ -46,6 +46,8 @@ class Slice {
   bool valid() const noexcept { return base_ != nullptr; }
 
   size_t headroom() const noexcept { return static_cast<size_t>(begin_ - base_); }
+  // The bytes of memory this slice holds (head- and tailroom included).
+  size_t capacity() const noexcept { return capacity_; }
   size_t tailroom() const noexcept { return static_cast<size_t>(base_ + capacity_ - end_); }
 
   // Drops n bytes from the front (n <= size()).

@@ -1,6 +1,7 @@
-// BufferBudget: a process-wide bound on the bytes queued in the sockets'
+// BufferBudget: a process-wide bound on the memory queued in the sockets'
 // write queues (docs/server.md, docs/client.md "Buffer budget"). Every
-// TcpStream attached to it charges what it holds (bufferedBytes()). While
+// TcpStream attached to it charges what it holds (bufferedMemory(): the
+// buffers' capacity, not only their bytes). While
 // the total is above the budget, every attached stream uses small
 // watermarks (kPressureHigh/kPressureLow) instead of its own, so the layers
 // above stop reading whatever feeds a queue that is not draining: the same

@@ -67,8 +67,10 @@ class Stream {
 
 using StreamPtr = std::unique_ptr<Stream>;
 
-// Per-stream buffering limits: onAboveHighWatermark when bufferedBytes()
+// Per-stream buffering limits: onAboveHighWatermark when what is queued
 // goes above `high`, onBelowLowWatermark once it is back at or below `low`.
+// TcpStream measures its memory (bufferedMemory(): buffers whole), the
+// layers above it their bytes.
 struct Watermarks {
   size_t high = 512 * 1024;
   size_t low = 128 * 1024;

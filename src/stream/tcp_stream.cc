@@ -14,6 +14,28 @@ namespace vt::stream {
 
 namespace {
 constexpr size_t kReadSize = 16 * 1024;
+// A read of at least this much keeps its buffer; a shorter one is copied.
+constexpr size_t kGiveAwayRead = kReadSize / 2;
+// A chain queued for the kernel that holds more than twice its bytes plus
+// this (small pieces in big buffers) is copied into packed buffers first.
+constexpr size_t kCompactSlack = 4096;
+// What a write request holds besides its chain: the request, libuv's
+// copy of the iovecs.
+constexpr size_t kWriteReqOverhead = 256;
+
+// `data` in packed 16 KiB buffers (same bytes, a fraction of the memory
+// when it was many small pieces).
+void compact(BufferChain& data) {
+  BufferChain out;
+  while (!data.empty()) {
+    const size_t n = std::min(data.size(), BufferChain::kDefaultSliceSize);
+    Slice s = Slice::allocate(n);
+    data.copyOut(0, s.append(n), n);
+    data.drain(n);
+    out.append(std::move(s));
+  }
+  data = std::move(out);
+}
 // uv_try_write and uv_write take iovecs; more slices than this go in the
 // queued write (libuv splits it).
 constexpr size_t kMaxTryIov = 64;
@@ -61,6 +83,7 @@ struct TcpStream::WriteReq {
   BufferChain data;
   Handle* h = nullptr;
   size_t bytes = 0;
+  size_t memory = 0;  // what this request holds (bufferedMemory())
 };
 
 struct TcpCallbacks {
@@ -92,9 +115,11 @@ struct TcpCallbacks {
     auto* w = static_cast<TcpStream::WriteReq*>(req->data);
     TcpStream* self = w->h->owner;
     size_t bytes = w->bytes;
+    size_t memory = w->memory;
     delete w;
     if (self == nullptr) return;
     self->inflight_ -= bytes;
+    self->inflight_memory_ -= memory;
     if (status < 0) {
       self->close(CloseReason::kReset, uvError("write", self->peerName(), status));
       return;
@@ -121,17 +146,31 @@ struct TcpCallbacks {
       *buf = uv_buf_init(nullptr, 0);  // libuv reports UV_ENOBUFS, ignored below
       return;
     }
-    size_t avail = 0;
-    uint8_t* p = h->owner->read_buf_.reserve(kReadSize, &avail);
-    *buf = uv_buf_init(reinterpret_cast<char*>(p), static_cast<unsigned>(avail));
+    Slice& slab = h->owner->read_slab_;
+    if (!slab.valid()) slab = Slice::allocate(kReadSize);
+    *buf = uv_buf_init(reinterpret_cast<char*>(slab.tail()), static_cast<unsigned>(slab.tailroom()));
   }
 
   static void onRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
     auto* h = static_cast<TcpStream::Handle*>(stream->data);
     TcpStream* self = h == nullptr ? nullptr : h->owner;
-    if (self == nullptr || nread == 0) return;
+    if (self == nullptr) return;
+    if (nread > 0 && static_cast<size_t>(nread) >= kGiveAwayRead) {
+      // Zero copy: the buffer itself goes on (at most half of it unused).
+      self->read_slab_.append(static_cast<size_t>(nread));
+      self->read_buf_.append(std::move(self->read_slab_));
+      self->read_slab_ = Slice();
+    } else {
+      // A short read is copied out (packed behind earlier bytes, or in a
+      // buffer its size): a 16 KiB buffer queued for every 100-byte read
+      // held 160 times what it carried (a slow reader fed small segments
+      // held 25 MiB a stream). The buffer is let go until the next read,
+      // so an idle connection holds none.
+      if (nread > 0) self->read_buf_.append(self->read_slab_.tail(), static_cast<size_t>(nread));
+      self->read_slab_ = Slice();
+    }
+    if (nread == 0) return;
     if (nread > 0) {
-      self->read_buf_.commit(static_cast<size_t>(nread));
       self->bytes_received_ += static_cast<uint64_t>(nread);
       if (self->limit_) self->onReadLimit(static_cast<size_t>(nread));  // may pause reading
       if (self->callbacks_ != nullptr) self->callbacks_->onData(self->read_buf_, false);
@@ -270,7 +309,7 @@ void TcpStream::setBufferBudget(BufferBudget* budget) {
 
 void TcpStream::syncBudget() {
   if (budget_ == nullptr) return;
-  const size_t now = closed_ ? 0 : bufferedBytes();
+  const size_t now = closed_ ? 0 : bufferedMemory();
   if (now == charged_) return;
   const int64_t delta = static_cast<int64_t>(now) - static_cast<int64_t>(charged_);
   charged_ = now;
@@ -383,17 +422,22 @@ void TcpStream::flushNow(BufferChain& data) {
     // through its callback, i.e. asynchronously.
   }
   if (data.empty()) return;
+  // It waits in memory from here on: not in many small pieces.
+  if (data.footprint() > 2 * data.size() + kCompactSlack) compact(data);
   auto* w = new WriteReq;
   w->req.data = w;
   w->h = h_;
   w->data.moveFrom(data);
   w->bytes = w->data.size();
   std::vector<uv_buf_t> bufs = toBufs(w->data, SIZE_MAX);
+  w->memory = w->data.footprint() + kWriteReqOverhead + bufs.size() * sizeof(uv_buf_t);
   inflight_ += w->bytes;
+  inflight_memory_ += w->memory;
   int rc = uv_write(&w->req, stream, bufs.data(), static_cast<unsigned>(bufs.size()),
                     TcpCallbacks::onWrite);
   if (rc != 0) {
     inflight_ -= w->bytes;
+    inflight_memory_ -= w->memory;
     delete w;
     failLater(CloseReason::kReset, uvError("write", peerName(), rc));
   }
@@ -446,14 +490,14 @@ void TcpStream::maybeFinish(CloseReason reason) {
 
 void TcpStream::checkHighWatermark() {
   syncBudget();
-  if (closed_ || above_high_ || bufferedBytes() <= highMark()) return;
+  if (closed_ || above_high_ || bufferedMemory() <= highMark()) return;
   above_high_ = true;
   if (callbacks_ != nullptr) callbacks_->onAboveHighWatermark();
 }
 
 void TcpStream::checkLowWatermark() {
   syncBudget();
-  if (closed_ || !above_high_ || bufferedBytes() > lowMark()) return;
+  if (closed_ || !above_high_ || bufferedMemory() > lowMark()) return;
   above_high_ = false;
   if (callbacks_ != nullptr) callbacks_->onBelowLowWatermark();
 }
@@ -475,6 +519,7 @@ void TcpStream::close(CloseReason reason, const std::string& detail) {
   reading_ = false;
   pending_.clear();
   throttled_out_.clear();
+  read_slab_ = Slice();
   if (budget_ != nullptr) leaveBudget(budget_, charged_, this);
   if (read_limit_timer_) {
     read_limit_timer_->stop();
@@ -497,6 +542,14 @@ size_t TcpStream::bufferedBytes() const {
                     : std::min(inflight_, uv_stream_get_write_queue_size(
                                               reinterpret_cast<const uv_stream_t*>(&h_->tcp)));
   return pending_.size() + queued + throttled_out_.size();
+}
+
+size_t TcpStream::bufferedMemory() const {
+  // A request's memory is held until it completes, whatever part of it
+  // the kernel already took; not below the bytes (bufferedBytes()).
+  const size_t memory = (closed_ ? 0 : inflight_memory_) + pending_.footprint() +
+                        throttled_out_.footprint();
+  return std::max(memory, bufferedBytes());
 }
 
 std::string TcpStream::peerName() const {

@@ -44,6 +44,10 @@ class TcpStream : public Stream, public event::DeferredDeletable {
   void readDisable(bool disable) override;
   void close(CloseReason reason) override;
   size_t bufferedBytes() const override;
+  // Memory held by what is queued for the peer (bufferedBytes() counts
+  // bytes): buffers' whole capacity and the requests, never less than the
+  // bytes. What the watermarks and the budget bound.
+  size_t bufferedMemory() const;
   std::string peerName() const override;
 
   void close(CloseReason reason, const std::string& detail);
@@ -89,7 +93,7 @@ class TcpStream : public Stream, public event::DeferredDeletable {
   void maybeShutdown();
   void maybeStartReading();
   void stopReading();
-  // Charges the budget with the change in bufferedBytes().
+  // Charges the budget with the change in bufferedMemory().
   void syncBudget();
   size_t highMark() const;
   size_t lowMark() const;
@@ -107,7 +111,9 @@ class TcpStream : public Stream, public event::DeferredDeletable {
 
   BufferChain pending_;  // written before the connection was up
   BufferChain read_buf_;
-  size_t inflight_ = 0;  // bytes held by uv_write requests
+  Slice read_slab_;            // the buffer libuv reads into (onAlloc)
+  size_t inflight_ = 0;        // bytes held by uv_write requests
+  size_t inflight_memory_ = 0; // memory held by them (WriteReq::memory)
   uint64_t bytes_sent_ = 0;
   uint64_t bytes_received_ = 0;
   int read_disable_count_ = 0;
