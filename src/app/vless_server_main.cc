@@ -16,6 +16,7 @@
 #include "event/loop.h"
 #include "event/signal_watcher.h"
 #include "event/timer.h"
+#include "server/ip_exit.h"
 #include "server/server.h"
 #include "tls/tls_engine.h"
 
@@ -143,6 +144,9 @@ int main(int argc, char** argv) {
         static_cast<unsigned long long>(us.expired_new),
         static_cast<unsigned long long>(us.evicted_max_sessions_per_user),
         static_cast<unsigned long long>(us.evicted_max_sessions));
+    if (vt::server::IpExit* ip = srv->ipExit()) {
+      VT_INFO("stopping: ip %s", ip->summary().c_str());
+    }
     // Watchers are destroyed outside their own callback.
     loop.post([&] {
       sigint.reset();

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <tuple>
 
 #include "config/toml_reader.h"
 
@@ -175,6 +176,94 @@ void readEgress(Reader& r, const toml::node& node, ServerConfig& cfg) {
   readPrefixes(r, *t, "deny", cfg.egress.deny);
 }
 
+void readIp(Reader& r, const toml::node& node, const std::string& base_dir, ServerConfig& cfg) {
+  const auto* t = node.as_table();
+  if (t == nullptr) {
+    r.fail(node, "ip", "expected a table, got " + Reader::typeName(node));
+    return;
+  }
+  r.checkKeys(*t, "ip",
+              {"enabled", "tun_name", "pool4", "pool6", "masquerade", "mtu", "max_sessions",
+               "max_sessions_per_user", "lease_grace", "queue_packets", "state_file"});
+  if (r.failed()) return;
+  ServerIpConfig& ip = cfg.ip;
+  for (auto [key, field] : {std::pair{"enabled", &ip.enabled}, std::pair{"masquerade", &ip.masquerade}}) {
+    if (const toml::node* n = t->get(key)) {
+      auto b = r.boolean(*n, std::string("ip.") + key);
+      if (!b) return;
+      *field = *b;
+    }
+  }
+  if (const toml::node* n = t->get("tun_name")) {
+    const char* expect = "an interface name of 1..15 characters from [A-Za-z0-9_.-] such as \"vlessip0\"";
+    const std::string* s = r.str(*n, "ip.tun_name", expect);
+    if (s == nullptr) return;
+    bool ok = !s->empty() && s->size() <= 15 && *s != "." && *s != "..";
+    for (char c : *s) {
+      ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '-' || c == '.');
+    }
+    if (!ok) {
+      r.fail(*n, "ip.tun_name", std::string("expected ") + expect + ", got \"" + *s + "\"");
+      return;
+    }
+    ip.tun_name = *s;
+  }
+  struct PoolKey {
+    const char* key;
+    bool v6;
+    int lo, hi;
+    const char* example;
+  };
+  for (const PoolKey& pk : {PoolKey{"pool4", false, 8, 30, "\"198.18.240.0/24\""},
+                            PoolKey{"pool6", true, 64, 120, "\"2001:db8:ffff::/64\""}}) {
+    const toml::node* n = t->get(pk.key);
+    if (n == nullptr) continue;
+    const std::string key = std::string("ip.") + pk.key;
+    const std::string expect = std::string("an IPv") + (pk.v6 ? "6" : "4") +
+                               " CIDR prefix /" + std::to_string(pk.lo) + "../" +
+                               std::to_string(pk.hi) + " with no host bits set, such as " +
+                               pk.example;
+    const std::string* s = r.str(*n, key, expect);
+    if (s == nullptr) return;
+    auto p = IpPrefix::parse(*s);
+    if (!p || p->v6 != pk.v6 || p->bits < pk.lo || p->bits > pk.hi || s->find('/') == std::string::npos) {
+      r.fail(*n, key, "expected " + expect + ", got \"" + *s + "\"");
+      return;
+    }
+    if (pk.v6) {
+      ip.pool6 = *p;
+    } else {
+      ip.pool4 = *p;
+    }
+  }
+  if (const toml::node* n = t->get("mtu")) {
+    auto v = r.integer(*n, "ip.mtu", 1280, 65535);
+    if (!v) return;
+    ip.mtu = static_cast<uint32_t>(*v);
+  }
+  for (auto [key, field, hi] :
+       {std::tuple{"max_sessions", &ip.max_sessions, 1'000'000},
+        std::tuple{"max_sessions_per_user", &ip.max_sessions_per_user, 1'000'000},
+        std::tuple{"queue_packets", &ip.queue_packets, 65'536}}) {
+    if (const toml::node* n = t->get(key)) {
+      auto v = r.integer(*n, std::string("ip.") + key, 1, hi);
+      if (!v) return;
+      *field = static_cast<uint32_t>(*v);
+    }
+  }
+  if (const toml::node* n = t->get("lease_grace")) {
+    auto ms = r.duration(*n, "ip.lease_grace");
+    if (!ms) return;
+    ip.lease_grace_ms = *ms;
+  }
+  if (const toml::node* n = t->get("state_file")) {
+    const std::string* s = r.str(*n, "ip.state_file", "a file path");
+    if (s == nullptr) return;
+    ip.state_file = resolvePath(base_dir, *s);
+  }
+}
+
 void readUsers(Reader& r, const toml::table& root, ServerConfig& cfg) {
   const toml::node* node = root.get("users");
   if (node == nullptr) {
@@ -248,7 +337,7 @@ void readRoot(Reader& r, const toml::table& root, const std::string& base_dir, S
               {"log_level", "listen", "versions", "fallback", "handshake_timeout", "idle_timeout",
                "reuse_idle_timeout", "drain_timeout", "max_connections",
                "max_connections_per_source", "max_handshakes_per_source", "max_connections_per_user",
-               "max_lookups_per_user", "resolve_timeout", "buffer_budget", "tls", "users", "udp", "mux", "egress"});
+               "max_lookups_per_user", "resolve_timeout", "buffer_budget", "tls", "users", "udp", "mux", "egress", "ip"});
   if (r.failed()) return;
 
   if (const toml::node* n = root.get("log_level")) {
@@ -390,6 +479,10 @@ void readRoot(Reader& r, const toml::table& root, const std::string& base_dir, S
   }
   if (const toml::node* n = root.get("egress")) {
     readEgress(r, *n, cfg);
+    if (r.failed()) return;
+  }
+  if (const toml::node* n = root.get("ip")) {
+    readIp(r, *n, base_dir, cfg);
     if (r.failed()) return;
   }
   readUsers(r, root, cfg);

@@ -70,6 +70,26 @@ struct ServerEgressConfig {
   std::vector<IpPrefix> deny;
 };
 
+// [ip]: IP sessions (CMD 5) through the server's own TUN device
+// (docs/server.md "IP sessions (CMD 5)").
+struct ServerIpConfig {
+  bool enabled = false;
+  std::string tun_name = "vlessip0";
+  // The first host address is the server's own on the TUN; the others are
+  // leased, one per session and family. pool4 /8../30, pool6 /64../120.
+  IpPrefix pool4 = *IpPrefix::parse("198.18.240.0/24");
+  std::optional<IpPrefix> pool6;
+  bool masquerade = true;  // forwarding sysctls + an nftables table of ours
+  uint32_t mtu = 1500;
+  uint32_t max_sessions = 1024;
+  uint32_t max_sessions_per_user = 8;
+  uint64_t lease_grace_ms = 30'000;  // an address rests this long before reuse
+  uint32_t queue_packets = 256;      // per session toward the client
+  // What masquerade installed, for the clean-up after a crash; empty:
+  // /run/vless-server/<tun_name>.ip
+  std::string state_file;
+};
+
 struct ServerConfig {
   LogLevel log_level = LogLevel::kInfo;
   std::vector<HostPort> listen;  // IP literals only, at least one
@@ -103,6 +123,7 @@ struct ServerConfig {
   ServerUdpConfig udp;
   ServerMuxConfig mux;
   ServerEgressConfig egress;
+  ServerIpConfig ip;
 };
 
 // Reads and validates a file. Errors (Errc::kConfig) read like

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "core/log.h"
+#include "server/ip_exit.h"
 #include "server/server_session.h"
 #include "stream/mux_session.h"
 #include "stream/tcp_stream.h"
@@ -79,6 +80,14 @@ Server::~Server() {
 }
 
 Status Server::start() {
+  if (cfg_.ip.enabled) {
+    // First: a server that cannot carry IP sessions does not start at all.
+    ip_exit_ = std::make_unique<IpExit>(loop_, cfg_.ip);
+    if (Status st = ip_exit_->start(); !st.ok()) {
+      ip_exit_.reset();
+      return st;
+    }
+  }
   for (const auto& hp : cfg_.listen) {
     auto addr = event::SocketAddress::parseIp(hp.host, hp.port);
     if (!addr) return Error(Errc::kInvalidArgument, "bad listen address " + hp.toString());
@@ -121,6 +130,9 @@ void Server::stop() {
     if (sessions_.count(s) != 0) s->close(stream::CloseReason::kLocalClose, "server stopping");
   }
   udp_nat_.clear();  // after the sessions: their channels have left it
+  // After the sessions too (their IP sessions shut down synchronously); the
+  // object stays for the stop line's figures.
+  if (ip_exit_) ip_exit_->stop();
 }
 
 std::vector<event::SocketAddress> Server::localAddresses() const {

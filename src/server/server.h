@@ -37,6 +37,7 @@ class TcpStream;
 namespace vt::server {
 
 class ServerSession;
+class IpExit;
 
 class Server {
  public:
@@ -64,6 +65,8 @@ class Server {
   const config::ServerConfig& config() const { return cfg_; }
   const Authenticator& auth() const { return auth_; }
   UdpNatTable& udpNat() { return udp_nat_; }
+  // The IP exit (CMD 5); null unless [ip] enabled = true and started.
+  IpExit* ipExit() { return ip_exit_.get(); }
   // Name lookups, shared fairly between users (key: the user's name).
   event::ResolverPool& resolvers() { return resolvers_; }
   // Every socket's write queue counts here (docs/server.md "Buffer budget").
@@ -141,6 +144,7 @@ class Server {
   stream::BufferBudget budget_;    // before sessions_: their sockets charge it
   event::ResolverPool resolvers_;  // before sessions_: their lookups point into it
   UdpNatTable udp_nat_;  // before sessions_: their channels point into it
+  std::unique_ptr<IpExit> ip_exit_;  // before sessions_: their IP sessions point into it
   std::unordered_map<ServerSession*, std::unique_ptr<ServerSession>> sessions_;
   std::unordered_map<const char*, size_t> user_streams_;  // live mux streams per user
   std::unordered_map<const char*, size_t> user_conns_;    // authenticated connections per user

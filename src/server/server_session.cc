@@ -10,6 +10,8 @@
 #include "codec/simple_socks.h"
 #include "core/log.h"
 #include "server/server.h"
+#include "server/ip_exit.h"
+#include "server/ip_session.h"
 #include "server/udp_channel.h"
 #include "stream/tcp_stream.h"
 
@@ -84,7 +86,8 @@ void ServerSession::onTimer() {
       }
       break;
     case State::kDialling: onDialFailed("dial timeout"); break;
-    case State::kUdp: break;  // the channel keeps its own idle timer
+    case State::kUdp:
+    case State::kIp: break;  // the channel / IP session keeps its own idle timer
     case State::kMux: {
       // The session keeps itself alive (keepalive, dead peers); a
       // connection without streams is closed like an idle reused one.
@@ -155,6 +158,7 @@ void ServerSession::onData(Side side, BufferChain& data, bool end_stream) {
         }
         udp_->onData(data, end_stream);
         return;
+      case State::kIp: ip_->onData(data, end_stream); return;
       case State::kMux:  // the MuxSession reads the inbound
       case State::kClosed: data.clear(); return;
     }
@@ -267,6 +271,10 @@ void ServerSession::nextRequest() {
 
 void ServerSession::onWatermark(Side side, bool above) {
   if (state_ == State::kClosed) return;
+  if (state_ == State::kIp) {
+    if (side == Side::kIn) ip_->onWatermark(above);  // packets to the client are dropped
+    return;
+  }
   if (side == Side::kOut) {
     // The target is slow: stop reading the client.
     if (in_closed_ || in_bp_paused_ == above) return;
@@ -391,6 +399,11 @@ void ServerSession::onRequest(size_t header_len) {
     startMux(header_len);
     return;
   }
+  if (request_.command == codec::Command::kIp && request_.version == 1 && flows_ == 0 &&
+      !mux_stream_ && server_.ipExit() != nullptr) {
+    startIp(header_len);
+    return;
+  }
   if (request_.command != codec::Command::kTcp || !request_.target) {
     rejectInput("command " + std::to_string(static_cast<int>(request_.command)) +
                 " not supported yet");
@@ -447,6 +460,19 @@ void ServerSession::startMux(size_t header_len) {
   BufferChain initial;
   initial.moveFrom(held_);
   mux_->start(&initial);
+}
+
+void ServerSession::startIp(size_t header_len) {
+  target_ = "ip";
+  held_.drain(header_len);
+  state_ = State::kIp;
+  timer_.stop();
+  ip_ = std::make_unique<IpSession>(
+      server_, *server_.ipExit(), *in_, user_, peer_name_, id_,
+      [this](stream::CloseReason r, const std::string& why) { close(r, why); });
+  BufferChain initial;
+  initial.moveFrom(held_);
+  ip_->start(initial, in_eof_);
 }
 
 void ServerSession::onMuxStream(std::unique_ptr<stream::MuxStream> s) {
@@ -698,7 +724,9 @@ void ServerSession::close(stream::CloseReason reason, const std::string& detail)
     up_ = mux_->stats().bytesIn;
     down_ = mux_->stats().bytesOut;
   }
-  if (udp_) {
+  if (ip_ && prev == State::kIp && ip_->started()) {
+    ip_->shutdown(reason, detail);  // logs the connection's one line
+  } else if (udp_) {
     udp_->shutdown(reason, detail);  // logs the connection's one line
   } else if (flows_ > 0 && prev == State::kHandshake && held_.empty()) {
     // A reused connection that ends between requests: its flows have their

@@ -43,6 +43,7 @@ namespace vt::server {
 
 class Server;
 class UdpChannel;
+class IpSession;
 
 class ServerSession : public event::DeferredDeletable, private stream::MuxSession::Owner {
  public:
@@ -79,7 +80,8 @@ class ServerSession : public event::DeferredDeletable, private stream::MuxSessio
  private:
   // kUdp: CMD 2; the UdpChannel owns the rest of the connection.
   // kMux: CMD 3; the MuxSession owns the rest of the connection.
-  enum class State { kHandshake, kDialling, kRelay, kDraining, kUdp, kMux, kClosed };
+  // kIp: CMD 5; the IpSession owns the rest of the connection.
+  enum class State { kHandshake, kDialling, kRelay, kDraining, kUdp, kMux, kIp, kClosed };
   enum class Side { kIn, kOut };
 
   // One callback object per stream; both forward to the session.
@@ -115,6 +117,7 @@ class ServerSession : public event::DeferredDeletable, private stream::MuxSessio
   void startTcp(size_t header_len);
   void startUdp(size_t header_len);
   void startMux(size_t header_len);
+  void startIp(size_t header_len);
   // MuxSession::Owner
   void onMuxStream(std::unique_ptr<stream::MuxStream> s) override;
   void onMuxClosed(stream::CloseReason reason, const std::string& detail) override;
@@ -192,7 +195,8 @@ class ServerSession : public event::DeferredDeletable, private stream::MuxSessio
   BufferChain chunk_in_;        // client bytes not yet decoded into chunks
   BufferChain next_;            // bytes after the client's end chunk: the next request
   std::unique_ptr<UdpChannel> udp_;
-  bool udp_ending_ = false;  // endUdp() ran: waiting for the client to close
+  bool udp_ending_ = false;
+  std::unique_ptr<IpSession> ip_;  // endUdp() ran: waiting for the client to close
   // Mux: on the connection, the session; on a stream, its flags.
   std::unique_ptr<stream::MuxSession> mux_;  // after in_owner_: it holds *in_
   bool mux_stream_ = false;       // we are one stream of a mux connection
