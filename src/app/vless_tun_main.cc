@@ -230,6 +230,35 @@ int main(int argc, char** argv) {
             static_cast<unsigned long long>(cs.dnsTcpHijacked),
             static_cast<unsigned long long>(cs.dnsCacheHits),
             static_cast<unsigned long long>(cs.dnsUnmatched));
+    if (const vt::client::IpTunnel* ip = client->ipTunnel(); ip != nullptr) {
+      const vt::client::IpTunnelStats& is = ip->stats();
+      VT_INFO("stopping: ip (CmdIP) up %llu packets/%llu B, down %llu packets/%llu B, drops %llu "
+              "(queue full %llu, congested %llu, too big %llu, at stop %llu, invalid from the "
+              "server %llu, not routable %llu, ipv6 refused %llu), %llu dials (%llu reconnects, "
+              "%llu failed, %llu lost, %llu protocol errors), %llu passthrough packets",
+              static_cast<unsigned long long>(is.packetsUp),
+              static_cast<unsigned long long>(is.bytesUp),
+              static_cast<unsigned long long>(is.packetsDown),
+              static_cast<unsigned long long>(is.bytesDown),
+              static_cast<unsigned long long>(is.drops() + cs.ipNotRoutable + cs.ipRefusedV6),
+              static_cast<unsigned long long>(is.dropQueueFull),
+              static_cast<unsigned long long>(is.dropCongested),
+              static_cast<unsigned long long>(is.dropTooBig),
+              static_cast<unsigned long long>(is.dropStopped),
+              static_cast<unsigned long long>(is.dropInvalidDown),
+              static_cast<unsigned long long>(cs.ipNotRoutable),
+              static_cast<unsigned long long>(cs.ipRefusedV6),
+              static_cast<unsigned long long>(is.dials),
+              static_cast<unsigned long long>(is.reconnects),
+              static_cast<unsigned long long>(is.connectFailed),
+              static_cast<unsigned long long>(is.lost),
+              static_cast<unsigned long long>(is.protocolErrors),
+              static_cast<unsigned long long>(client->stack().stats().passthrough));
+    } else {
+      VT_INFO("stopping: ip (CmdIP) off (%s): %llu packets of other protocols dropped",
+              cfg.server.version == 0 ? "server.version = 0" : "ip.enabled = false",
+              static_cast<unsigned long long>(client->stack().stats().otherDropped));
+    }
     pump->stop();
     if (routes) {
       if (vt::Status st = routes->restore(); !st.ok()) {

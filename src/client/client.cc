@@ -11,6 +11,7 @@
 #include "client/udp_channel.h"
 #include "client/udp_session.h"
 #include "codec/address.h"
+#include "codec/ip_nat.h"
 #include "codec/vless.h"
 #include "core/log.h"
 #include "netstack/tcp_flow.h"
@@ -114,6 +115,19 @@ Result<std::unique_ptr<Client>> Client::create(event::Loop& loop,
                        std::chrono::steady_clock::now().time_since_epoch().count()) ^
                    (reinterpret_cast<uintptr_t>(c.get()) << 16);
   }
+  if (cfg.server.version == 1 && cfg.ip.enabled) {
+    IpTunnelOptions io;
+    io.queuePackets = cfg.ip.queue_packets;
+    io.queueBytes = cfg.ip.queue_bytes;
+    io.connectTimeoutMs = cfg.limits.connect_timeout_ms;
+    IpTunnelHost& host = *c;
+    c->ipTunnel_ = std::make_unique<IpTunnel>(loop, host, io);
+    for (const config::Cidr& cidr : cfg.ip.passthrough) {
+      auto pfx = IpPrefix::parse(cidr.toString());
+      if (!pfx) return Error(Errc::kConfig, "ip.passthrough " + cidr.toString());
+      opt.passthrough.push_back(*pfx);
+    }
+  }
   auto stack = netstack::NetStack::create(opt, *c);
   if (!stack.ok()) return Error(stack.error().code, "netstack: " + stack.error().message);
   c->stack_ = std::move(stack).value();
@@ -139,7 +153,55 @@ void Client::stop() {
   if (pool_ != nullptr) pool_->clear();
   for (UdpSession* s : udpLru_.all()) s->close("shutdown");
   if (mux_ != nullptr) mux_->clear();
+  if (ipTunnel_ != nullptr) ipTunnel_->stop();
   udpEvictionLog_.flush();
+}
+
+namespace {
+
+// Where the server could not route a packet to anyway, or where it would
+// leak the client's own link: never sent through CmdIP.
+bool routableDestination(bool v6, const uint8_t* a) {
+  if (codec::ipIsUnspecified(v6, a) || codec::ipIsLoopback(v6, a) || codec::ipIsMulticast(v6, a) ||
+      codec::ipIsBroadcast(v6, a)) {
+    return false;
+  }
+  if (v6) return !(a[0] == 0xfe && (a[1] & 0xc0) == 0x80);  // fe80::/10
+  return !(a[0] == 169 && a[1] == 254);                       // 169.254.0.0/16
+}
+
+}  // namespace
+
+bool Client::onOtherPacket(const uint8_t* packet, size_t len) {
+  // Without CmdIP (v0, ip.enabled = false) or once stopping: NetStack
+  // drops the packet and counts it (otherDropped), as before CmdIP.
+  if (ipTunnel_ == nullptr || stopped_) return false;
+  // NetStack parsed the header: the version is 4 or 6 and it is whole.
+  const bool v6 = (packet[0] >> 4) == 6;
+  if (v6 && !cfg_.route.carry_ipv6) {
+    ++stats_.ipRefusedV6;
+    return true;
+  }
+  if (!routableDestination(v6, packet + (v6 ? 24 : 16))) {
+    ++stats_.ipNotRoutable;
+    return true;
+  }
+  ipTunnel_->send(packet, len);  // drops are counted there
+  return true;
+}
+
+std::unique_ptr<stream::VlessClientStream> Client::openIpStream() {
+  codec::Request req;
+  req.command = codec::Command::kIp;  // v1, no address (docs/protocol.md 3.7)
+  return makeStream(std::move(req));
+}
+
+void Client::deliverIpPacket(const uint8_t* packet, size_t len) {
+  // The same writer as the netstack's output: its backlog is bounded and
+  // counts its drops.
+  if (sink_ == nullptr) return;
+  iovec iov{const_cast<uint8_t*>(packet), len};
+  sink_->writePacket(netstack::PacketView{&iov, 1, len});
 }
 
 void Client::touch(TcpSession& s) {

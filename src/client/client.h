@@ -21,6 +21,7 @@
 
 #include "stream/buffer_budget.h"
 #include "client/connection_pool.h"
+#include "client/ip_tunnel.h"
 #include "client/mux_pool.h"
 #include "client/packet_sink.h"
 #include "codec/vless.h"
@@ -73,13 +74,16 @@ struct ClientStats {
   uint64_t dnsTcpHijacked = 0;    // TCP port-53 flows redirected
   uint64_t dnsCacheHits = 0;      // answered without the tunnel
   uint64_t dnsUnmatched = 0;      // resolver answers (UDP, TCP) not cached: no matching query
+  // CmdIP (the rest is in IpTunnelStats): raw packets not sent to the tunnel.
+  uint64_t ipNotRoutable = 0;  // to multicast, broadcast, link-local, loopback, unspecified
+  uint64_t ipRefusedV6 = 0;    // IPv6 with route.carry_ipv6 = false
 };
 
 struct FlowKeyHash {
   size_t operator()(const netstack::FlowKey& k) const noexcept;
 };
 
-class Client final : private netstack::NetStack::Callbacks {
+class Client final : private netstack::NetStack::Callbacks, private IpTunnelHost {
  public:
   // Builds the NetStack (one per process) and, when cfg.server.tls, the
   // TLS context (loads the CA file). Packets for the TUN go to the sink
@@ -132,6 +136,8 @@ class Client final : private netstack::NetStack::Callbacks {
   const ConnectionPool* pool() const { return pool_.get(); }
   // Null unless the mux is on (v1 and mux.enabled).
   const MuxPool* mux() const { return mux_.get(); }
+  // Null unless CmdIP is on (v1 and ip.enabled).
+  const IpTunnel* ipTunnel() const { return ipTunnel_.get(); }
   const stream::BufferBudget& bufferBudget() const { return budget_; }
   bool serverAddressKnown() const { return !serverAddrs_.empty(); }
   // A connection to the server just worked (TCP+TLS, or a flow's answer):
@@ -184,6 +190,15 @@ class Client final : private netstack::NetStack::Callbacks {
   void onTimerInterval(uint32_t intervalMs) override;
   bool onUdp(const netstack::UdpEndpoint& app, const netstack::UdpEndpoint& dst,
              BufferChain&& payload) override;
+  // Raw packets (other protocols, ip.passthrough) to the CmdIP tunnel.
+  bool onOtherPacket(const uint8_t* packet, size_t len) override;
+
+  // IpTunnelHost
+  std::unique_ptr<stream::VlessClientStream> openIpStream() override;
+  void deliverIpPacket(const uint8_t* packet, size_t len) override;
+  void onIpServerReached() override { noteServerReached(); }
+  void onIpDialFailed() override { onDialFailed(); }
+  uint64_t ipServerReachedMs() const override { return serverReachedMs_; }
 
   bool answerFromCache(const netstack::UdpEndpoint& app, const netstack::UdpEndpoint& dst,
                        const BufferChain& payload);
@@ -225,6 +240,7 @@ class Client final : private netstack::NetStack::Callbacks {
   std::unique_ptr<DnsCache> dnsCache_;
   std::unique_ptr<ConnectionPool> pool_;
   std::unique_ptr<MuxPool> mux_;
+  std::unique_ptr<IpTunnel> ipTunnel_;
   std::optional<netstack::UdpEndpoint> resolverEp_;
   uint64_t udpIdKey_ = 0;  // random per run: udp_session ids derive from it
   uint64_t udpIdSeq_ = 0;

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "config/toml_reader.h"
+#include "core/ip_prefix.h"
 
 namespace vt::config {
 namespace {
@@ -476,10 +477,74 @@ void readMux(TomlReader& r, const toml::table& t, ClientMuxConfig& m) {
   }
 }
 
+// [ip] (docs/client.md "IP passthrough (CmdIP)"). CmdIP is VLESS v1 only:
+// asking for it with version 0 is an error, not a silent no-op.
+void readIp(TomlReader& r, const toml::table* t, ClientIpConfig& ip, uint8_t version) {
+  ip.enabled = version == 1;
+  if (t == nullptr) return;
+  r.checkKeys(*t, "ip", {"enabled", "passthrough", "queue_packets", "queue_bytes"});
+  if (r.failed()) return;
+  if (const toml::node* n = t->get("enabled")) {
+    auto b = r.boolean(*n, "ip.enabled");
+    if (!b) return;
+    if (*b && version == 0) {
+      r.fail(*n, "ip.enabled",
+             "expected false with server.version = 0 (CmdIP needs VLESS v1: set "
+             "server.version = 1 or ip.enabled = false)");
+      return;
+    }
+    ip.enabled = *b;
+  }
+  if (const toml::node* n = t->get("passthrough")) {
+    auto list = cidrList(r, *n, "ip.passthrough");
+    if (!list) return;
+    const auto* a = n->as_array();
+    for (size_t i = 0; i < list->size(); ++i) {
+      // The netstack matches prefixes, not address/prefix pairs: host bits
+      // set ("198.18.0.1/15") are almost always a typo, so refused.
+      if (!IpPrefix::parse((*list)[i].toString())) {
+        r.fail(*a->get(i), "ip.passthrough[" + std::to_string(i) + "]",
+               "expected a network without host bits (like \"198.18.0.0/15\"), got \"" +
+                   (*list)[i].toString() + "\"");
+        return;
+      }
+    }
+    if (!list->empty() && !ip.enabled) {
+      r.fail(*n, "ip.passthrough",
+             version == 0 ? "expected no CIDRs with server.version = 0 (CmdIP needs VLESS v1)"
+                          : "expected no CIDRs with ip.enabled = false (passthrough goes through "
+                            "CmdIP)");
+      return;
+    }
+    ip.passthrough = std::move(*list);
+  }
+  if (const toml::node* n = t->get("queue_packets")) {
+    auto v = r.integer(*n, "ip.queue_packets", 1, 65536);
+    if (!v) return;
+    ip.queue_packets = static_cast<uint32_t>(*v);
+  }
+  if (const toml::node* n = t->get("queue_bytes")) {
+    const char* expect =
+        "a size such as \"256KiB\" (64 KiB .. 1 GiB) or an integer of bytes in 65535..1073741824";
+    std::optional<uint64_t> v;
+    if (const auto* i = n->as_integer()) {
+      if (i->get() >= 65535 && i->get() <= (int64_t{1} << 30)) v = static_cast<uint64_t>(i->get());
+    } else if (const auto* s = n->as_string()) {
+      v = parseSizeBytes(s->get());
+      if (v && *v > (uint64_t{1} << 30)) v.reset();
+    }
+    if (!v) {
+      r.fail(*n, "ip.queue_bytes", std::string("expected ") + expect);
+      return;
+    }
+    ip.queue_bytes = *v;
+  }
+}
+
 void readRoot(TomlReader& r, const toml::table& root, const std::string& base_dir,
               ClientConfig& cfg) {
   r.checkKeys(root, "",
-              {"log_level", "tun", "server", "route", "limits", "udp", "dns", "pool", "mux"});
+              {"log_level", "tun", "server", "route", "limits", "udp", "dns", "pool", "mux", "ip"});
   if (r.failed()) return;
   if (const toml::node* n = root.get("log_level")) {
     const std::string* s = r.str(*n, "log_level", "one of trace, debug, info, warn, error, off");
@@ -514,6 +579,10 @@ void readRoot(TomlReader& r, const toml::table& root, const std::string& base_di
   if (const toml::table* t = section(r, root, "pool")) readPool(r, *t, cfg.pool);
   if (r.failed()) return;
   if (const toml::table* t = section(r, root, "mux")) readMux(r, *t, cfg.mux);
+  if (r.failed()) return;
+  const toml::table* it = section(r, root, "ip");
+  if (r.failed()) return;
+  readIp(r, it, cfg.ip, cfg.server.version);
   if (r.failed()) return;
   if (cfg.server.version == 0) cfg.mux.enabled = false;  // v0 has no v1 Mux
   if (cfg.udp.mode == UdpMode::kMux && !cfg.mux.enabled) {

@@ -1,5 +1,5 @@
 // ClientConfig: what vless-tun reads from its TOML file ([tun], [server],
-// [route], [limits]). Plain structs; the loader validates everything.
+// [route], [limits], [udp], [dns], [pool], [mux], [ip]). Plain structs; the loader validates everything.
 // Reference: docs/client.md.
 #pragma once
 
@@ -145,6 +145,22 @@ struct ClientDnsConfig {
   uint32_t cache_size = 512;         // 0 = no cache
 };
 
+// [ip]: raw IP packets through one CmdIP session (VLESS v1 CMD 5;
+// docs/client.md "IP passthrough (CmdIP)").
+struct ClientIpConfig {
+  // Packets of protocols other than TCP and UDP (ICMP, ICMPv6, GRE, ...) to
+  // addresses other than the TUN's own go through CmdIP. Default: true with
+  // server.version = 1; always false with version 0 (no CMD 5 there).
+  bool enabled = true;
+  // Every packet to these goes through CmdIP whatever its protocol (TCP and
+  // UDP included), not through the netstack. Needs enabled.
+  std::vector<Cidr> passthrough;
+  // Held while the session connects (or waits to reconnect); beyond
+  // either bound packets are dropped and counted.
+  uint32_t queue_packets = 256;
+  uint64_t queue_bytes = 256 * 1024;
+};
+
 struct ClientConfig {
   LogLevel log_level = LogLevel::kInfo;
   ClientTunConfig tun;
@@ -155,6 +171,7 @@ struct ClientConfig {
   ClientDnsConfig dns;
   ClientPoolConfig pool;
   ClientMuxConfig mux;
+  ClientIpConfig ip;
 };
 
 // Reads and validates a file; relative paths (ca) resolve against the

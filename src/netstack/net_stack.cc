@@ -272,6 +272,13 @@ void NetStack::dispatch(pbuf* p) {
     return;
   }
   if (info.totalLen < p->tot_len) pbuf_realloc(p, static_cast<u16_t>(info.totalLen));
+  // The check costs a prefix scan per packet, so only when there is a set.
+  if (!options_.passthrough.empty() && isPassthrough(info.dst)) {
+    stats_.passthrough++;
+    offerOther(bytes, info.totalLen);
+    pbuf_free(p);
+    return;
+  }
   switch (info.kind) {
     case IpKind::kTcp: handleTcp(p, info); return;
     case IpKind::kFragment: handleFragment(p); return;
@@ -282,17 +289,29 @@ void NetStack::dispatch(pbuf* p) {
         inject(p);  // echo to the TUN's own address: lwIP answers
         return;
       }
-      if (callbacks_.onOtherPacket(bytes, info.totalLen)) break;
-      // Nobody proxies it, and lwIP has no use for it: dropped here rather
-      // than handed to lwIP (accept-any.patch would drop it anyway, never
-      // answering echo for remote addresses). Keeping such packets away
-      // from lwIP also keeps its IPv6 extension-header code out of reach:
-      // lwIP 2.2.1 reads a Hop-by-Hop header's length byte before checking
-      // that the header is there (found by fuzz_netstack_input).
-      stats_.otherDropped++;
+      // Whether or not the owner takes it, lwIP never sees it: it has no
+      // use for it (accept-any.patch would drop it anyway, never answering
+      // echo for remote addresses), and keeping such packets away from
+      // lwIP also keeps its IPv6 extension-header code out of reach: lwIP
+      // 2.2.1 reads a Hop-by-Hop header's length byte before checking that
+      // the header is there (found by fuzz_netstack_input).
+      offerOther(bytes, info.totalLen);
       break;
   }
   pbuf_free(p);
+}
+
+void NetStack::offerOther(const uint8_t* bytes, size_t len) {
+  stats_.otherOffered++;
+  if (!callbacks_.onOtherPacket(bytes, len)) stats_.otherDropped++;
+}
+
+bool NetStack::isPassthrough(const IpAddress& dst) const noexcept {
+  if (isOwnAddress(dst)) return false;  // the TUN itself stays local
+  for (const IpPrefix& pfx : options_.passthrough) {
+    if (pfx.v6 == dst.isV6() && pfx.contains(dst.isV6(), dst.bytes.data())) return true;
+  }
+  return false;
 }
 
 void NetStack::handleTcp(pbuf* p, const IpPacketInfo& info) {

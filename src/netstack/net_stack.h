@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/ip_prefix.h"
 #include "netstack/flow_key.h"
 #include "netstack/ip_packet.h"
 #include "netstack/udp_packet.h"
@@ -96,6 +97,13 @@ struct NetStackOptions {
   size_t udpReassemblyMaxDatagrams = 64;
   size_t udpReassemblyMaxBytes = 1024 * 1024;
   uint32_t udpReassemblyTimeoutMs = 5000;
+  // Raw passthrough (the client's ip.passthrough): every valid packet whose
+  // destination is in one of these prefixes (and is not the TUN's own
+  // address) goes to Callbacks::onOtherPacket whatever its protocol (TCP,
+  // UDP and fragments included), before TCP/UDP handling; lwIP never sees
+  // it. Empty (the default): no per-packet check at all. Counted in
+  // NetStackStats::passthrough.
+  std::vector<IpPrefix> passthrough;
 };
 
 struct NetStackStats {
@@ -103,7 +111,9 @@ struct NetStackStats {
   uint64_t packetsOut = 0;
   uint64_t malformed = 0;     // header did not parse: dropped
   uint64_t fragments = 0;     // non-UDP IP fragments: dropped (no reassembly)
-  uint64_t otherDropped = 0;  // not TCP/UDP, not for us, nobody took it
+  uint64_t otherDropped = 0;  // not TCP/UDP, not for us (or passthrough), nobody took it
+  uint64_t otherOffered = 0;  // packets offered to onOtherPacket (passthrough included)
+  uint64_t passthrough = 0;   // of those: destination in options.passthrough
   uint64_t synHeld = 0;       // onTcpSyn calls
   uint64_t synRetransmitDropped = 0;
   uint64_t synEvicted = 0;      // over maxPendingSyns
@@ -162,8 +172,14 @@ class NetStack {
     // Call onTimer() every `intervalMs` from now on (restart the periodic
     // timer with this period); 0: stop calling it.
     virtual void onTimerInterval(uint32_t intervalMs) = 0;
-    // Non-TCP/UDP packets not addressed to the TUN itself (ICMP to remote
-    // hosts, ...): return true if taken (bytes valid during the call).
+    // Raw packets for the owner (bytes valid during the call; return true
+    // if taken, else NetStack drops and counts it as otherDropped):
+    //   - protocols other than TCP and UDP (ICMP, ICMPv6, GRE, IPv6 with
+    //     extension headers before the upper layer, ...) not addressed to
+    //     the TUN itself (ICMP echo to the TUN's own address is answered by
+    //     lwIP), and fragments of such packets;
+    //   - every packet to NetStackOptions::passthrough, whatever its
+    //     protocol. Must not call back into NetStack.
     virtual bool onOtherPacket(const uint8_t* /*packet*/, size_t /*len*/) { return false; }
     // A UDP datagram from the app's socket `app` to `dst` (any address,
     // the TUN's own included). Return false to drop it (counted as
@@ -238,6 +254,9 @@ class NetStack {
   bool reapForNewSyn(tcp_pcb* pcb) noexcept;
   void boundTimeWait() noexcept;
   bool isOwnAddress(const IpAddress& a) const noexcept;
+  bool isPassthrough(const IpAddress& dst) const noexcept;
+  // Offers a raw packet to onOtherPacket; counts what nobody took.
+  void offerOther(const uint8_t* bytes, size_t len);
   std::list<Pending>::iterator findPending(const FlowKey& key);
   bool decide(const FlowKey& key, bool accept);
   void inject(pbuf* p);

@@ -17,6 +17,7 @@ namespace {
 constexpr size_t kCopyBelow = 256;
 // What a held fragment costs beyond its packet bytes (pbuf, bookkeeping).
 constexpr size_t kFragmentOverhead = 64;
+constexpr uint8_t kProtoTcp = 6;
 
 void releasePbuf(void* ctx, uint8_t* /*data*/) noexcept {
   pbuf_free(static_cast<pbuf*>(ctx));
@@ -66,6 +67,10 @@ void NetStack::handleFragment(pbuf* p) {
   const bool ok = parseFragment(static_cast<const uint8_t*>(p->payload), p->len, f);
   if (f.protocol != kIpProtoUdp) {  // only UDP is reassembled
     stats_.fragments++;
+    // Fragments of protocols the netstack does not terminate (a large
+    // ping) are the owner's like their whole packets (the far end
+    // reassembles them); TCP fragments stay dropped.
+    if (ok && f.protocol != kProtoTcp) offerOther(static_cast<const uint8_t*>(p->payload), p->len);
     pbuf_free(p);
     return;
   }
