@@ -134,13 +134,14 @@ void IpTunnel::decode() {
     codec::PacketDecodeResult r = codec::decodeIpPacket(rx_);
     if (r.status == codec::DecodeStatus::kNeedMore) return;
     if (r.status == codec::DecodeStatus::kInvalid) {
-      VT_WARN("ip: malformed CmdIP framing from the server %s: %s", out_->peerName().c_str(),
-              r.error.c_str());
-      ++stats_.protocolErrors;
-      ++stats_.lost;
-      closeLocally(stream::CloseReason::kProtocolError);
-      ended("protocol_error", !reached_, r.error);
-      return;
+      // LEN 0 or not an IP packet: the framing is still in step, so the
+      // unit is dropped (parseRawIpPacket below counts it) once it is all
+      // here, and the session goes on.
+      const size_t unit = codec::ipUnitSize(rx_);
+      if (unit == 0) return;
+      r.payload_offset = 2;
+      r.payload_size = unit - 2;
+      r.consumed = unit;
     }
     scratch_.resize(r.payload_size);
     rx_.copyOut(r.payload_offset, scratch_.data(), r.payload_size);

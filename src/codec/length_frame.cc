@@ -72,6 +72,13 @@ bool encodeIpPacket(BufferChain& packet, BufferChain& out) {
   return encodeLengthPacket(packet, out);
 }
 
+size_t ipUnitSize(const BufferChain& in) {
+  Cursor c(in);
+  uint16_t len;
+  if (!c.readBe16(len) || in.size() < 2u + len) return 0;
+  return 2u + len;
+}
+
 PacketDecodeResult decodeIpPacket(const BufferChain& in) {
   PacketDecodeResult r;
   Cursor c(in);

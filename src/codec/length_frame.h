@@ -68,5 +68,10 @@ ReuseChunkResult decodeReuseChunk(const BufferChain& in);
 // CmdIP units: the encoder does not inspect the packet.
 bool encodeIpPacket(BufferChain& packet, BufferChain& out);
 PacketDecodeResult decodeIpPacket(const BufferChain& in);
+// A unit decodeIpPacket calls Invalid (LEN 0, not IPv4/IPv6, shorter than
+// an IP header) still says by its LEN where the next unit starts, so an IP
+// session drops it and goes on. Its whole size (2 + LEN) once all of it is
+// in `in`; 0 while it is not (or fewer than 2 bytes are).
+size_t ipUnitSize(const BufferChain& in);
 
 }  // namespace vt::codec

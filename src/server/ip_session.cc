@@ -127,8 +127,17 @@ void IpSession::onData(BufferChain& data, bool end_stream) {
     codec::PacketDecodeResult r = codec::decodeIpPacket(buf_);
     if (r.status == codec::DecodeStatus::kNeedMore) break;
     if (r.status == codec::DecodeStatus::kInvalid) {
-      close_(stream::CloseReason::kProtocolError, "cmdip framing: " + r.error);
-      return;
+      // LEN 0, not IPv4/IPv6, shorter than a header: the framing is still
+      // in step (LEN says where the next unit starts), so the unit is
+      // dropped and counted (parseRawIpPacket names why) and the session
+      // goes on, once the whole unit is here.
+      const size_t unit = codec::ipUnitSize(buf_);
+      if (unit == 0) break;
+      uint8_t* p = exit_.scratch();
+      buf_.copyOut(2, p, unit - 2);
+      buf_.drain(unit);
+      up(p, unit - 2);
+      continue;
     }
     uint8_t* p = exit_.scratch();
     buf_.copyOut(r.payload_offset, p, r.payload_size);

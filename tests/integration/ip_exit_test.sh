@@ -94,11 +94,11 @@ cat "$VT_TMP/p253.log"
 grep -q "host got from=198.18.1.1 payload=hello-253-$$" "$VT_TMP/p253.log" || fail "protocol 253 did not reach the host intact (masqueraded)"
 grep -q "proto253 from=$HOST4 to=198.18.0.1 payload=pong:hello-253-$$" <<<"$out" || fail "protocol 253 reply did not come back intact"
 
-log "5. spoofed source, packet to the server itself, bad header: dropped, counted, session lives"
+log "5. hostile units (spoofed source, to the server itself, bad header checksum, LEN 0, not IP, short, LEN past or short of the packet, IHL 3, 9 IPv6 extension headers): dropped, counted, session lives"
 out=$(probe hostile --src 198.18.0.1 --dst $HOST4 --own 198.18.240.1)
 echo "$out"
 grep -q "reply seq=4" <<<"$out" || fail "the session did not survive the hostile packets"
-wait_log "$LOG" "drops=.*spoofed=1.*dst_own=1.*parse\[bad header checksum\]=1" 5
+wait_log "$LOG" "drops=.*spoofed=1.*dst_own=1.*parse\[empty\]=1 parse\[bad version\]=1 parse\[truncated header\]=1 parse\[ihl too small\]=1 parse\[total length mismatch\]=2 parse\[bad header checksum\]=1 parse\[too many extension headers\]=1" 5
 
 log "6. two clients at once: different pool addresses, each only its own replies"
 probe ping --src 198.18.0.1 --dst $HOST4 --count 10 --interval 0.1 >"$VT_TMP/c1.out" &

@@ -12,8 +12,12 @@ proto  --server ... --src A --dst B --payload P
        for a protocol 253 packet back and prints "proto253 from=S payload=P".
 hostile --server ... --src A --dst B --own G
        sends a spoofed-source echo, an echo to the server's own address G,
-       a packet with a bad IPv4 header checksum, then a good echo; prints
-       the good echo's reply line ("reply ..."), proving the session lived.
+       a packet with a bad IPv4 header checksum, units of LEN 0, of a
+       version-7 packet and shorter than an IPv4 header, a unit whose LEN
+       is longer than its packet's total length, one cut short of it, an
+       IPv4 header with IHL 3, and an IPv6 packet with nine extension
+       headers, then a good echo; prints the good echo's reply line
+       ("reply ..."), proving the session lived.
 """
 import argparse
 import ipaddress
@@ -74,8 +78,11 @@ class Conn:
         self.buf = b""
 
     def send(self, pkt):
+        self.send_raw(struct.pack("!H", len(pkt)) + pkt)
+
+    def send_raw(self, data):
         self.s.setblocking(True)
-        self.s.sendall(struct.pack("!H", len(pkt)) + pkt)
+        self.s.sendall(data)
         self.s.setblocking(False)
 
     def recv(self, deadline):
@@ -186,6 +193,18 @@ def main():
         c.send(echo(spoof, args.dst, args.ident, 2))
         c.send(echo(args.src, args.own, args.ident, 3))
         c.send(ipv4(args.src, args.dst, 1, b"\x08\0\0\0\0\0\0\0", bad_checksum=True))
+        c.send_raw(b"\0\0")                       # LEN 0
+        c.send_raw(b"\0\x03\x70\0\0")            # version 7
+        c.send_raw(b"\0\x04\x45\0\0\x04")        # shorter than an IPv4 header
+        good = echo(args.src, args.dst, args.ident, 9)
+        c.send(good + b"\0\0\0\0")               # LEN past the total length
+        c.send(good[:-4])                          # LEN short of it
+        ihl3 = bytearray(good)
+        ihl3[0] = 0x43
+        c.send(bytes(ihl3))                        # IHL 3
+        if ":" not in args.own:
+            chain = b"".join(bytes([60, 0, 1, 4, 0, 0, 0, 0]) for _ in range(9))  # 9 x Destination Options
+            c.send(ipv6("2001:db8:0:ff::1", "2001:db8:3::2", 60, chain[:-8] + bytes([59, 0, 1, 4, 0, 0, 0, 0])))
         c.send(echo(args.src, args.dst, args.ident, 4))
         line = wait_echo(c, args, args.ident, 4, time.time(), args.wait)
         print(line or "no reply after the hostile packets", flush=True)
