@@ -14,16 +14,19 @@
 # through v2ray's VLESS v0 UDP (dokodemo-door in ns app), and by kernel
 # forwarding; the time to the first reply on a new app socket; and one app
 # socket to 1,000 remotes (time to the 1st and the last reply, server
-# connections). Results and analysis: docs/performance.md.
+# connections). The `ping` part: ICMP echo round trips (N = BENCH_PINGS,
+# 500, every 10 ms) from ns app to ns web by kernel forwarding and through
+# vless-tun's CmdIP session and vless-server's IP exit (TLS; masquerade),
+# IPv4 and IPv6: mean and p95. Results and analysis: docs/performance.md.
 #
 #   VT_SERVER=build/src/app/vless-server VT_TUN=build/src/app/vless-tun bench/run.sh
-#   BENCH_PARTS="kernel v2ray tls tlsflow notls flows udp" (default: all), BENCH_SECS=10
+#   BENCH_PARTS="kernel v2ray tls tlsflow notls flows udp ping" (default: all), BENCH_SECS=10
 #   (flows: the idle-flow RSS points for each vless-tun path that runs)
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/../tests/integration/lib.sh"
 source "$VT_TOOLS/testbed.sh"
 require_root
-parts=${BENCH_PARTS:-kernel v2ray tls tlsflow notls flows udp}
+parts=${BENCH_PARTS:-kernel v2ray tls tlsflow notls flows udp ping}
 no_mux="[mux]
 enabled = false"
 # vless-tun's TUN MTU: its default (8500) unless BENCH_MTU says otherwise.
@@ -252,6 +255,38 @@ mode = \"$mode\"" tb_tun_start vless-tun-udp-$mode 1 true wait 443
     stop_pid "$TB_TUN_PID" || true
     stop_pid "$TB_SERVER_PID" || true
   done
+fi
+
+# ping_run PATH: echo round trips to ns web over IPv4 and IPv6, mean and p95.
+ping_run() {
+  local path=$1 fam dst out
+  for fam in 4 6; do
+    dst=$TB_WEB4
+    [ $fam = 6 ] && dst=$TB_WEB6
+    out=$(ip netns exec "$TB_APP" ping -$fam -n -c "${BENCH_PINGS:-500}" -i 0.01 -W 2 "$dst" 2>&1) || true
+    read -r n mean p95 < <(sed -n 's/.* time=\([0-9.]*\) ms.*/\1/p' <<<"$out" | sort -n |
+      awk '{ v[NR] = $1; s += $1 } END { if (NR == 0) { print "0 err err"; exit }
+             i = int(NR * 0.95 + 0.999); if (i > NR) i = NR; printf "%d %.3f %.3f\n", NR, s / NR, v[i] }')
+    row "$path" "ping -$fam replies" "$n" - -
+    row "$path" "ping -$fam mean ms" "$mean" - -
+    row "$path" "ping -$fam p95 ms" "$p95" - -
+  done
+}
+
+if has ping; then
+  : "${VT_TUN:?path to vless-tun (or leave ping out of BENCH_PARTS)}"
+  require_cmd ping nft
+  log "== ping: kernel forwarding"
+  tb_kernel_forwarding on
+  ping_run kernel
+  tb_kernel_forwarding off
+  log "== ping: vless-tun CmdIP + vless-server IP exit, TLS"
+  tb_server_start vless-server-ip yes "$(printf '%s\n' '[ip]' 'enabled = true' 'pool4 = "198.18.240.0/24"' \
+    'pool6 = "2001:db8:f0::/64"' 'masquerade = true' "state_file = \"$VT_TMP/ip.state\"")"
+  tb_tun_start vless-tun-ip 1 true wait 443
+  ping_run ours-ip
+  stop_pid "$TB_TUN_PID" || true
+  stop_pid "$TB_SERVER_PID" || true
 fi
 
 ratio() { awk -v a="${R[$1]:-}" -v b="${R[$2]:-}" 'BEGIN{ if (a+0>0 && b+0>0) printf "%.2f", a/b; else print "-"}'; }
