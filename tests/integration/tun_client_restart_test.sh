@@ -359,7 +359,7 @@ CFG
   local rc=0
   stop_pid "$TUN_PID" 10 || rc=$?
   [ $rc -eq 0 ] || fail "$label: vless-tun exited $rc on SIGTERM"
-  grep -Ei 'ERROR|Sanitizer|runtime error|terminate called' "$TUN_LOG" && fail "$label: errors in the log"
+  grep -E ' ERROR |Sanitizer|runtime error|terminate called' "$TUN_LOG" && fail "$label: errors in the log"
   snapshot "$VT_TMP/$label-after.txt"
   same_as "$VT_TMP/before.txt" "$VT_TMP/$label-after.txt" \
     "$label: ns app after SIGTERM differs from before the first start"

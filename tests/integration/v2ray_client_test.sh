@@ -77,6 +77,11 @@ addr_hex=$(printf '%02x%02x%02x%02x' "$o1" "$o2" "$o3" "$o4")
 out=$(in_app python3 "$VT_TOOLS/xfer.py" raw --tls --target "$TB_SRV4:$vs" \
       --hex "00${bad}0001${port_hex}01${addr_hex}" --text 'GET / HTTP/1.0\r\n\r\n')
 [[ "$out" != *"hello through vless-tun"* ]] || fail "wrong UUID reached the target"
-# The fallback (a Python web server) answers the foreign bytes itself.
-[[ "$out" == *"SimpleHTTP"* ]] || fail "wrong UUID did not reach the fallback web server: $out"
+# The fallback (a Python web server) answers the foreign bytes itself: with
+# its headers ("Server: SimpleHTTP") when the first line parses as three
+# words, or, when a random UUID byte is a newline (about 1 run in 16: the
+# line then ends inside the UUID and Python takes it for HTTP/0.9), with
+# its error page alone.
+[[ "$out" == *"SimpleHTTP"* || "$out" == *"<title>Error response</title>"* ]] ||
+  fail "wrong UUID did not reach the fallback web server: $out"
 log "PASS"
