@@ -22,20 +22,7 @@ require_cmd nft ip python3 openssl ping traceroute
 : "${VT_SERVER:?path to vless-server}" "${VT_TUN:?path to vless-tun}"
 
 tb_setup ipe
-TB_HOST="vt-ipe-$$-host"
-netns_add "$TB_HOST"
-ip -n "$TB_WEB" link add veth1 type veth peer name veth0 netns "$TB_HOST"
-ip -n "$TB_WEB" addr add 198.18.3.1/30 dev veth1
-ip -n "$TB_WEB" addr add 2001:db8:3::1/64 dev veth1 nodad
-ip -n "$TB_HOST" addr add 198.18.3.2/30 dev veth0
-ip -n "$TB_HOST" addr add 2001:db8:3::2/64 dev veth0 nodad
-ip -n "$TB_WEB" link set veth1 up
-ip -n "$TB_HOST" link set veth0 up
-in_web sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
-ip -n "$TB_HOST" route add default via 198.18.3.1
-ip -n "$TB_HOST" -6 route add default via 2001:db8:3::1
-ip -n "$TB_SRV" route add 198.18.3.0/24 via 198.18.1.2
-ip -n "$TB_SRV" -6 route add 2001:db8:3::/64 via 2001:db8:1::2
+tb_host_behind_web
 HOST4=198.18.3.2 HOST6=2001:db8:3::2 NOHOST4=198.18.3.3
 
 IP_CFG=$(printf '%s\n' '[ip]' 'enabled = true' 'tun_name = "vlessip0"' 'pool4 = "198.18.240.0/24"' \

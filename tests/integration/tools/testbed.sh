@@ -46,6 +46,28 @@ tb_setup() {
   log "test bed: namespaces $TB_APP $TB_SRV $TB_WEB"
 }
 
+# tb_host_behind_web: a fourth namespace, TB_HOST (198.18.3.2/30,
+# 2001:db8:3::2/64), behind ns web, which routes for it (so a packet from
+# ns srv reaches it one router away: the TTL shows the hops); ns srv routes
+# 198.18.3.0/24 and 2001:db8:3::/64 via ns web. Removed with the others.
+tb_host_behind_web() {
+  TB_HOST="${TB_APP%-app}-host"
+  netns_add "$TB_HOST"
+  ip -n "$TB_WEB" link add veth1 type veth peer name veth0 netns "$TB_HOST"
+  ip -n "$TB_WEB" addr add 198.18.3.1/30 dev veth1
+  ip -n "$TB_WEB" addr add 2001:db8:3::1/64 dev veth1 nodad
+  ip -n "$TB_HOST" addr add 198.18.3.2/30 dev veth0
+  ip -n "$TB_HOST" addr add 2001:db8:3::2/64 dev veth0 nodad
+  ip -n "$TB_WEB" link set veth1 up
+  ip -n "$TB_HOST" link set veth0 up
+  in_web sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+  ip -n "$TB_HOST" route add default via 198.18.3.1
+  ip -n "$TB_HOST" -6 route add default via 2001:db8:3::1
+  ip -n "$TB_SRV" route add 198.18.3.0/24 via 198.18.1.2
+  ip -n "$TB_SRV" -6 route add 2001:db8:3::/64 via 2001:db8:1::2
+}
+in_host() { ip netns exec "$TB_HOST" "$@"; }
+
 # tb_kernel_forwarding on|off: ns srv routes between app and web itself (the
 # benchmark's no-tunnel reference). The app's routes then go via 198.18.0.2.
 tb_kernel_forwarding() {
