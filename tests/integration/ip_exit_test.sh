@@ -4,11 +4,12 @@
 #   ns app: tools/ip_probe.py (CmdIP over TLS, its own packets, source 198.18.0.1)
 #     --- ns srv: vless-server, TUN vlessip0 198.18.240.1/24 2001:db8:f0::1/64,
 #                 nft masquerade out of veth1 (198.18.1.1)
-#     --- ns web (router 198.18.1.2 | 198.18.3.1) --- ns host 198.18.3.2 2001:db8:3::2
+#     --- ns web (router) --- ns rtr (router) --- ns host 198.18.3.10 2001:db8:4::2
+#         (testbed.sh tb_host_behind_web)
 #
-# Expected TTL of an echo reply at the client: the host sends 64, the router
-# forwards (63), ns srv forwards into the TUN (62); the client reads the
-# packet off the stream without a hop of its own: 62 (IPv6 hop limit too).
+# Expected TTL of an echo reply at the client: the host sends 64, the two
+# routers forward (62), ns srv forwards into the TUN (61); the client reads
+# the packet off the stream without a hop of its own: 61 (IPv6 hop limit too).
 source "$(dirname "$0")/lib.sh"
 source "$VT_TOOLS/testbed.sh"
 require_root
@@ -18,7 +19,7 @@ PROBE="$VT_TOOLS/ip_probe.py"
 
 tb_setup ipx
 tb_host_behind_web
-HOST4=198.18.3.2 HOST6=2001:db8:3::2 NOHOST4=198.18.3.3
+HOST4=$TB_HOST4 HOST6=$TB_HOST6 NOHOST4=$TB_NOHOST4
 
 STATE="$VT_TMP/ip-exit.state"
 IP_CFG=$(printf '%s\n' '[ip]' 'enabled = true' 'tun_name = "vlessip0"' 'pool4 = "198.18.240.0/24"' \
@@ -47,7 +48,7 @@ log "1. ping -c 5 through the IP exit to the host two hops behind"
 out=$(probe ping --src 198.18.0.1 --dst $HOST4 --count 5)
 echo "$out"
 grep -q "sent=5 received=5" <<<"$out" || fail "IPv4: not 5 replies"
-[ "$(grep -c "reply .*ttl=62 src=$HOST4" <<<"$out")" = 5 ] || fail "IPv4: TTL is not 62 on every reply"
+[ "$(grep -c "reply .*ttl=61 src=$HOST4" <<<"$out")" = 5 ] || fail "IPv4: TTL is not 61 on every reply"
 
 log "2. no reply from an address where no host exists"
 out=$(probe ping --src 198.18.0.1 --dst $NOHOST4 --count 2 --wait 1.5)
@@ -58,7 +59,7 @@ log "3. IPv6 echo"
 out=$(probe ping --src 2001:db8:0:ff::1 --dst $HOST6 --count 5)
 echo "$out"
 grep -q "sent=5 received=5" <<<"$out" || fail "IPv6: not 5 replies"
-[ "$(grep -c "reply .*ttl=62 src=$HOST6" <<<"$out")" = 5 ] || fail "IPv6: hop limit is not 62 on every reply"
+[ "$(grep -c "reply .*ttl=61 src=$HOST6" <<<"$out")" = 5 ] || fail "IPv6: hop limit is not 61 on every reply"
 
 log "4. raw IP protocol 253 both ways"
 cat >"$VT_TMP/p253.py" <<'PY'

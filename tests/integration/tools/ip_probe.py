@@ -204,7 +204,7 @@ def main():
         c.send(bytes(ihl3))                        # IHL 3
         if ":" not in args.own:
             chain = b"".join(bytes([60, 0, 1, 4, 0, 0, 0, 0]) for _ in range(9))  # 9 x Destination Options
-            c.send(ipv6("2001:db8:0:ff::1", "2001:db8:3::2", 60, chain[:-8] + bytes([59, 0, 1, 4, 0, 0, 0, 0])))
+            c.send(ipv6("2001:db8:0:ff::1", "2001:db8:4::2", 60, chain[:-8] + bytes([59, 0, 1, 4, 0, 0, 0, 0])))
         c.send(echo(args.src, args.dst, args.ident, 4))
         line = wait_echo(c, args, args.ident, 4, time.time(), args.wait)
         print(line or "no reply after the hostile packets", flush=True)

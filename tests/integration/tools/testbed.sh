@@ -46,25 +46,45 @@ tb_setup() {
   log "test bed: namespaces $TB_APP $TB_SRV $TB_WEB"
 }
 
-# tb_host_behind_web: a fourth namespace, TB_HOST (198.18.3.2/30,
-# 2001:db8:3::2/64), behind ns web, which routes for it (so a packet from
-# ns srv reaches it one router away: the TTL shows the hops); ns srv routes
-# 198.18.3.0/24 and 2001:db8:3::/64 via ns web. Removed with the others.
+# tb_host_behind_web: a host two routers behind ns srv, for the IP exit
+# tests (the TTL and traceroute show the hops):
+#   ns srv --- ns web (198.18.1.2 | 198.18.3.1/30, 2001:db8:3::1/64)
+#          --- ns rtr (198.18.3.2/30 | 198.18.3.9/29, 2001:db8:3::2 | 2001:db8:4::1)
+#          --- ns host (198.18.3.10/29, 2001:db8:4::2/64)
+# ns srv routes 198.18.3.0/24, 2001:db8:3::/64 and 2001:db8:4::/64 via ns web. Sets TB_HOST
+# (the namespace), TB_HOST4, TB_HOST6, TB_RTR4 (ns rtr's address toward ns
+# web) and TB_NOHOST4 (on the host's link, where no host answers). Both
+# namespaces are removed with the others.
 tb_host_behind_web() {
-  TB_HOST="${TB_APP%-app}-host"
+  TB_HOST="${TB_APP%-app}-host" TB_RTR="${TB_APP%-app}-rtr"
+  TB_HOST4=198.18.3.10 TB_HOST6=2001:db8:4::2 TB_RTR4=198.18.3.2 TB_NOHOST4=198.18.3.11
+  netns_add "$TB_RTR"
   netns_add "$TB_HOST"
-  ip -n "$TB_WEB" link add veth1 type veth peer name veth0 netns "$TB_HOST"
+  ip -n "$TB_WEB" link add veth1 type veth peer name veth0 netns "$TB_RTR"
+  ip -n "$TB_RTR" link add veth1 type veth peer name veth0 netns "$TB_HOST"
   ip -n "$TB_WEB" addr add 198.18.3.1/30 dev veth1
   ip -n "$TB_WEB" addr add 2001:db8:3::1/64 dev veth1 nodad
-  ip -n "$TB_HOST" addr add 198.18.3.2/30 dev veth0
-  ip -n "$TB_HOST" addr add 2001:db8:3::2/64 dev veth0 nodad
+  ip -n "$TB_RTR" addr add 198.18.3.2/30 dev veth0
+  ip -n "$TB_RTR" addr add 2001:db8:3::2/64 dev veth0 nodad
+  ip -n "$TB_RTR" addr add 198.18.3.9/29 dev veth1
+  ip -n "$TB_RTR" addr add 2001:db8:4::1/64 dev veth1 nodad
+  ip -n "$TB_HOST" addr add 198.18.3.10/29 dev veth0
+  ip -n "$TB_HOST" addr add 2001:db8:4::2/64 dev veth0 nodad
   ip -n "$TB_WEB" link set veth1 up
+  ip -n "$TB_RTR" link set veth0 up
+  ip -n "$TB_RTR" link set veth1 up
   ip -n "$TB_HOST" link set veth0 up
   in_web sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
-  ip -n "$TB_HOST" route add default via 198.18.3.1
-  ip -n "$TB_HOST" -6 route add default via 2001:db8:3::1
+  ip netns exec "$TB_RTR" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+  ip -n "$TB_WEB" route add 198.18.3.8/29 via 198.18.3.2
+  ip -n "$TB_WEB" -6 route add 2001:db8:4::/64 via 2001:db8:3::2
+  ip -n "$TB_RTR" route add default via 198.18.3.1
+  ip -n "$TB_RTR" -6 route add default via 2001:db8:3::1
+  ip -n "$TB_HOST" route add default via 198.18.3.9
+  ip -n "$TB_HOST" -6 route add default via 2001:db8:4::1
   ip -n "$TB_SRV" route add 198.18.3.0/24 via 198.18.1.2
   ip -n "$TB_SRV" -6 route add 2001:db8:3::/64 via 2001:db8:1::2
+  ip -n "$TB_SRV" -6 route add 2001:db8:4::/64 via 2001:db8:1::2
 }
 in_host() { ip netns exec "$TB_HOST" "$@"; }
 
