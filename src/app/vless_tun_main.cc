@@ -15,6 +15,7 @@
 #include "event/loop.h"
 #include "event/signal_watcher.h"
 #include "event/socket_address.h"
+#include "engine/route_options.h"
 #include "route_manager.h"
 #include "tls/tls_engine.h"
 #include "tun_device.h"
@@ -52,28 +53,6 @@ int check(const vt::config::ClientConfig& cfg, const std::string& path) {
   return 0;
 }
 
-vt::platform::RouteOptions routeOptions(const vt::config::ClientConfig& cfg,
-                                        const std::string& tun_name, int ifindex) {
-  vt::platform::RouteOptions o;
-  o.tunName = tun_name;
-  o.tunIfindex = ifindex;
-  o.fwmark = cfg.route.fwmark;
-  o.table = cfg.route.table;
-  o.priority = cfg.route.priority;
-  if (cfg.route.capture) {
-    o.captureV4.clear();
-    o.captureV6.clear();
-    for (const auto& c : *cfg.route.capture) (c.v6 ? o.captureV6 : o.captureV4).push_back(c.toString());
-  }
-  if (cfg.route.bypass) {
-    o.bypass.clear();
-    for (const auto& c : *cfg.route.bypass) o.bypass.push_back(c.toString());
-  }
-  o.keepLan = cfg.route.keep_lan;
-  o.stateFile = cfg.route.state_file;
-  return o;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -97,7 +76,7 @@ int main(int argc, char** argv) {
   // auto_route: undo what a crashed earlier run left behind before touching
   // anything (the state file is named after the TUN).
   if (cfg.route.auto_route && !cfg.tun.fd) {
-    vt::platform::RouteManager probe(routeOptions(cfg, cfg.tun.name, 0));
+    vt::platform::RouteManager probe(vt::engine::routeOptions(cfg, cfg.tun.name, 0));
     if (vt::Status st = vt::platform::RouteManager::recover(probe.stateFile()); !st.ok()) {
       VT_WARN("auto_route: recovering %s: %s", probe.stateFile().c_str(),
               st.error().message.c_str());
@@ -291,7 +270,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     routes = std::make_unique<vt::platform::RouteManager>(
-        routeOptions(cfg, tun->name(), tun->ifindex()));
+        vt::engine::routeOptions(cfg, tun->name(), tun->ifindex()));
     if (vt::Status st = routes->apply(); !st.ok()) {
       VT_ERROR("auto_route: %s", st.error().message.c_str());
       return 1;
