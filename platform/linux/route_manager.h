@@ -12,6 +12,16 @@
 //                                              services on real addresses
 //   P+2  not fwmark M lookup T                 everything else -> table T
 //   table T: <capture cidr> dev tun src <tun address>
+//
+// Gateway mode (gatewayInterfaces not empty; needs keepLan): per family
+//   P+1  iif <lan> lookup T                    added before the bypass rules
+//                                              of the same priority, so the
+//                                              LAN's traffic to bypassed
+//                                              ranges is tunnelled too
+// and, after every rule is in place, the sysctls: net.ipv4.ip_forward = 1,
+// net.ipv6.conf.all.forwarding = 1 (gatewayIpv6), the TUN's rp_filter = 2;
+// the old values go into the state file, and restore()/recover() put them
+// back (first, before the rules go).
 //            (IPv6 always: an `unreachable ::/0` here would not stop a leak,
 //            because the kernel then picks a real source address, which the
 //            inbound rules send out the real interface; the client refuses
@@ -23,6 +33,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/error.h"
@@ -45,6 +56,11 @@ struct RouteOptions {
   bool keepLan = true;        // the suppress_prefixlength 0 rule
   bool bypassInbound = true;  // `from <host address> lookup main` rules
   std::string stateFile;      // empty: /run/vless-tun/<tunName>.routes
+  // Gateway mode (docs/routing.md "Gateway mode"): traffic forwarded from
+  // these interfaces (the LANs) goes into the TUN, and forwarding is on
+  // while applied. Empty: off.
+  std::vector<std::string> gatewayInterfaces;
+  bool gatewayIpv6 = true;  // IPv6 too (iif rules and IPv6 forwarding)
 };
 
 class RouteManager {
@@ -65,19 +81,45 @@ class RouteManager {
   // deletes the file. A missing file is success.
   static Status recover(const std::string& stateFile);
 
-  bool applied() const noexcept { return !entries_.empty(); }
+  bool applied() const noexcept { return !steps_.empty(); }
   const std::string& stateFile() const noexcept { return stateFile_; }
   const std::vector<RouteEntry>& entries() const noexcept { return entries_; }
   // Tests: forget the entries without removing them (simulates a crash).
-  void abandonForTest() noexcept { entries_.clear(); }
+  void abandonForTest() noexcept {
+    steps_.clear();
+    entries_.clear();
+  }
+
+  // One change apply() makes, in order: a rule or route (RouteEntry), a
+  // gateway `iif` rule, or a sysctl. State file lines:
+  //   <RouteEntry line>                     (route_entry.h)
+  //   iifrule <4|6> pref <n> iif <name> lookup <table>
+  //   sysctl <path under /proc/sys> <old value> <new value>
+  struct Step {
+    enum class Kind { kEntry, kIifRule, kSysctl };
+    Kind kind = Kind::kEntry;
+    RouteEntry entry;  // kEntry
+    int family = 0;    // kIifRule
+    uint32_t priority = 0;
+    std::string iif;
+    uint32_t table = 0;
+    std::string path, old, value;  // kSysctl
+
+    std::string describe() const;
+    std::string toStateLine() const;
+    static Result<Step> parseStateLine(std::string_view line);
+  };
 
  private:
-  Result<std::vector<RouteEntry>> plan() const;
+  Result<std::vector<Step>> plan() const;
+  Result<std::vector<Step>> planSysctls() const;
   Status saveState() const;
+  void syncEntries();
 
   RouteOptions options_;
   std::string stateFile_;
-  std::vector<RouteEntry> entries_;  // installed (or about to be), in order
+  std::vector<Step> steps_;          // installed (or about to be), in order
+  std::vector<RouteEntry> entries_;  // the RouteEntry steps, for entries()
 };
 
 // SO_MARK on a raw fd (needs CAP_NET_ADMIN). On failure fills *err if given.

@@ -205,11 +205,70 @@ std::optional<std::vector<Cidr>> cidrList(TomlReader& r, const toml::node& n, co
   return out;
 }
 
+// [route.gateway]; after the [route] keys it depends on.
+void readGateway(TomlReader& r, const toml::node& n, ClientRouteConfig& route) {
+  const auto* g = n.as_table();
+  if (g == nullptr) {
+    r.fail(n, "route.gateway",
+           "expected a table [route.gateway] with interfaces, got " + TomlReader::typeName(n));
+    return;
+  }
+  r.checkKeys(*g, "route.gateway", {"interfaces", "ipv6"});
+  if (r.failed()) return;
+  if (!route.auto_route) {
+    r.fail(n, "route.gateway",
+           "expected route.auto_route = true (gateway mode adds the LANs to auto_route's rules)");
+    return;
+  }
+  if (!route.keep_lan) {
+    r.fail(n, "route.gateway",
+           "expected route.keep_lan = true (without it traffic between the LANs and to the "
+           "router's other networks would be tunnelled)");
+    return;
+  }
+  ClientGatewayConfig gw;
+  const std::string expect = "LAN interface names like [\"lan0\", \"br-lan\"]";
+  const toml::node* in = g->get("interfaces");
+  if (in == nullptr) {
+    r.fail(&g->source(), "route.gateway.interfaces", "missing; expected an array of " + expect);
+    return;
+  }
+  const auto* a = r.array(*in, "route.gateway.interfaces", expect);
+  if (a == nullptr) return;
+  if (a->empty()) {
+    r.fail(*in, "route.gateway.interfaces", "expected at least one LAN interface name");
+    return;
+  }
+  for (size_t i = 0; i < a->size(); ++i) {
+    const std::string k = "route.gateway.interfaces[" + std::to_string(i) + "]";
+    const std::string* s = r.str(*a->get(i), k, "an interface name");
+    if (s == nullptr) return;
+    if (s->empty() || s->size() > 15 || s->find_first_of("/ \t%") != std::string::npos ||
+        *s == "lo") {
+      r.fail(*a->get(i), k,
+             "expected an interface name of 1..15 characters without '/', '%' or spaces (not "
+             "lo), got \"" + *s + "\"");
+      return;
+    }
+    if (std::find(gw.interfaces.begin(), gw.interfaces.end(), *s) != gw.interfaces.end()) {
+      r.fail(*a->get(i), k, "expected each interface once, got \"" + *s + "\" again");
+      return;
+    }
+    gw.interfaces.push_back(*s);
+  }
+  if (const toml::node* b = g->get("ipv6")) {
+    auto v = r.boolean(*b, "route.gateway.ipv6");
+    if (!v) return;
+    gw.ipv6 = *v;
+  }
+  route.gateway = std::move(gw);
+}
+
 void readRoute(TomlReader& r, const toml::table& t, ClientRouteConfig& route,
                ClientServerConfig& server) {
   r.checkKeys(t, "route",
               {"auto_route", "fwmark", "table", "priority", "capture", "bypass", "keep_lan",
-               "carry_ipv6", "state_file"});
+               "carry_ipv6", "state_file", "gateway"});
   if (r.failed()) return;
   struct B {
     const char* name;
@@ -271,6 +330,10 @@ void readRoute(TomlReader& r, const toml::table& t, ClientRouteConfig& route,
       return;
     }
     route.state_file = *v;
+  }
+  if (const toml::node* n = t.get("gateway")) {
+    readGateway(r, *n, route);
+    if (r.failed()) return;
   }
   if (route.auto_route) {
     if (!mark_set && server.fwmark != 0) route.fwmark = server.fwmark;
@@ -562,7 +625,18 @@ void readRoot(TomlReader& r, const toml::table& root, const std::string& base_di
   readServer(r, st, cfg.server);
   if (r.failed()) return;
   cfg.server.ca_file = resolvePath(base_dir, cfg.server.ca_file);
-  if (const toml::table* t = section(r, root, "route")) readRoute(r, *t, cfg.route, cfg.server);
+  if (const toml::table* t = section(r, root, "route")) {
+    readRoute(r, *t, cfg.route, cfg.server);
+    if (r.failed()) return;
+    const auto& gw = cfg.route.gateway;
+    if (gw && std::find(gw->interfaces.begin(), gw->interfaces.end(), cfg.tun.name) !=
+                  gw->interfaces.end()) {
+      const toml::node* at = t->at_path("gateway.interfaces").node();
+      r.fail(at != nullptr ? &at->source() : nullptr, "route.gateway.interfaces",
+             "expected the LAN interfaces, not the TUN (tun.name = \"" + cfg.tun.name + "\")");
+      return;
+    }
+  }
   cfg.route.state_file = resolvePath(base_dir, cfg.route.state_file);
   if (r.failed()) return;
   if (const toml::table* t = section(r, root, "limits")) readLimits(r, *t, cfg.limits);

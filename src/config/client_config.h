@@ -65,6 +65,13 @@ struct ClientServerConfig {
   uint32_t fwmark = 0;
 };
 
+// [route.gateway]: this host is a router and carries whole LANs through the
+// TUN (docs/routing.md "Gateway mode"). Needs route.auto_route and keep_lan.
+struct ClientGatewayConfig {
+  std::vector<std::string> interfaces;  // the LAN interfaces; at least one
+  bool ipv6 = true;  // forward the LANs' IPv6 too (net.ipv6.conf.all.forwarding)
+};
+
 // [route]: Linux policy routing into the TUN (platform/linux/route_manager.h).
 // Unset lists keep the route manager's defaults.
 struct ClientRouteConfig {
@@ -79,6 +86,7 @@ struct ClientRouteConfig {
   // the server and never routed around the tunnel.
   bool carry_ipv6 = true;
   std::string state_file;  // empty: /run/vless-tun/<tun name>.routes
+  std::optional<ClientGatewayConfig> gateway;  // [route.gateway]; unset: off
 };
 
 // [pool]: connection reuse (TLV 0x07) for TCP flows to a v1 server

@@ -21,6 +21,10 @@ platform::RouteOptions routeOptions(const config::ClientConfig& cfg, const std::
   }
   o.keepLan = cfg.route.keep_lan;
   o.stateFile = cfg.route.state_file;
+  if (cfg.route.gateway) {
+    o.gatewayInterfaces = cfg.route.gateway->interfaces;
+    o.gatewayIpv6 = cfg.route.gateway->ipv6;
+  }
   return o;
 }
 

@@ -330,5 +330,101 @@ TEST_F(RouteTest, ErrorsNameTheProblem) {
       << st.error().message;
 }
 
+// Gateway mode: traffic forwarded from h1 (the LAN) goes into the TUN, the
+// forwarding sysctls are on while applied and back at their old values after
+// restore() and after a crashed run's recover().
+TEST_F(RouteTest, GatewayRulesAndSysctlsAreRestored) {
+  auto sysctls = [] {
+    return run("sysctl -n net.ipv4.ip_forward net.ipv6.conf.all.forwarding "
+               "net.ipv4.conf.vt-tun0.rp_filter");
+  };
+  ASSERT_EQ(run("sysctl -qw net.ipv4.conf.vt-tun0.rp_filter=1"), "");
+  const std::string before = snapshot();
+  const std::string sysBefore = sysctls();
+  ASSERT_EQ(sysBefore, "0\n0\n1\n") << "the world must start without forwarding";
+  RouteOptions o = options();
+  o.gatewayInterfaces = {"h1"};
+  {
+    RouteManager mgr(o);
+    Status st = mgr.apply();
+    ASSERT_TRUE(st.ok()) << st.error().toString();
+    EXPECT_EQ(count(run("ip rule show"), "9001:\tfrom all iif h1 lookup 2022"), 1u) << run("ip rule");
+    EXPECT_EQ(count(run("ip -6 rule show"), "iif h1 lookup 2022"), 1u);
+    EXPECT_EQ(sysctls(), "1\n1\n2\n");
+    // The LAN's packets to the internet go into the TUN; its traffic to the
+    // host and to other directly connected networks does not.
+    EXPECT_NE(routeGet("198.18.200.1 from 198.18.5.2 iif h1").find("dev vt-tun0"),
+              std::string::npos)
+        << routeGet("198.18.200.1 from 198.18.5.2 iif h1");
+    EXPECT_NE(routeGet("2001:db8:200::1 from 2001:db8:5::2 iif h1").find("dev vt-tun0"),
+              std::string::npos);
+    // Bypassed ranges too: the iif rule comes before the bypass rules.
+    EXPECT_NE(routeGet("10.1.2.3 from 198.18.5.2 iif h1").find("dev vt-tun0"), std::string::npos)
+        << routeGet("10.1.2.3 from 198.18.5.2 iif h1");
+    EXPECT_NE(routeGet("198.18.1.2 from 198.18.5.2 iif h1").find("dev h0"), std::string::npos);
+    EXPECT_NE(routeGet("198.18.5.1 from 198.18.5.2 iif h1").find("local"), std::string::npos);
+    std::ifstream in(world_.stateFile);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_NE(text.find("iifrule 4 pref 9001 iif h1 lookup 2022\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("sysctl net/ipv4/ip_forward 0 1\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("sysctl net/ipv4/conf/vt-tun0/rp_filter 1 2\n"), std::string::npos) << text;
+    st = mgr.restore();
+    ASSERT_TRUE(st.ok()) << st.error().toString();
+    EXPECT_EQ(snapshot(), before);
+    EXPECT_EQ(sysctls(), sysBefore);
+  }
+
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    RouteManager mgr(o);
+    _exit(mgr.apply().ok() ? 0 : 1);  // "crash": no restore
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ASSERT_EQ(sysctls(), "1\n1\n2\n");
+  {
+    // The next run recovers first, so the values it records are the
+    // original ones, not the crashed run's.
+    RouteManager again(o);
+    Status st = again.apply();
+    ASSERT_TRUE(st.ok()) << st.error().toString();
+    std::ifstream in(world_.stateFile);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_NE(text.find("sysctl net/ipv4/ip_forward 0 1\n"), std::string::npos) << text;
+    EXPECT_EQ(count(run("ip rule show"), "iif h1"), 1u);
+    again.abandonForTest();
+  }
+  Status st = RouteManager::recover(world_.stateFile);
+  ASSERT_TRUE(st.ok()) << st.error().toString();
+  EXPECT_EQ(snapshot(), before);
+  EXPECT_EQ(sysctls(), sysBefore);
+
+  o.keepLan = false;
+  st = RouteManager(o).apply();
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("keepLan"), std::string::npos) << st.error().message;
+}
+
+TEST(RouteStateLine, GatewaySteps) {
+  using Step = RouteManager::Step;
+  for (const char* ok : {"iifrule 4 pref 9001 iif lan0 lookup 2022",
+                         "iifrule 6 pref 9001 iif br-lan lookup 2022",
+                         "sysctl net/ipv4/ip_forward 0 1", "sysctl net/ipv6/conf/all/forwarding 0 1",
+                         "sysctl net/ipv4/conf/vt0/rp_filter 1 2"}) {
+    Result<Step> s = Step::parseStateLine(ok);
+    ASSERT_TRUE(s.ok()) << ok << ": " << s.error().message;
+    EXPECT_EQ(s.value().toStateLine(), ok);
+  }
+  // Only the sysctls gateway mode changes may be written back.
+  for (const char* bad : {"sysctl kernel/core_pattern x y", "sysctl net/ipv4/ip_forward 0",
+                          "sysctl net/ipv4/conf/a/b/rp_filter 0 2", "iifrule 4 pref 9001 lookup 2022",
+                          "iifrule 5 pref 9001 iif lan0 lookup 2022",
+                          "iifrule 4 pref 9001 iif lan0 lookup 0"}) {
+    EXPECT_FALSE(Step::parseStateLine(bad).ok()) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace vt::platform
