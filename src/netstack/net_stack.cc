@@ -1,10 +1,11 @@
 #include "netstack/net_stack.h"
 
-#include <atomic>
+#include <algorithm>
 #include <cassert>
 #include <cstring>
 
 #include "core/log.h"
+#include "netstack/lwip_lock.h"
 #include "netstack/tcp_flow.h"
 
 extern "C" {
@@ -24,10 +25,11 @@ static_assert(NetStack::kIdleIntervalMs % NetStack::kTickMs == 0, "whole ticks p
 
 namespace {
 
-// lwIP keeps its pcb lists, netif list and timers in C globals; this flag
-// mirrors that fact so a second NetStack fails loudly instead of sharing.
-std::atomic<bool> gInstanceExists{false};
-bool gLwipInitialized = false;  // lwip_init() once per process
+// lwIP keeps its pcb lists, netif list and timers in C globals, shared by
+// every NetStack of the process under the lwIP lock (lwip_lock.h).
+bool gLwipInitialized = false;  // lwip_init() once per process; under the lock
+// The NetStack whose clock and netif are installed in lwIP; under the lock.
+NetStack* gServing = nullptr;
 constexpr int kMaxIov = 64;
 
 void toLwip(const IpAddress& a, ip_addr_t& out, netif* zoneNetif) noexcept {
@@ -51,6 +53,35 @@ IpAddress fromLwip(const ip_addr_t& a) noexcept {
 }
 
 }  // namespace
+
+LwipEntry::LwipEntry(NetStack* stack) noexcept {
+  LwipLock::lock();
+  prev_ = gServing;
+  if (stack == nullptr || stack == prev_) return;
+  // Entering another NetStack from inside one's call (its callback) on the
+  // same thread would run lwIP inside lwIP (ip_input's and tcp_input's
+  // per-packet globals): not supported. Restored below all the same.
+  assert(prev_ == nullptr && "NetStack/TcpFlow of another stack called from inside a callback");
+  if (prev_ != nullptr) prev_->lwipTicks_ = tcp_ticks;
+  tcp_ticks = stack->lwipTicks_;
+  vt_tcp_current_netif = stack->netifIdx_;
+  gServing = stack;
+  switched_ = true;
+}
+
+LwipEntry::~LwipEntry() {
+  if (switched_) {
+    gServing->lwipTicks_ = tcp_ticks;
+    if (prev_ != nullptr) {
+      tcp_ticks = prev_->lwipTicks_;
+      vt_tcp_current_netif = prev_->netifIdx_;
+    } else {
+      vt_tcp_current_netif = NETIF_NO_INDEX;
+    }
+    gServing = prev_;
+  }
+  LwipLock::unlock();
+}
 
 // SAFETY (all trampolines): called by lwIP on the NetStack thread only;
 // `state`/`arg` is the NetStack that registered them and outlives the
@@ -100,12 +131,18 @@ struct NetStackGlue {
 };
 
 InputBuffer::~InputBuffer() {
-  if (p_ != nullptr) pbuf_free(p_);
+  if (p_ != nullptr) {
+    LwipLockGuard lock;
+    pbuf_free(p_);
+  }
 }
 InputBuffer::InputBuffer(InputBuffer&& o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
 InputBuffer& InputBuffer::operator=(InputBuffer&& o) noexcept {
   if (this != &o) {
-    if (p_ != nullptr) pbuf_free(p_);
+    if (p_ != nullptr) {
+      LwipLockGuard lock;
+      pbuf_free(p_);
+    }
     p_ = std::exchange(o.p_, nullptr);
   }
   return *this;
@@ -128,10 +165,6 @@ Result<std::unique_ptr<NetStack>> NetStack::create(const NetStackOptions& option
     return Error(Errc::kInvalidArgument,
                  "netstack: ipv4/ipv6 option has the wrong family or prefix");
   }
-  if (gInstanceExists.exchange(true)) {
-    return Error(Errc::kLimit,
-                 "netstack: a NetStack already exists in this process (lwIP state is global)");
-  }
   std::unique_ptr<NetStack> stack(new NetStack(options, callbacks));
   Status st = stack->start();
   if (!st.ok()) return st.error();
@@ -150,6 +183,7 @@ NetStack::NetStack(const NetStackOptions& options, Callbacks& callbacks)
 }
 
 Status NetStack::start() {
+  LwipEntry entry(this);
   if (!gLwipInitialized) {
     lwip_init();
     gLwipInitialized = true;
@@ -171,6 +205,9 @@ Status NetStack::start() {
     netif_ = nullptr;
     return Error(Errc::kIo, "netstack: netif_add failed");
   }
+  // From here on lwIP serves this netif (the entry installed index 0).
+  netifIdx_ = netif_get_index(netif_);
+  vt_tcp_current_netif = netifIdx_;
   if (options_.ipv6) {
     ip6_addr_t a;
     std::memcpy(a.addr, options_.ipv6->bytes.data(), 16);
@@ -178,7 +215,11 @@ Status NetStack::start() {
     netif_ip6_addr_set(netif_, 0, &a);
     netif_ip6_addr_set_state(netif_, 0, IP6_ADDR_PREFERRED);
   }
-  netif_set_default(netif_);
+  // Not netif_set_default: there may be several netifs, and nothing of ours
+  // routes by default. Every pcb is bound to netif_ (the listener by
+  // tcp_bind_netif, accepted pcbs inherit it), RSTs go through a pcb bound
+  // to it, ICMP replies through the input netif, and multi-netif.patch sizes
+  // the MSS by the input netif rather than ip_route's guess.
   netif_set_link_up(netif_);
   netif_set_up(netif_);
 
@@ -201,6 +242,7 @@ Status NetStack::start() {
 }
 
 NetStack::~NetStack() {
+  LwipEntry entry(this);
   destroying_ = true;  // no onOutput while tearing down
   for (Pending& pd : pending_) pbuf_free(pd.syn);
   pending_.clear();
@@ -208,20 +250,34 @@ NetStack::~NetStack() {
   deferred_.clear();
   reassembler_.clear();
   while (flows_ != nullptr) flows_->stackGone();  // unlinks itself
-  // Whatever lwIP still holds (closing, TIME_WAIT, half-open) belongs to
-  // no one else; a later NetStack must start from empty globals.
-  while (tcp_active_pcbs != nullptr) tcp_abort(tcp_active_pcbs);
-  while (tcp_tw_pcbs != nullptr) tcp_abort(tcp_tw_pcbs);
+  // Whatever lwIP still holds of ours (closing, TIME_WAIT, half-open)
+  // belongs to no one else. Only ours: other NetStacks' pcbs share the
+  // lists. Aborting a pcb frees that pcb only and calls nothing of ours
+  // (flows detached above, half-open pcbs have no error callback), so the
+  // saved `next` stays valid.
+  if (netifIdx_ != NETIF_NO_INDEX) {
+    for (tcp_pcb** list : {&tcp_active_pcbs, &tcp_tw_pcbs}) {
+      tcp_pcb* pcb = *list;
+      while (pcb != nullptr) {
+        tcp_pcb* next = pcb->next;
+        if (pcb->netif_idx == netifIdx_) tcp_abort(pcb);
+        pcb = next;
+      }
+    }
+    assert(vt_tcp_pcb_count(netifIdx_) == 0);
+  }
   if (listener_ != nullptr) tcp_close(listener_);
   if (netif_ != nullptr) {
+    // netif_remove aborts the pcbs on the netif's addresses; with
+    // multi-netif.patch only this netif's (none are left).
     netif_remove(netif_);
     delete netif_;
   }
-  gInstanceExists.store(false);
 }
 
 InputBuffer NetStack::allocInput(size_t capacity) {
   if (capacity == 0 || capacity > 0xFFFF) return InputBuffer();
+  LwipLockGuard lock;
   return InputBuffer(pbuf_alloc(PBUF_RAW, static_cast<u16_t>(capacity), PBUF_RAM));
 }
 
@@ -239,6 +295,7 @@ void NetStack::input(const uint8_t* packet, size_t len) {
 void NetStack::input(InputBuffer&& buffer, size_t len) {
   pbuf* p = std::exchange(buffer.p_, nullptr);
   if (p == nullptr) return;
+  LwipEntry entry(this);
   stats_.packetsIn++;
   if (depth_ > 0) {
     // From inside a callback: lwIP is mid-operation. Not supported.
@@ -418,7 +475,7 @@ tcp_pcb* NetStack::findPcb(const FlowKey& key) const noexcept {
   ip_addr_t src, dst;
   toLwip(key.src, src, netif_);
   toLwip(key.dst, dst, netif_);
-  return vt_tcp_pcb_lookup(&src, key.srcPort, &dst, key.dstPort);  // the pcb index
+  return vt_tcp_pcb_lookup(&src, key.srcPort, &dst, key.dstPort, netifIdx_);  // the pcb index
 }
 
 bool NetStack::isOwnAddress(const IpAddress& a) const noexcept {
@@ -433,9 +490,11 @@ std::list<NetStack::Pending>::iterator NetStack::findPending(const FlowKey& key)
 }
 
 bool NetStack::acceptPending(const FlowKey& key) {
+  LwipEntry entry(this);
   return decide(key, true);
 }
 bool NetStack::rejectPending(const FlowKey& key) {
+  LwipEntry entry(this);
   return decide(key, false);
 }
 
@@ -470,6 +529,15 @@ void NetStack::sendRst(const FlowKey& key, uint32_t seq, uint32_t segLen) {
 
 void NetStack::leave() {
   if (depth_ > 0 || destroying_) return;
+  // sendUdp calls this without the lwIP lock; deferred work enters lwIP.
+  if (!deferred_.empty()) {
+    LwipEntry entry(this);
+    runDeferred();
+  }
+  updateTimer();
+}
+
+void NetStack::runDeferred() {
   while (!deferred_.empty()) {
     std::vector<Deferred> batch;
     batch.swap(deferred_);
@@ -484,17 +552,21 @@ void NetStack::leave() {
     }
     --depth_;
   }
-  updateTimer();
 }
 
 void NetStack::onTimer() {
+  LwipEntry entry(this);
   if (depth_ > 0) return;
   ++depth_;
-  // One lwIP tick per kTickMs of the interval the owner runs us at.
+  // One lwIP tick per kTickMs of the interval the owner runs us at. What
+  // tcp_tmr() does, with its fast/slow alternation kept per stack (lwIP's
+  // is one static for the process); the entry installed our tcp_ticks, and
+  // multi-netif.patch makes both timers skip other netifs' pcbs.
   const uint32_t ticks = timerIntervalMs_ > kTickMs ? timerIntervalMs_ / kTickMs : 1;
   for (uint32_t i = 0; i < ticks; ++i) {
     ++tick_;
-    tcp_tmr();
+    tcp_fasttmr();
+    if ((++timerParity_ & 1) != 0) tcp_slowtmr();
   }
   boundTimeWait();
   const uint64_t maxAge = options_.pendingSynTimeoutMs / kTickMs;
@@ -510,33 +582,39 @@ void NetStack::onTimer() {
   leave();
 }
 
-// Counts the TIME_WAIT pcbs and drops the oldest beyond maxTimeWait. lwIP
-// puts a pcb at the head of tcp_tw_pcbs when it enters TIME_WAIT and never
-// reorders that list, so the tail holds the oldest.
+// Counts this stack's TIME_WAIT pcbs and drops the oldest beyond
+// maxTimeWait. lwIP puts a pcb at the head of tcp_tw_pcbs when it enters
+// TIME_WAIT and never reorders that list, so the later ones of ours are the
+// older. Other NetStacks' pcbs in the same list are left alone.
 void NetStack::boundTimeWait() noexcept {
   size_t n = 0;
-  tcp_pcb* keepLast = nullptr;
-  for (tcp_pcb* pcb = tcp_tw_pcbs; pcb != nullptr; pcb = pcb->next) {
-    if (++n == options_.maxTimeWait) keepLast = pcb;
+  tcp_pcb* prev = nullptr;
+  tcp_pcb* pcb = tcp_tw_pcbs;
+  while (pcb != nullptr) {
+    tcp_pcb* next = pcb->next;
+    if (pcb->netif_idx == netifIdx_ && ++n > options_.maxTimeWait) {
+      // Move the victim to the head so that tcp_abandon's list removal
+      // finds it at once instead of scanning the list for each.
+      if (prev != nullptr) {
+        prev->next = next;
+        pcb->next = tcp_tw_pcbs;
+        tcp_tw_pcbs = pcb;
+      }
+      tcp_abandon(pcb, 0);
+      stats_.timeWaitEvicted++;
+    } else {
+      prev = pcb;
+    }
+    pcb = next;
   }
-  timeWaitCount_ = n;
-  if (keepLast == nullptr || n <= options_.maxTimeWait) return;
-  while (keepLast->next != nullptr) {
-    // Move the victim to the head so that tcp_abandon's list removal finds
-    // it at once instead of scanning the whole list for each.
-    tcp_pcb* victim = keepLast->next;
-    keepLast->next = victim->next;
-    victim->next = tcp_tw_pcbs;
-    tcp_tw_pcbs = victim;
-    tcp_abandon(victim, 0);
-    stats_.timeWaitEvicted++;
-    --timeWaitCount_;
-  }
+  timeWaitCount_ = std::min(n, options_.maxTimeWait);
 }
 
 bool NetStack::timerNeeded() const noexcept {
-  return tcp_active_pcbs != nullptr || tcp_tw_pcbs != nullptr || !pending_.empty() ||
-         !deferred_.empty() || !reassembler_.empty();
+  if (!pending_.empty() || !deferred_.empty() || !reassembler_.empty()) return true;
+  if (netifIdx_ == NETIF_NO_INDEX) return false;
+  LwipLockGuard lock;
+  return vt_tcp_pcb_count(netifIdx_) != 0;  // our active and TIME_WAIT pcbs
 }
 
 void NetStack::updateTimer() {

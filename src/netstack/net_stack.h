@@ -2,7 +2,7 @@
 // catch-all TCP listener (IPv4+IPv6, every address and port, thanks to
 // accept-any.patch) and tracks every TcpFlow it handed out.
 //
-// Drive it from one thread (the loop):
+// Drive each NetStack from one thread (its loop):
 //   - each packet read from the TUN: allocInput() + read() into it + input()
 //     (zero copy: the bytes land in a pbuf), or input(ptr, len) (copies);
 //   - onTimer() every N ms, N from the last onTimerInterval(N) (0: no
@@ -22,9 +22,15 @@
 // rejectPending() (the app gets a RST: "connection refused"). So the app
 // never sees a fake handshake for a destination that turns out dead.
 //
-// lwIP keeps its state in globals, so at most one NetStack exists at a time
-// per process; create() fails with Errc::kLimit otherwise. TcpFlows may
-// outlive the NetStack (they are then dead: no callbacks, no I/O).
+// Several NetStacks may exist in one process (one per client core, each
+// with its own TUN and loop thread). lwIP keeps its state in C globals, so
+// every method of NetStack, TcpFlow and InputBuffer takes a process-wide
+// lock itself (lwip_lock.h; recursive, so callbacks may call back in), and
+// each NetStack's pcbs are bound to its own netif: lwIP's timers, its pcb
+// lookup and the destructor touch only that NetStack's connections, and
+// its callbacks run on its own thread only (docs/netstack.md, "Several
+// NetStacks in one process"). TcpFlows may outlive the NetStack (they are
+// then dead: no callbacks, no I/O).
 #pragma once
 
 #include <sys/uio.h>
@@ -233,6 +239,7 @@ class NetStack {
 
  private:
   friend class TcpFlow;
+  friend class LwipEntry;  // installs lwipTicks_ / netifIdx_ into lwIP
   struct Pending {
     FlowKey key;
     pbuf* syn = nullptr;  // a copy of the SYN packet
@@ -262,6 +269,7 @@ class NetStack {
   void inject(pbuf* p);
   void sendRst(const FlowKey& key, uint32_t seq, uint32_t segLen);
   void leave();  // end of an outermost entry: run deferred work, timer state
+  void runDeferred();
   void updateTimer();
   void emit(pbuf* p);
   // UDP (net_stack_udp.cc).
@@ -279,6 +287,12 @@ class NetStack {
   NetStackOptions options_;
   Callbacks& callbacks_;
   netif* netif_ = nullptr;
+  uint8_t netifIdx_ = 0;  // lwIP's index of netif_ (0: none yet)
+  // This NetStack's lwIP TCP clock (tcp_ticks, in slow ticks): lwIP has one
+  // global, LwipEntry swaps ours in and out, so each stack's clock advances
+  // with its own timer only.
+  uint32_t lwipTicks_ = 0;
+  uint8_t timerParity_ = 0;  // tcp_tmr's fast/slow alternation, per stack
   tcp_pcb* listener_ = nullptr;
   std::list<Pending> pending_;
   std::vector<Deferred> deferred_;

@@ -3,6 +3,7 @@
 // Why not lwIP's udp.c: see docs/netstack.md.
 #include <cstring>
 
+#include "netstack/lwip_lock.h"
 #include "netstack/net_stack.h"
 
 extern "C" {
@@ -19,7 +20,9 @@ constexpr size_t kCopyBelow = 256;
 constexpr size_t kFragmentOverhead = 64;
 constexpr uint8_t kProtoTcp = 6;
 
+// The owner may drop a payload outside any NetStack call: lock.
 void releasePbuf(void* ctx, uint8_t* /*data*/) noexcept {
+  LwipLockGuard lock;
   pbuf_free(static_cast<pbuf*>(ctx));
 }
 

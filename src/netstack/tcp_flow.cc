@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 
+#include "netstack/lwip_lock.h"
 #include "netstack/net_stack.h"
 
 extern "C" {
@@ -16,8 +17,10 @@ namespace {
 constexpr size_t kU16Max = 0xFFFF;  // tcp_write / tcp_recved take u16 lengths
 constexpr u8_t kPollInterval = 1000 / (2 * TCP_TMR_INTERVAL);  // 1 s in lwIP's slow ticks
 
-// Release hook of a Slice that adopted one pbuf of a received chain.
+// Release hook of a Slice that adopted one pbuf of a received chain; the
+// owner may drop it outside any NetStack call: lock.
 void releasePbuf(void* ctx, uint8_t*) noexcept {
+  LwipLockGuard lock;
   pbuf_free(static_cast<pbuf*>(ctx));
 }
 
@@ -144,6 +147,7 @@ TcpFlow::~TcpFlow() {
   // Deleting from inside our own callback would leave lwIP and the
   // trampoline with a dangling `this` (bridge rule: defer the delete).
   assert(callbackDepth_ == 0);
+  LwipEntry entry(stack_);
   if (pcb_ != nullptr) abortPcb();  // not closed cleanly: the app sees RST
   if (stack_ != nullptr) stack_->unlinkFlow(this);
 }
@@ -226,6 +230,7 @@ void TcpFlow::deliver(BufferChain& data, bool endStream) {
 
 size_t TcpFlow::writeSpace() const noexcept {
   if (pcb_ == nullptr || txShut_) return 0;
+  LwipEntry entry(stack_);
   size_t space = tcp_sndbuf(pcb_);
   if (tcp_sndqueuelen(pcb_) >= TCP_SND_QUEUELEN) space = 0;
   if (space == 0) writeBlocked_ = true;
@@ -234,6 +239,7 @@ size_t TcpFlow::writeSpace() const noexcept {
 
 size_t TcpFlow::write(BufferChain& data) {
   if (pcb_ == nullptr || txShut_ || data.empty()) return 0;
+  LwipEntry entry(stack_);  // tcp_output reads tcp_ticks (RTT sample)
   const size_t budget = std::min(data.size(), static_cast<size_t>(tcp_sndbuf(pcb_)));
   size_t done = 0;
   bool full = false;
@@ -263,6 +269,8 @@ size_t TcpFlow::write(BufferChain& data) {
 void TcpFlow::consumed(size_t n) noexcept {
   n = std::min(n, unconsumed());
   consumed_ += n;
+  if (pcb_ == nullptr || n == 0) return;
+  LwipEntry entry(stack_);
   while (pcb_ != nullptr && n > 0) {
     const size_t chunk = std::min(n, kU16Max);
     tcp_recved(pcb_, static_cast<u16_t>(chunk));
@@ -272,6 +280,7 @@ void TcpFlow::consumed(size_t n) noexcept {
 
 void TcpFlow::shutdownWrite() noexcept {
   if (pcb_ == nullptr || txShut_) return;
+  LwipEntry entry(stack_);
   txShut_ = true;
   // On ERR_MEM for the FIN lwIP marks the pcb and retries from tcp_tmr.
   if (tcp_shutdown(pcb_, 0, 1) != ERR_OK) {
@@ -283,6 +292,7 @@ void TcpFlow::shutdownWrite() noexcept {
 
 void TcpFlow::close() noexcept {
   if (pcb_ == nullptr) return;
+  LwipEntry entry(stack_);
   tcp_pcb* pcb = pcb_;
   detach();
   if (tcp_close(pcb) != ERR_OK) {
@@ -294,7 +304,9 @@ void TcpFlow::close() noexcept {
 }
 
 void TcpFlow::abort() noexcept {
-  if (pcb_ != nullptr) abortPcb();
+  if (pcb_ == nullptr) return;
+  LwipEntry entry(stack_);
+  abortPcb();
 }
 
 }  // namespace vt::netstack

@@ -13,7 +13,9 @@
 // forgotten first in the error callback (lwIP already freed it); callbacks
 // are detached before tcp_close/tcp_abort; the owner never destroys a flow
 // from inside one of its callbacks (defer the delete to the loop); no
-// callback after close()/abort(). All on the NetStack thread.
+// callback after close()/abort(). All on the NetStack's thread; each method
+// takes the process-wide lwIP lock itself (lwip_lock.h), recursively, so
+// calling them from inside any NetStack or TcpFlow callback is fine.
 #pragma once
 
 #include <cstddef>

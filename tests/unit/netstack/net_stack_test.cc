@@ -214,13 +214,6 @@ class NetStackTest : public ::testing::Test {
   std::unique_ptr<NetStack> stack_;
 };
 
-TEST_F(NetStackTest, SecondInstanceIsRefused) {
-  FakeOwner other;
-  auto r = NetStack::create(NetStackOptions{}, other);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.error().code, Errc::kLimit);
-}
-
 TEST_F(NetStackTest, SynIsHeldUntilAcceptThenSynAckFromAnyAddressAndPort) {
   struct Case {
     const char* app;

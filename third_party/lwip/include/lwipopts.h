@@ -1,4 +1,5 @@
-/* lwIP options for vless-tun: NO_SYS=1, everything on the libuv loop thread.
+/* lwIP options for vless-tun: NO_SYS=1; each NetStack on its own loop
+ * thread, every entry into lwIP under one process-wide lock (lwip_lock.h).
  *
  * Shape of the deployment these numbers are for: lwIP terminates TCP from
  * apps on the same host (the kernel hands us their packets through a TUN),
@@ -74,7 +75,10 @@
 #define LWIP_STATS 0
 #define LWIP_NETIF_STATUS_CALLBACK 0
 #define LWIP_NETIF_LINK_CALLBACK 0
-#define LWIP_SINGLE_NETIF 1
+/* One netif per NetStack, and a process may run several NetStacks (one per
+ * client core, each on its own thread; docs/netstack.md, "Several
+ * NetStacks in one process"). */
+#define LWIP_SINGLE_NETIF 0
 /* Our patch (accept-any.patch): a netif with this flag takes TCP and UDP for
  * any destination address and port (the TUN). */
 #define NETIF_FLAG_ACCEPT_ANY 0x80U
@@ -85,8 +89,12 @@
 #define LWIP_HOOK_FILENAME "vt_lwip_hooks.h"
 #define LWIP_HOOK_TCP_PCB_LISTED(pcbs, npcb) vt_tcp_pcb_listed((pcbs), (npcb))
 #define LWIP_HOOK_TCP_PCB_UNLISTED(pcbs, npcb) vt_tcp_pcb_unlisted((pcbs), (npcb))
-#define LWIP_HOOK_TCP_PCB_LOOKUP(src, sport, dst, dport) \
-  vt_tcp_pcb_lookup((src), (sport), (dst), (dport))
+#define LWIP_HOOK_TCP_PCB_LOOKUP(src, sport, dst, dport, netif_idx) \
+  vt_tcp_pcb_lookup((src), (sport), (dst), (dport), (netif_idx))
+/* multi-netif.patch: lwIP's timers and pcb evictions skip the pcbs of every
+ * netif but the one NetStack is serving now (vt_tcp_current_netif, set by
+ * NetStack at each entry, under the process-wide lwIP lock). */
+#define LWIP_HOOK_TCP_PCB_FOREIGN(pcb) ((pcb)->netif_idx != vt_tcp_current_netif)
 
 /* Packets come from the local kernel, which computed (or offloaded and then
  * completed) every checksum; checking again costs a pass over each byte.

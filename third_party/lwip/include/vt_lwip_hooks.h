@@ -6,7 +6,9 @@
  * singly linked lists and walks them for every segment that is not for the
  * pcb at the front, and for every SYN in full; with thousands of flows that
  * walk (a cache miss per pcb) dominated. The patch reports every pcb that
- * enters or leaves those two lists, and tcp_input asks the index instead. */
+ * enters or leaves those two lists, and tcp_input asks the index instead.
+ *
+ * All of it runs under NetStack's process-wide lwIP lock (lwip_lock.h). */
 #ifndef VT_LWIP_HOOKS_H
 #define VT_LWIP_HOOKS_H
 
@@ -19,9 +21,18 @@ extern "C" {
 struct tcp_pcb;
 void vt_tcp_pcb_listed(struct tcp_pcb **list, struct tcp_pcb *pcb);
 void vt_tcp_pcb_unlisted(struct tcp_pcb **list, struct tcp_pcb *pcb);
-/* The active or TIME-WAIT pcb for this segment's 4-tuple, or NULL. */
+/* The active or TIME-WAIT pcb for this segment's 4-tuple on the netif with
+ * index netif_idx (the one it came in on), or NULL. Two TUNs (two
+ * NetStacks) may carry the same 4-tuple at once. */
 struct tcp_pcb *vt_tcp_pcb_lookup(const ip_addr_t *remote, u16_t remote_port,
-                                  const ip_addr_t *local, u16_t local_port);
+                                  const ip_addr_t *local, u16_t local_port, u8_t netif_idx);
+/* Active plus TIME-WAIT pcbs bound to the netif with this index. */
+u32_t vt_tcp_pcb_count(u8_t netif_idx);
+
+/* The index of the netif NetStack is serving now (multi-netif.patch:
+ * lwIP's timers and evictions leave other netifs' pcbs alone). Written only
+ * under the process-wide lwIP lock. */
+extern u8_t vt_tcp_current_netif;
 
 #ifdef __cplusplus
 }
