@@ -40,20 +40,25 @@ size_t FlowKeyHash::operator()(const netstack::FlowKey& k) const noexcept {
   return static_cast<size_t>(h);
 }
 
-Client::Client(event::Loop& loop, const config::ClientConfig& cfg)
+Client::Client(event::Loop& loop, const config::ClientConfig& cfg, ClientHooks hooks)
     : loop_(loop),
       cfg_(cfg),
+      hooks_(std::move(hooks)),
       budget_(cfg.limits.buffer_budget_bytes),
       stackTimer_(loop),
       resolver_(loop),
       udpEvictionLog_(loop, kUdpEvictionLogMs, [this] { writeUdpEvictions(); }) {}
 
 Result<std::unique_ptr<Client>> Client::create(event::Loop& loop,
-                                               const config::ClientConfig& cfg) {
-  std::unique_ptr<Client> c(new Client(loop, cfg));
-  if (cfg.server.fwmark != 0 && !cfg.server.address.is_ip) {
+                                               const config::ClientConfig& cfg,
+                                               ClientHooks hooks) {
+  std::unique_ptr<Client> c(new Client(loop, cfg, std::move(hooks)));
+  if ((cfg.server.fwmark != 0 || c->hooks_.protect || !c->hooks_.nameservers.empty()) &&
+      !cfg.server.address.is_ip) {
     // Reads /etc/hosts and /etc/resolv.conf now, at start-up.
     c->markedResolver_ = std::make_unique<ServerNameResolver>(loop, cfg.server.fwmark);
+    if (!c->hooks_.nameservers.empty()) c->markedResolver_->setNameservers(c->hooks_.nameservers);
+    if (c->hooks_.protect) c->markedResolver_->setSocketHook(c->hooks_.protect);
   }
   if (cfg.server.tls) {
     tls::TlsOptions o;
@@ -155,6 +160,17 @@ void Client::stop() {
   if (mux_ != nullptr) mux_->clear();
   if (ipTunnel_ != nullptr) ipTunnel_->stop();
   udpEvictionLog_.flush();
+}
+
+void Client::networkChanged() {
+  if (stopped_) return;
+  VT_INFO("network changed: dropping idle server connections%s",
+          cfg_.server.address.is_ip ? "" : ", looking the server's name up again");
+  if (pool_ != nullptr) pool_->clear();
+  if (dnsCache_ != nullptr) dnsCache_->clear();
+  if (mux_ != nullptr) mux_->dropIdle();
+  lastFailed_.reset();
+  if (!cfg_.server.address.is_ip && !resolvePending_) resolve();
 }
 
 namespace {
@@ -288,6 +304,10 @@ std::unique_ptr<stream::VlessClientStream> Client::makeStream(codec::Request req
   if (serverAddrs_.empty()) return nullptr;
   auto tcp = stream::TcpStream::create(loop_, serverAddrs_.front());
   if (cfg_.server.fwmark != 0) tcp->setMark(cfg_.server.fwmark);
+  if (hooks_.protect) {
+    int fd = tcp->fd();
+    if (fd >= 0 && !hooks_.protect(fd)) tcp->refuse("protect() refused the socket");
+  }
   tcp->setNoDelay(true);
   tcp->setBufferBudget(&budget_);
   stream::StreamPtr s = std::move(tcp);
@@ -474,9 +494,10 @@ void Client::onDialFailed() {
 void Client::resolve() {
   resolvePending_ = true;
   auto done = [this](Result<std::vector<event::SocketAddress>> r) { onResolved(std::move(r)); };
-  if (cfg_.server.fwmark != 0 && !cfg_.server.address.is_ip) {
-    // getaddrinfo's DNS sockets carry no mark: with auto_route they would
-    // be routed into our own tunnel.
+  if (markedResolver_ != nullptr) {
+    // getaddrinfo's DNS sockets carry no mark and cannot be protected: with
+    // auto_route (or an embedder's VPN) they would be routed into our own
+    // tunnel.
     markedResolver_->resolve(cfg_.server.address.host, cfg_.server.address.port, std::move(done));
     return;
   }

@@ -83,12 +83,24 @@ struct FlowKeyHash {
   size_t operator()(const netstack::FlowKey& k) const noexcept;
 };
 
+// What an embedder adds to the config (include/vless_tun.h).
+struct ClientHooks {
+  // Called with every socket towards the network before it connects (the
+  // server connections, the name lookups of the server): Android's
+  // VpnService.protect(). False fails that dial.
+  std::function<bool(int fd)> protect;
+  // Nameservers for looking the server's name up outside the tunnel
+  // (instead of /etc/resolv.conf's).
+  std::vector<event::SocketAddress> nameservers;
+};
+
 class Client final : private netstack::NetStack::Callbacks, private IpTunnelHost {
  public:
   // Builds the NetStack (one per process) and, when cfg.server.tls, the
   // TLS context (loads the CA file). Packets for the TUN go to the sink
   // given to setPacketSink (dropped while there is none).
-  static Result<std::unique_ptr<Client>> create(event::Loop& loop, const config::ClientConfig& cfg);
+  static Result<std::unique_ptr<Client>> create(event::Loop& loop, const config::ClientConfig& cfg,
+                                                ClientHooks hooks = {});
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
@@ -101,6 +113,20 @@ class Client final : private netstack::NetStack::Callbacks, private IpTunnelHost
   void start();
   // Resets every session (reason=shutdown) and refuses new SYNs.
   void stop();
+  // The network under the tunnel changed: idle pooled connections and the
+  // warm mux connection are dropped, the DNS cache emptied, and a server
+  // name looked up again. Flows in progress are left to their connections.
+  void networkChanged();
+  // Diagnostics (stats JSON): every live session.
+  template <typename Fn>
+  void forEachSession(Fn&& fn) const {
+    for (const TcpSession* s : lru_) fn(*s);
+  }
+  template <typename Fn>
+  void forEachUdpSession(Fn&& fn) const {
+    for (const auto& [app, s] : udpSessions_) fn(*s);
+  }
+  const std::vector<event::SocketAddress>& serverAddresses() const { return serverAddrs_; }
 
   size_t sessionCount() const { return sessions_.size(); }
   size_t udpSessionCount() const { return udpSessions_.size(); }
@@ -181,7 +207,7 @@ class Client final : private netstack::NetStack::Callbacks, private IpTunnelHost
   }
 
  private:
-  Client(event::Loop& loop, const config::ClientConfig& cfg);
+  Client(event::Loop& loop, const config::ClientConfig& cfg, ClientHooks hooks);
 
   // NetStack::Callbacks
   void onOutput(const netstack::PacketView& packet) override;
@@ -213,6 +239,7 @@ class Client final : private netstack::NetStack::Callbacks, private IpTunnelHost
 
   event::Loop& loop_;
   config::ClientConfig cfg_;
+  ClientHooks hooks_;
   // Before everything that owns streams: their sockets charge it.
   stream::BufferBudget budget_;
   std::unique_ptr<netstack::NetStack> stack_;

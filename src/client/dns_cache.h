@@ -48,6 +48,12 @@ class DnsCache {
   static std::string questionKey(const uint8_t* msg, size_t n);
 
   size_t size() const noexcept { return entries_.size(); }
+  // Forgets every answer (the network changed: they may be another
+  // network's).
+  void clear() noexcept {
+    entries_.clear();
+    lru_.clear();
+  }
   const DnsCacheStats& stats() const noexcept { return stats_; }
 
  private:

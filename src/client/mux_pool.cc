@@ -167,6 +167,27 @@ void MuxPool::onTimer() {
   refill();  // retries after a failure, and whatever was missed
 }
 
+void MuxPool::dropIdle() {
+  if (cleared_) return;
+  std::vector<Conn*> idle;
+  for (auto& c : conns_) {
+    if (c->mux->streamCount() == 0) idle.push_back(c.get());
+  }
+  for (Conn* c : idle) {
+    c->closedByUs = true;
+    c->mux->close(stream::CloseReason::kLocalClose, "network changed");
+    for (auto it = conns_.begin(); it != conns_.end(); ++it) {
+      if (it->get() != c) continue;
+      // The inner stream has not reported its close yet: let it go now.
+      std::unique_ptr<Conn> own = std::move(*it);
+      conns_.erase(it);
+      client_.loop().deferredDelete(std::move(own));
+      break;
+    }
+  }
+  refill();
+}
+
 void MuxPool::clear() {
   cleared_ = true;
   timer_.stop();

@@ -63,6 +63,9 @@ class MuxPool {
   std::unique_ptr<stream::MuxStream> open(const codec::SimpleSocksHeader& h, bool waitAnswer);
   // Closes every connection (their streams are reset). Idempotent.
   void clear();
+  // Closes the connections that carry no stream (the warm one): after a
+  // network change they may be dead. Refills when the address is known.
+  void dropIdle();
   // Dials in the background until `warm` connections have room (no-op
   // while the server address is unknown, after clear(), or within kRetryMs
   // of a failed dial).

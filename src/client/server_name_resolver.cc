@@ -106,7 +106,7 @@ void ServerNameResolver::resolve(const std::string& host, uint16_t port, Callbac
   }
   if (servers_.empty()) {
     later(Error(Errc::kResolve, "resolve " + host +
-                                    ": not in /etc/hosts and no nameserver in /etc/resolv.conf"));
+                                    ": not in /etc/hosts and no nameserver (none in /etc/resolv.conf or given)"));
     return;
   }
   auto s = event::UdpSocket::open(loop_, true);
@@ -116,6 +116,14 @@ void ServerNameResolver::resolve(const std::string& host, uint16_t port, Callbac
   }
   socket_ = std::move(s).value();
   if (fwmark_ != 0) socket_->setMark(fwmark_);
+  if (hook_) {
+    int fd = socket_->fd();
+    if (fd < 0 || !hook_(fd)) {
+      socket_.reset();
+      later(Error(Errc::kResolve, "resolve " + host + ": protect() refused the query socket"));
+      return;
+    }
+  }
   socket_->onReceive([this](const uint8_t* p, size_t n, const event::SocketAddress& from) {
     onDatagram(p, n, from);
   });
@@ -142,6 +150,20 @@ void ServerNameResolver::sendTry() {
     socket_->sendTo(server, q.data(), q.size());
   }
   timer_.start(kTryMs, [this] {
+    // One family answered with addresses and the other not at all (or
+    // SERVFAIL/REFUSED, which a nameserver without IPv6 upstreams gives
+    // for AAAA): the addresses we have are enough.
+    if ((gotA_ && !v4_.empty()) || (gotAaaa_ && !v6_.empty())) {
+      std::vector<event::SocketAddress> all;
+      for (auto* list : {&v4_, &v6_}) {
+        for (event::SocketAddress a : *list) {
+          a.setPort(port_);
+          if (std::find(all.begin(), all.end(), a) == all.end()) all.push_back(a);
+        }
+      }
+      finish(std::move(all));
+      return;
+    }
     lastError_ = "no answer from " + servers_[try_ % servers_.size()].ipString();
     ++try_;
     sendTry();

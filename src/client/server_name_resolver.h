@@ -41,6 +41,12 @@ class ServerNameResolver {
   ServerNameResolver(const ServerNameResolver&) = delete;
   ServerNameResolver& operator=(const ServerNameResolver&) = delete;
 
+  // Called with the query socket before it sends (an embedder's protect());
+  // false fails the lookup.
+  void setSocketHook(std::function<bool(int fd)> hook) { hook_ = std::move(hook); }
+  // Replaces the nameservers of resolv.conf (Android has none).
+  void setNameservers(std::vector<event::SocketAddress> servers) { servers_ = std::move(servers); }
+
   void resolve(const std::string& host, uint16_t port, Callback cb);
   void cancel();
   const std::vector<event::SocketAddress>& nameservers() const { return servers_; }
@@ -59,6 +65,7 @@ class ServerNameResolver {
 
   event::Loop& loop_;
   uint32_t fwmark_;
+  std::function<bool(int fd)> hook_;
   std::vector<std::pair<std::string, event::SocketAddress>> hosts_;  // lowered name, address
   std::vector<event::SocketAddress> servers_;
   std::unique_ptr<event::UdpSocket> socket_;

@@ -54,6 +54,8 @@ class TcpSession final : public event::DeferredDeletable, private netstack::TcpF
   const netstack::FlowKey& key() const { return key_; }
   uint64_t id() const { return id_; }
   bool closed() const { return closed_; }
+  uint64_t startMs() const { return startMs_; }
+  uint64_t lastActivityMs() const { return lastActivityMs_; }
 
  private:
   friend class Client;

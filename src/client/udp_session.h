@@ -59,6 +59,8 @@ class UdpSession final : public event::DeferredDeletable {
   uint64_t id() const { return id_; }
   uint64_t sessionId() const { return sessionId_; }
   bool closed() const { return closed_; }
+  uint64_t startMs() const { return startMs_; }
+  uint64_t lastActivityMs() const { return lastActivityMs_; }
   size_t channelCount() const { return channels_.size(); }
   // The app sent again after a reply came.
   bool assured() const { return assured_; }

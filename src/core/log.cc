@@ -1,5 +1,5 @@
-// The level is process-wide: logging is the one piece of state that every
-// layer shares, and it is set once at start-up from the config.
+// The level is process-wide, unless the thread has a LogSink (a core run
+// through the C API): then that sink's level and callback apply.
 #include "core/log.h"
 
 #include <atomic>
@@ -11,6 +11,15 @@ namespace vt {
 
 namespace {
 std::atomic<LogLevel> g_level{LogLevel::kInfo};
+thread_local const LogSink* t_sink = nullptr;
+}
+
+LogScope::LogScope(const LogSink* sink) noexcept : previous_(t_sink) { t_sink = sink; }
+LogScope::~LogScope() { t_sink = previous_; }
+
+bool logEnabled(LogLevel level) noexcept {
+  const LogSink* s = t_sink;
+  return level >= (s != nullptr ? s->level : g_level.load(std::memory_order_relaxed));
 }
 
 bool parseLogLevel(std::string_view text, LogLevel& out) noexcept {
@@ -49,6 +58,10 @@ void logLine(LogLevel level, const char* fmt, ...) {
   int n = vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   if (n < 0) return;
+  if (const LogSink* s = t_sink; s != nullptr && s->fn != nullptr) {
+    s->fn(s->ctx, level, msg);
+    return;
+  }
   timeval tv{};
   gettimeofday(&tv, nullptr);
   tm t{};

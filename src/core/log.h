@@ -13,9 +13,31 @@ enum class LogLevel { kTrace = 0, kDebug, kInfo, kWarn, kError, kOff };
 bool parseLogLevel(std::string_view text, LogLevel& out) noexcept;
 const char* logLevelName(LogLevel level) noexcept;
 
+// Where a thread's lines go instead of stderr, and its own level: a core
+// embedded through the C API sets one on the thread that runs it, so that
+// two cores in one process log to their own callbacks at their own levels.
+struct LogSink {
+  void (*fn)(void* ctx, LogLevel level, const char* message) = nullptr;  // null: stderr
+  void* ctx = nullptr;
+  LogLevel level = LogLevel::kInfo;
+};
+// Installs `sink` on the calling thread for the scope's lifetime (scopes
+// nest; the previous one comes back).
+class LogScope {
+ public:
+  explicit LogScope(const LogSink* sink) noexcept;
+  ~LogScope();
+  LogScope(const LogScope&) = delete;
+  LogScope& operator=(const LogScope&) = delete;
+
+ private:
+  const LogSink* previous_;
+};
+
+// The process-wide level (threads without a LogSink).
 void setLogLevel(LogLevel level) noexcept;
 LogLevel logLevel() noexcept;
-inline bool logEnabled(LogLevel level) noexcept { return level >= logLevel(); }
+bool logEnabled(LogLevel level) noexcept;
 
 void logLine(LogLevel level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -216,6 +216,14 @@ SocketAddress UdpSocket::localAddress() const {
   return SocketAddress::fromSockaddr(reinterpret_cast<const sockaddr*>(&ss));
 }
 
+int UdpSocket::fd() const {
+  uv_os_fd_t fd;
+  if (handle_ == nullptr || uv_fileno(reinterpret_cast<const uv_handle_t*>(handle_), &fd) != 0) {
+    return -1;
+  }
+  return fd;
+}
+
 bool UdpSocket::setMark(uint32_t fwmark) {
 #ifdef SO_MARK
   uv_os_fd_t fd;

@@ -50,6 +50,8 @@ class UdpSocket {
   // SO_MARK (Linux, needs CAP_NET_ADMIN): the policy routing of auto_route
   // keeps marked sockets out of the tunnel. False (and a WARN) when refused.
   bool setMark(uint32_t fwmark);
+  // The socket (-1 if none): for an embedder's protect() hook.
+  int fd() const;
   // Starts receiving (an empty callback stops).
   void onReceive(RecvCallback cb);
   // False when the datagram was dropped (queue over its cap, no route,

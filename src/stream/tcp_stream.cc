@@ -251,7 +251,7 @@ void TcpStream::setCallbacks(StreamCallbacks& cb) {
 void TcpStream::connect() {
   if (closed_ || connecting_ || connected_) return;
   connecting_ = true;
-  if (h_ == nullptr) {
+  if (h_ == nullptr || refused_) {
     failLater(CloseReason::kConnectFailed, init_error_);
     return;
   }
@@ -562,6 +562,17 @@ void TcpStream::setNoDelay(bool enable) {
 
 void TcpStream::setKeepAlive(bool enable, unsigned delay_s) {
   if (h_ != nullptr) uv_tcp_keepalive(&h_->tcp, enable ? 1 : 0, delay_s);
+}
+
+int TcpStream::fd() const {
+  uv_os_fd_t fd;
+  if (h_ == nullptr || uv_fileno(reinterpret_cast<const uv_handle_t*>(&h_->tcp), &fd) != 0) return -1;
+  return fd;
+}
+
+void TcpStream::refuse(std::string why) {
+  refused_ = true;
+  init_error_ = std::move(why);
 }
 
 bool TcpStream::setMark(uint32_t fwmark) {

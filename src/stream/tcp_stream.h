@@ -57,6 +57,12 @@ class TcpStream : public Stream, public event::DeferredDeletable {
   // SO_MARK (Linux, needs CAP_NET_ADMIN); call before connect(). Returns
   // false (and logs) when the kernel refuses.
   bool setMark(uint32_t fwmark);
+  // The socket before connect() (-1 if it could not be created): for an
+  // embedder's protect() hook.
+  int fd() const;
+  // Makes connect() fail (later, as any failed dial) with `why`: a socket
+  // the embedder's protect() refused.
+  void refuse(std::string why);
   event::SocketAddress localAddress() const;
   event::SocketAddress peerAddress() const { return peer_; }
   uint64_t bytesSent() const { return bytes_sent_; }
@@ -118,6 +124,7 @@ class TcpStream : public Stream, public event::DeferredDeletable {
   uint64_t bytes_received_ = 0;
   int read_disable_count_ = 0;
   bool connecting_ = false;
+  bool refused_ = false;
   bool connected_ = false;
   bool closed_ = false;
   bool reading_ = false;

@@ -1,0 +1,554 @@
+#include "engine/engine.h"
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#ifdef __linux__
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <sys/ioctl.h>
+#endif
+
+#include "client/client.h"
+#include "client/connection_pool.h"
+#include "client/ip_tunnel.h"
+#include "client/mux_pool.h"
+#include "client/packet_sink.h"
+#include "client/tcp_session.h"
+#include "client/tun_pump.h"
+#include "client/udp_session.h"
+#include "engine/route_options.h"
+#include "engine/stats_json.h"
+#include "event/loop.h"
+#include "event/signal_watcher.h"
+#include "route_manager.h"
+#include "tls/tls_engine.h"
+#include "tun_device.h"
+
+namespace vt::engine {
+
+namespace {
+
+constexpr size_t kOutBatch = 64;   // packets per packetOut call
+constexpr size_t kInBatch = 256;   // queued packets fed to the stack per wakeup
+constexpr uint64_t kStatsWaitMs = 1000;
+
+// kCallbacks: packets for the TUN, gathered and handed over in batches at
+// the end of the loop iteration (or every kOutBatch packets).
+class CallbackSink final : public client::PacketSink {
+ public:
+  CallbackSink(event::Loop& loop, const EngineOptions& opts) : loop_(loop), opts_(opts) {}
+  ~CallbackSink() { alive_.reset(); }
+
+  void writePacket(const netstack::PacketView& packet) override {
+    std::vector<uint8_t> bytes(packet.size);
+    size_t off = 0;
+    for (int i = 0; i < packet.iovCount; ++i) {
+      std::memcpy(bytes.data() + off, packet.iov[i].iov_base, packet.iov[i].iov_len);
+      off += packet.iov[i].iov_len;
+    }
+    ++packetsOut;
+    bytesOut += bytes.size();
+    batch_.push_back(std::move(bytes));
+    if (batch_.size() >= kOutBatch) {
+      flush();
+    } else if (batch_.size() == 1) {
+      std::weak_ptr<bool> alive = alive_;
+      loop_.post([this, alive] {
+        if (!alive.expired()) flush();
+      });
+    }
+  }
+
+  void flush() {
+    if (batch_.empty()) return;
+    std::vector<std::vector<uint8_t>> out;
+    out.swap(batch_);
+    std::vector<const uint8_t*> ptrs;
+    std::vector<size_t> lens;
+    ptrs.reserve(out.size());
+    lens.reserve(out.size());
+    for (const auto& p : out) {
+      ptrs.push_back(p.data());
+      lens.push_back(p.size());
+    }
+    if (opts_.packetOut) opts_.packetOut(ptrs.data(), lens.data(), ptrs.size());
+  }
+
+  uint64_t packetsOut = 0;
+  uint64_t bytesOut = 0;
+
+ private:
+  event::Loop& loop_;
+  const EngineOptions& opts_;
+  std::vector<std::vector<uint8_t>> batch_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+#ifdef __linux__
+// An fd the core can read packets from: open, a character device, and (if
+// the kernel answers) a TUN in IFF_TUN mode without packet information.
+Status checkTunFd(int fd) {
+  struct stat st{};
+  if (fcntl(fd, F_GETFL) < 0 || fstat(fd, &st) != 0) {
+    return Error(Errc::kIo, "tun fd " + std::to_string(fd) + ": not an open fd (" +
+                                std::strerror(errno) + ")");
+  }
+  if (!S_ISCHR(st.st_mode)) {
+    return Error(Errc::kIo, "tun fd " + std::to_string(fd) +
+                                ": not a TUN device (not a character device)");
+  }
+  ifreq ifr{};
+  if (ioctl(fd, TUNGETIFF, &ifr) != 0) {
+    int err = errno;
+    // A sandbox may refuse the ioctl; anything else is not a TUN.
+    if (err == EACCES || err == EPERM) return Status::okStatus();
+    return Error(Errc::kIo, "tun fd " + std::to_string(fd) + ": not a TUN device (TUNGETIFF: " +
+                                std::strerror(err) + ")");
+  }
+  if ((ifr.ifr_flags & IFF_TUN) == 0) {
+    return Error(Errc::kIo, "tun fd " + std::to_string(fd) + ": a TAP device, not a TUN");
+  }
+  if ((ifr.ifr_flags & IFF_NO_PI) == 0) {
+    return Error(Errc::kIo, "tun fd " + std::to_string(fd) +
+                                ": opened without IFF_NO_PI (packets would carry a 4-byte header)");
+  }
+  return Status::okStatus();
+}
+#endif
+
+}  // namespace
+
+struct Engine::Running {
+  explicit Running(Engine& e) : engine(e) {}
+  Engine& engine;
+  event::Loop loop;
+  std::unique_ptr<platform::TunDevice> tun;
+  std::unique_ptr<client::Client> client;
+  std::unique_ptr<client::TunPump> pump;
+  std::unique_ptr<CallbackSink> sink;
+  std::unique_ptr<platform::RouteManager> routes;
+  std::unique_ptr<event::SignalWatcher> sigint, sigterm;
+  uv_async_t* async = nullptr;
+  bool stopping = false;
+  RunResult result = RunResult::kStopped;
+  std::string tunName;
+  uint64_t inputPackets = 0, inputBytes = 0;
+
+  void shutdown();
+};
+
+bool parseNameservers(const std::string& text, std::vector<event::SocketAddress>& out,
+                      std::string& bad) {
+  out.clear();
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t end = text.find(',', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string item = text.substr(pos, end - pos);
+    while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    auto a = event::SocketAddress::parseIp(item, 53);
+    if (!a) {
+      bad = item;
+      return false;
+    }
+    out.push_back(*a);
+    pos = end + 1;
+  }
+  return !out.empty();
+}
+
+Engine::Engine(EngineOptions opts) : opts_(std::move(opts)) {}
+
+Engine::~Engine() = default;
+
+Result<std::unique_ptr<Engine>> Engine::create(EngineOptions opts) {
+  switch (opts.mode) {
+    case TunMode::kCallbacks:
+      if (!opts.packetOut) {
+        return Error(Errc::kConfig, "callback mode (no tun fd) needs a packet_out callback");
+      }
+      break;
+    case TunMode::kFd:
+      if (opts.tunFd < 0) return Error(Errc::kConfig, "tun fd " + std::to_string(opts.tunFd) + ": not an fd");
+#ifdef __linux__
+      if (Status st = checkTunFd(opts.tunFd); !st.ok()) return st.error();
+#endif
+      break;
+    case TunMode::kCreate:
+#ifndef __linux__
+      return Error(Errc::kConfig, "creating a TUN is only supported on Linux; pass an fd");
+#endif
+      break;
+  }
+  if (opts.inputQueuePackets == 0) opts.inputQueuePackets = 512;
+  if (opts.inputQueueBytes == 0) opts.inputQueueBytes = 1 << 20;
+  if (opts.inputQueueBytes < 65535) opts.inputQueueBytes = 65535;  // one packet always fits
+  // What Client::create would refuse later: the TLS context (CA file).
+  if (opts.cfg.server.tls) {
+    tls::TlsOptions o;
+    o.role = tls::Role::kClient;
+    o.server_name = opts.cfg.server.sni;
+    o.alpn = opts.cfg.server.alpn;
+    o.ca_file = opts.cfg.server.ca_file;
+    o.insecure = opts.cfg.server.insecure;
+    auto ctx = tls::TlsContext::create(o);
+    if (!ctx.ok()) return Error(ctx.error().code, "server.ca: " + ctx.error().message);
+  }
+  return std::unique_ptr<Engine>(new Engine(std::move(opts)));
+}
+
+bool Engine::running() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return state_ == State::kRunning;
+}
+
+void Engine::setError(std::string message) {
+  std::lock_guard<std::mutex> lk(mu_);
+  lastError_ = std::move(message);
+}
+
+std::string Engine::lastError() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return lastError_;
+}
+
+void Engine::stop() {
+  std::lock_guard<std::mutex> lk(mu_);
+  stopRequested_ = true;
+  if (async_ != nullptr) uv_async_send(async_);
+}
+
+void Engine::networkChanged(std::optional<std::string> ifname) {
+  std::lock_guard<std::mutex> lk(mu_);
+  (void)ifname;  // the interface is for the log; the client re-dials whatever the routes say
+  networkChangeRequested_ = true;
+  if (async_ != nullptr) uv_async_send(async_);
+}
+
+int Engine::input(const uint8_t* const* packets, const size_t* lengths, size_t count) {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (stopRequested_ || state_ == State::kDone) return -1;
+  size_t taken = 0;
+  for (; taken < count; ++taken) {
+    size_t len = lengths[taken];
+    if (inQueue_.size() >= opts_.inputQueuePackets || inBytes_ + len > opts_.inputQueueBytes) {
+      inRefused_ = true;
+      break;
+    }
+    inQueue_.emplace_back(packets[taken], packets[taken] + len);
+    inBytes_ += len;
+  }
+  if (taken > 0 && async_ != nullptr) uv_async_send(async_);
+  return static_cast<int>(taken);
+}
+
+RunResult Engine::run() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (state_ != State::kCreated) return RunResult::kBadState;
+    state_ = State::kRunning;
+    runThread_ = std::this_thread::get_id();
+  }
+  LogScope scope(&opts_.log);
+  RunResult r = runImpl();
+  std::lock_guard<std::mutex> lk(mu_);
+  state_ = State::kDone;
+  runThread_ = {};
+  inQueue_.clear();
+  inBytes_ = 0;
+  // Anyone still waiting for stats gets the last snapshot.
+  statsServed_ = statsWanted_;
+  statsCv_.notify_all();
+  return r;
+}
+
+void Engine::Running::shutdown() {
+  if (stopping) return;
+  stopping = true;
+  logStopStats(*client, pump ? &pump->stats() : nullptr);
+  client->stop();  // resets every flow: the RSTs go out through the TUN now
+  logStopStatsAfter(*client);
+  if (sink) sink->flush();
+  if (pump) pump->stop();
+  if (routes) {
+    if (Status st = routes->restore(); !st.ok()) {
+      VT_ERROR("auto_route: restoring: %s", st.error().message.c_str());
+    }
+  }
+  // Watchers are closed outside their own callbacks.
+  loop.post([this] {
+    sigint.reset();
+    sigterm.reset();
+    loop.stop();
+  });
+}
+
+RunResult Engine::runImpl() {
+  const config::ClientConfig& cfg = opts_.cfg;
+  Running r(*this);
+  running_ = &r;
+  struct ClearRunning {
+    Engine* e;
+    ~ClearRunning() { e->running_ = nullptr; }
+  } clear_running{this};
+
+  const bool autoRoute = opts_.autoRoute && cfg.route.auto_route && opts_.mode != TunMode::kCallbacks;
+  // auto_route: undo what a crashed earlier run left behind before touching
+  // anything (the state file is named after the TUN).
+  if (autoRoute && opts_.mode == TunMode::kCreate) {
+    platform::RouteManager probe(routeOptions(cfg, cfg.tun.name, 0));
+    if (Status st = platform::RouteManager::recover(probe.stateFile()); !st.ok()) {
+      VT_WARN("auto_route: recovering %s: %s", probe.stateFile().c_str(),
+              st.error().message.c_str());
+    }
+  }
+
+  auto fail = [&](std::string msg) {
+    VT_ERROR("%s", msg.c_str());
+    setError(std::move(msg));
+    return RunResult::kStartFailed;
+  };
+
+  if (opts_.mode == TunMode::kFd) {
+    auto t = platform::TunDevice::adopt(opts_.tunFd);
+    if (!t.ok()) return fail("cannot adopt the TUN fd " + std::to_string(opts_.tunFd) + ": " + t.error().message);
+    r.tun = std::move(t).value();
+    r.tunName = r.tun->name().empty() ? "fd " + std::to_string(opts_.tunFd) : r.tun->name();
+  } else if (opts_.mode == TunMode::kCreate) {
+    platform::TunConfig tc;
+    tc.name = cfg.tun.name;
+    tc.mtu = cfg.tun.mtu;
+    if (cfg.tun.ipv4) {
+      tc.ipv4 = cfg.tun.ipv4->address;
+      tc.ipv4Prefix = cfg.tun.ipv4->prefix;
+    }
+    if (cfg.tun.ipv6) {
+      tc.ipv6 = cfg.tun.ipv6->address;
+      tc.ipv6Prefix = cfg.tun.ipv6->prefix;
+    }
+    auto t = platform::TunDevice::create(tc);
+    if (!t.ok()) {
+      return fail("cannot create the TUN device " + cfg.tun.name +
+                  " (vless-tun needs root or CAP_NET_ADMIN): " + t.error().message);
+    }
+    r.tun = std::move(t).value();
+    r.tunName = r.tun->name();
+  } else {
+    r.tunName = "callbacks";
+  }
+
+  client::ClientHooks hooks;
+  hooks.protect = opts_.protect;
+  hooks.nameservers = opts_.nameservers;
+  auto created = client::Client::create(r.loop, cfg, std::move(hooks));
+  if (!created.ok()) return fail(created.error().message);
+  r.client = std::move(created).value();
+  struct SinkGuard {  // the client outlives the pump and the sink
+    client::Client* c;
+    ~SinkGuard() { c->setPacketSink(nullptr); }
+  } sink_guard{r.client.get()};
+  if (r.tun) {
+    r.pump = std::make_unique<client::TunPump>(r.loop, r.tun->fd(), r.client->stack(), cfg.tun.mtu);
+    r.client->setPacketSink(r.pump.get());
+    if (Status st = r.pump->start(); !st.ok()) return fail(st.error().message);
+    r.pump->onFatalError([&r](const std::string& why) {
+      r.engine.setError("the TUN failed: " + why);
+      r.result = RunResult::kFatal;
+      r.shutdown();
+    });
+  } else {
+    r.sink = std::make_unique<CallbackSink>(r.loop, opts_);
+    r.client->setPacketSink(r.sink.get());
+  }
+  r.client->start();
+
+  // Cross-thread requests: stop, packets, stats, network changes.
+  r.async = new uv_async_t;
+  r.async->data = this;
+  uv_async_init(r.loop.raw(), r.async, [](uv_async_t* a) { static_cast<Engine*>(a->data)->onAsync(); });
+  struct AsyncCloser {
+    uv_async_t*& a;
+    ~AsyncCloser() {
+      uv_close(reinterpret_cast<uv_handle_t*>(a), [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
+      a = nullptr;
+    }
+  };
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    async_ = r.async;
+    // Whatever came before run (a stop, queued packets) is handled now.
+    uv_async_send(async_);
+  }
+  AsyncCloser async_closer{r.async};
+  struct AsyncUnpublish {
+    Engine* e;
+    ~AsyncUnpublish() {
+      std::lock_guard<std::mutex> lk(e->mu_);
+      e->async_ = nullptr;
+    }
+  } async_unpublish{this};  // destroyed before the closer
+
+  if (opts_.handleSignals) {
+    // Installed before the routes: a signal from here on is delivered by
+    // the loop and restores them.
+    r.sigint = std::make_unique<event::SignalWatcher>(r.loop, SIGINT, [&r] { r.shutdown(); });
+    r.sigterm = std::make_unique<event::SignalWatcher>(r.loop, SIGTERM, [&r] { r.shutdown(); });
+  }
+
+  // Routes go in once the TUN is up and every outbound socket is marked
+  // (the config sets server.fwmark to the route fwmark). Restored on every
+  // exit path from here on.
+  if (autoRoute) {
+    if (r.tun->name().empty()) {
+      r.client->stop();
+      return fail("auto_route needs the TUN's name; the adopted fd " + std::to_string(opts_.tunFd) +
+                  " has none");
+    }
+    r.routes = std::make_unique<platform::RouteManager>(
+        routeOptions(cfg, r.tun->name(), r.tun->ifindex()));
+    if (Status st = r.routes->apply(); !st.ok()) {
+      r.client->stop();
+      return fail("auto_route: " + st.error().message);
+    }
+  }
+
+  VT_INFO("vless-tun started: tun %s mtu %u, server %s (v%u, %s)", r.tunName.c_str(),
+          static_cast<unsigned>(cfg.tun.mtu), cfg.server.address.toString().c_str(),
+          static_cast<unsigned>(cfg.server.version), cfg.server.tls ? "tls" : "plain");
+  if (!cfg.server.tls) {
+    const config::HostPort& a = cfg.server.address;
+    auto ip = a.is_ip ? event::SocketAddress::parseIp(a.host, a.port) : std::nullopt;
+    if (!(ip && ip->isLoopback()) && a.host != "localhost") {
+      VT_WARN("server %s WITHOUT TLS (server.tls = false): the UUID and all traffic cross the "
+              "network in clear",
+              a.toString().c_str());
+    }
+  }
+  startedAtMs_ = r.loop.now();
+  r.loop.run();
+  r.routes.reset();
+  r.sigint.reset();
+  r.sigterm.reset();
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    finalStats_ = true;  // the last snapshot, kept for after run
+  }
+  publishStats(buildStats(&r));
+  VT_INFO("stopped");
+  return r.result;
+}
+
+void Engine::onAsync() {
+  Running* r = running_;
+  if (r == nullptr) return;
+  bool stop = false, netChange = false, stats = false;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stop = stopRequested_;
+    netChange = std::exchange(networkChangeRequested_, false);
+    stats = statsWanted_ > statsServed_;
+  }
+  if (stats) publishStats(buildStats(r));
+  if (stop) {
+    r->shutdown();
+    return;
+  }
+  if (netChange) r->client->networkChanged();
+  drainInput(*r);
+}
+
+void Engine::drainInput(Running& r) {
+  if (r.stopping) return;
+  std::deque<std::vector<uint8_t>> batch;
+  bool more = false, ready = false;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (size_t i = 0; i < kInBatch && !inQueue_.empty(); ++i) {
+      inBytes_ -= inQueue_.front().size();
+      batch.push_back(std::move(inQueue_.front()));
+      inQueue_.pop_front();
+    }
+    more = !inQueue_.empty();
+    if (inRefused_ && inQueue_.size() <= opts_.inputQueuePackets / 2 &&
+        inBytes_ <= opts_.inputQueueBytes / 2) {
+      inRefused_ = false;
+      ready = true;
+    }
+  }
+  for (auto& p : batch) {
+    ++r.inputPackets;
+    r.inputBytes += p.size();
+    r.client->stack().input(p.data(), p.size());
+    if (r.stopping) return;
+  }
+  if (more) {
+    // Fair to the sockets: the rest on the next iteration.
+    uv_async_send(r.async);
+  }
+  if (ready && opts_.inputReady) opts_.inputReady();
+}
+
+void Engine::publishStats(std::string json) {
+  std::lock_guard<std::mutex> lk(mu_);
+  statsSnapshot_ = std::move(json);
+  statsServed_ = statsWanted_;
+  statsCv_.notify_all();
+}
+
+std::string Engine::statsJson() {
+  std::unique_lock<std::mutex> lk(mu_);
+  if (state_ == State::kRunning && async_ != nullptr) {
+    if (std::this_thread::get_id() == runThread_) {
+      lk.unlock();
+      return buildStats(running_);
+    }
+    uint64_t want = ++statsWanted_;
+    uv_async_send(async_);
+    statsCv_.wait_for(lk, std::chrono::milliseconds(kStatsWaitMs),
+                      [&] { return statsServed_ >= want; });
+  }
+  if (statsSnapshot_.empty()) {
+    lk.unlock();
+    return buildStats(nullptr);
+  }
+  return statsSnapshot_;
+}
+
+std::string Engine::buildStats(Running* r) const {
+  StatsInput in;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    in.state = state_ == State::kCreated ? "created" : state_ == State::kRunning ? "running" : "stopped";
+    if (stopRequested_ && state_ == State::kRunning) in.state = "stopping";
+    if (finalStats_) in.state = "stopped";
+    in.inputQueued = inQueue_.size();
+    in.inputQueuedBytes = inBytes_;
+  }
+  in.mode = opts_.mode == TunMode::kCallbacks ? "callbacks" : opts_.mode == TunMode::kFd ? "fd" : "created";
+  in.cfg = &opts_.cfg;
+  if (r != nullptr && r->client != nullptr) {
+    in.client = r->client.get();
+    in.nowMs = r->loop.now();
+    in.uptimeMs = r->loop.now() - startedAtMs_;
+    in.tunName = r->tunName;
+    if (r->pump) {
+      in.pump = &r->pump->stats();
+    } else if (r->sink) {
+      in.packetsIn = r->inputPackets;
+      in.bytesIn = r->inputBytes;
+      in.packetsOut = r->sink->packetsOut;
+      in.bytesOut = r->sink->bytesOut;
+    }
+  }
+  return buildStatsJson(in);
+}
+
+}  // namespace vt::engine

@@ -1,0 +1,40 @@
+// The engine's state as JSON (vless_tun_stats_json, docs/embedding.md), and
+// the counters logged when a client stops.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "client/client.h"
+#include "client/tun_pump.h"
+#include "config/client_config.h"
+
+namespace vt::engine {
+
+struct StatsInput {
+  std::string state;  // created, running, stopping, stopped
+  std::string mode;   // callbacks, fd, created
+  std::string tunName;
+  const config::ClientConfig* cfg = nullptr;
+  const client::Client* client = nullptr;  // null: not running
+  const client::TunPumpStats* pump = nullptr;
+  // Callback mode's TUN counters.
+  uint64_t packetsIn = 0, bytesIn = 0, packetsOut = 0, bytesOut = 0;
+  size_t inputQueued = 0, inputQueuedBytes = 0;
+  uint64_t nowMs = 0, uptimeMs = 0;
+};
+
+// At most this many flows are listed one by one ("flows_listed" says how
+// many; the counts are always whole).
+inline constexpr size_t kMaxListedFlows = 1000;
+
+std::string buildStatsJson(const StatsInput& in);
+// "a\"b" -> "\"a\\\"b\"" (control characters escaped).
+std::string jsonString(const std::string& s);
+
+// The "stopping:" log lines (docs/client.md): before and after
+// Client::stop() (the UDP sessions it closes add their drops).
+void logStopStats(const client::Client& c, const client::TunPumpStats* pump);
+void logStopStatsAfter(const client::Client& c);
+
+}  // namespace vt::engine
