@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -558,6 +559,62 @@ Status RouteManager::apply() {
             lans.c_str(), options_.gatewayIpv6 ? ", IPv6" : "", gatewaySteps);
   }
   return Status::okStatus();
+}
+
+Result<size_t> RouteManager::refresh() {
+  if (!applied()) return size_t{0};
+  Result<std::vector<Step>> wanted = plan();
+  if (!wanted.ok()) return wanted.error();
+  auto lineOf = [](const Step& s) { return s.toStateLine(); };
+  std::vector<std::string> have, want;
+  for (const Step& s : steps_) {
+    if (s.kind == Step::Kind::kEntry) have.push_back(lineOf(s));
+  }
+  for (const Step& s : wanted.value()) {
+    if (s.kind == Step::Kind::kEntry) want.push_back(lineOf(s));
+  }
+  auto contains = [](const std::vector<std::string>& v, const std::string& x) {
+    return std::find(v.begin(), v.end(), x) != v.end();
+  };
+  Result<NetlinkSocket> nl = NetlinkSocket::open();
+  if (!nl.ok()) return nl.error();
+  size_t changed = 0;
+  // Added first (before the gateway steps and sysctls, as apply() orders
+  // them), so there is no moment without either rule.
+  for (const Step& s : wanted.value()) {
+    if (s.kind != Step::Kind::kEntry || contains(have, lineOf(s))) continue;
+    auto at = std::find_if(steps_.begin(), steps_.end(),
+                           [](const Step& x) { return x.kind != Step::Kind::kEntry; });
+    steps_.insert(at, s);
+    syncEntries();
+    if (Status st = saveState(); !st.ok()) return st.error();
+    int err = addStep(nl.value(), s);
+    if (err != 0 && err != EEXIST) {
+      steps_.erase(std::find_if(steps_.begin(), steps_.end(),
+                                [&](const Step& x) { return lineOf(x) == lineOf(s); }));
+      syncEntries();
+      (void)saveState();
+      return sysError(std::string(stepOpName(s, true)) + " " + s.describe(), err);
+    }
+    VT_INFO("auto_route: network changed: added %s", s.describe().c_str());
+    ++changed;
+  }
+  for (size_t i = steps_.size(); i-- > 0;) {
+    const Step s = steps_[i];
+    if (s.kind != Step::Kind::kEntry || contains(want, lineOf(s))) continue;
+    int err = removeStep(nl.value(), s);
+    if (err != 0 && !alreadyGone(err)) {
+      VT_WARN("auto_route: network changed: %s %s: %s", stepOpName(s, false), s.describe().c_str(),
+              std::strerror(err));
+      continue;
+    }
+    steps_.erase(steps_.begin() + static_cast<std::ptrdiff_t>(i));
+    syncEntries();
+    if (Status st = saveState(); !st.ok()) return st.error();
+    VT_INFO("auto_route: network changed: removed %s", s.describe().c_str());
+    ++changed;
+  }
+  return changed;
 }
 
 Status RouteManager::restore() {

@@ -77,6 +77,11 @@ class RouteManager {
   // Removes exactly what apply() added, then the state file. Idempotent:
   // an entry already gone counts as removed.
   Status restore();
+  // The host's addresses changed (network change): the rules that name
+  // them (bypassInbound's `from <address>`) follow. New rules go in before
+  // the old ones go, each written to the state file first; the rest is
+  // untouched. No-op when not applied. Returns how many rules changed.
+  Result<size_t> refresh();
   // Undoes the entries listed in a state file left by an unclean exit and
   // deletes the file. A missing file is success.
   static Status recover(const std::string& stateFile);

@@ -12,6 +12,7 @@
 #include "client/udp_session.h"
 #include "codec/address.h"
 #include "codec/ip_nat.h"
+#include "codec/simple_socks.h"
 #include "codec/vless.h"
 #include "core/log.h"
 #include "netstack/tcp_flow.h"
@@ -162,15 +163,33 @@ void Client::stop() {
   udpEvictionLog_.flush();
 }
 
-void Client::networkChanged() {
-  if (stopped_) return;
-  VT_INFO("network changed: dropping idle server connections%s",
-          cfg_.server.address.is_ip ? "" : ", looking the server's name up again");
+size_t Client::networkChanged(const std::vector<std::string>* localAddresses) {
+  if (stopped_) return 0;
+  size_t closed = 0;
+  if (localAddresses != nullptr) {
+    for (stream::TcpStream* s : outbound_->streams()) {
+      if (!outbound_->contains(s)) continue;  // closed by an earlier one's fallout
+      event::SocketAddress local = s->localAddress();
+      if (local.family() == 0) continue;  // not connected yet: its dial fails or succeeds anew
+      std::string ip = local.ipString();
+      if (std::find(localAddresses->begin(), localAddresses->end(), ip) != localAddresses->end()) {
+        continue;
+      }
+      ++closed;
+      s->close(stream::CloseReason::kReset, "network changed: local address " + ip + " gone");
+    }
+  }
+  ++stats_.networkChanges;
+  stats_.networkClosed += closed;
+  VT_INFO("network changed: %zu server connections on gone addresses closed; dropping idle "
+          "ones%s",
+          closed, cfg_.server.address.is_ip ? "" : ", looking the server's name up again");
   if (pool_ != nullptr) pool_->clear();
   if (dnsCache_ != nullptr) dnsCache_->clear();
   if (mux_ != nullptr) mux_->dropIdle();
   lastFailed_.reset();
   if (!cfg_.server.address.is_ip && !resolvePending_) resolve();
+  return closed;
 }
 
 namespace {
@@ -303,6 +322,7 @@ void Client::onTimerInterval(uint32_t intervalMs) {
 std::unique_ptr<stream::VlessClientStream> Client::makeStream(codec::Request req) {
   if (serverAddrs_.empty()) return nullptr;
   auto tcp = stream::TcpStream::create(loop_, serverAddrs_.front());
+  tcp->joinSet(outbound_);
   if (cfg_.server.fwmark != 0) tcp->setMark(cfg_.server.fwmark);
   if (hooks_.protect) {
     int fd = tcp->fd();
@@ -362,13 +382,19 @@ stream::StreamPtr Client::makeOutbound(const netstack::FlowKey& key, bool want_i
 stream::StreamPtr Client::makeUdpOutbound(const netstack::UdpEndpoint& target,
                                           std::optional<uint64_t> udpSession) {
   if (cfg_.udp.mode == config::UdpMode::kMux && mux_ != nullptr) {
-    // One stream per app endpoint; every datagram names its peer.
-    return mux_->open({codec::SimpleSocksCommand::kUdp, udpAddress(target)}, false);
+    // One stream per app endpoint; every datagram names its peer. To our
+    // server (smux VER 2) the header names the udp_session instead of the
+    // first peer, so the NAT socket outlives the stream (network changes).
+    codec::Address head = udpAddress(target);
+    if (udpSession && cfg_.mux.version == 2) {
+      head = codec::Address::fromDomain(codec::udpSessionDomain(*udpSession), 0);
+    }
+    return mux_->open({codec::SimpleSocksCommand::kUdp, head}, false);
   }
   codec::Request req;
   req.command = codec::Command::kUdp;
   req.target = udpAddress(target);
-  if (udpSession) {
+  if (udpSession && cfg_.udp.mode == config::UdpMode::kSeparated) {
     req.udp_multi = true;
     req.udp_session = udpSession;
   }

@@ -36,6 +36,7 @@
 #include "event/timer.h"
 #include "netstack/net_stack.h"
 #include "stream/stream.h"
+#include "stream/tcp_stream.h"
 #include "stream/vless_client_stream.h"
 
 namespace vt::tls {
@@ -77,6 +78,9 @@ struct ClientStats {
   // CmdIP (the rest is in IpTunnelStats): raw packets not sent to the tunnel.
   uint64_t ipNotRoutable = 0;  // to multicast, broadcast, link-local, loopback, unspecified
   uint64_t ipRefusedV6 = 0;    // IPv6 with route.carry_ipv6 = false
+  // Network changes (rtnetlink, or an embedder's vless_tun_network_changed).
+  uint64_t networkChanges = 0;
+  uint64_t networkClosed = 0;  // server connections closed: their local address was gone
 };
 
 struct FlowKeyHash {
@@ -115,8 +119,13 @@ class Client final : private netstack::NetStack::Callbacks, private IpTunnelHost
   void stop();
   // The network under the tunnel changed: idle pooled connections and the
   // warm mux connection are dropped, the DNS cache emptied, and a server
-  // name looked up again. Flows in progress are left to their connections.
-  void networkChanged();
+  // name looked up again. With `localAddresses` (the host's usable
+  // addresses, as text), every server connection whose local address is
+  // not among them can no longer work: it is closed now (its flows reset,
+  // its UDP sessions re-dial with the same session id, so the server keeps
+  // their mapping). Connections on addresses that remain are left alone.
+  // Returns how many connections were closed.
+  size_t networkChanged(const std::vector<std::string>* localAddresses = nullptr);
   // Diagnostics (stats JSON): every live session.
   template <typename Fn>
   void forEachSession(Fn&& fn) const {
@@ -240,6 +249,8 @@ class Client final : private netstack::NetStack::Callbacks, private IpTunnelHost
   event::Loop& loop_;
   config::ClientConfig cfg_;
   ClientHooks hooks_;
+  // Every server connection (TcpStream) open now.
+  std::shared_ptr<stream::TcpStreamSet> outbound_ = std::make_shared<stream::TcpStreamSet>();
   // Before everything that owns streams: their sockets charge it.
   stream::BufferBudget budget_;
   std::unique_ptr<netstack::NetStack> stack_;

@@ -84,7 +84,9 @@ void UdpSession::send(const netstack::UdpEndpoint& remote, const netstack::UdpEn
       oldest->second->close("evicted");  // removes it from channels_
     }
     std::optional<uint64_t> sid;
-    if (ucfg.mode == config::UdpMode::kSeparated) sid = sessionId_;
+    if (ucfg.mode == config::UdpMode::kSeparated || ucfg.mode == config::UdpMode::kMux) {
+      sid = sessionId_;
+    }
     stream::StreamPtr out = client_.makeUdpOutbound(remote, sid);
     if (out == nullptr) {
       ++drops_;

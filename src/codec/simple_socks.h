@@ -11,7 +11,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "buffer/buffer_chain.h"
 #include "codec/address.h"
@@ -39,5 +41,15 @@ struct SimpleSocksDecodeResult {
 };
 // Does not drain `in`; `out` is meaningful only on kDone.
 SimpleSocksDecodeResult decodeSimpleSocks(const BufferChain& in, SimpleSocksHeader& out);
+
+// A UDP stream's header address is otherwise unused (every packet names its
+// own peer), so vless-tun puts the app endpoint's udp_session id there, as
+// the domain "<16 lowercase hex>.udp-session.invalid" (port 0): the server
+// then keys the stream's NAT socket by (user, id) like a separated channel,
+// and a stream re-opened after a network change gets the same socket, so
+// the mapping remote peers see survives (docs/protocol.md 3.6).
+std::string udpSessionDomain(uint64_t id);
+// The id of such a domain; nullopt for anything else.
+std::optional<uint64_t> parseUdpSessionDomain(std::string_view domain);
 
 }  // namespace vt::codec

@@ -26,7 +26,10 @@
 #include "engine/route_options.h"
 #include "engine/stats_json.h"
 #include "event/loop.h"
+#include "event/fd_watcher.h"
 #include "event/signal_watcher.h"
+#include "event/timer.h"
+#include "network_monitor.h"
 #include "route_manager.h"
 #include "tls/tls_engine.h"
 #include "tun_device.h"
@@ -135,14 +138,51 @@ struct Engine::Running {
   std::unique_ptr<CallbackSink> sink;
   std::unique_ptr<platform::RouteManager> routes;
   std::unique_ptr<event::SignalWatcher> sigint, sigterm;
+  // Network changes: rtnetlink (Linux), or vless_tun_network_changed.
+  std::unique_ptr<platform::NetworkMonitor> monitor;
+  std::unique_ptr<event::FdWatcher> monitorWatch;
+  std::unique_ptr<event::Timer> netTimer;
+  int tunIfindex = 0;
   uv_async_t* async = nullptr;
   bool stopping = false;
   RunResult result = RunResult::kStopped;
   std::string tunName;
   uint64_t inputPackets = 0, inputBytes = 0;
+  bool netTimerArmed = false;
+  std::string netWhy;  // the first change of the burst, for the log
 
   void shutdown();
+  // A change was seen: handled once things settle (kNetSettleMs).
+  void networkChangeSeen(uint64_t delayMs);
+  void handleNetworkChange();
 };
+
+namespace {
+constexpr uint64_t kNetSettleMs = 300;
+}
+
+void Engine::Running::networkChangeSeen(uint64_t delayMs) {
+  if (stopping || netTimer == nullptr) return;
+  // The first change arms the timer; later ones within the window join it
+  // (an uplink move is a burst: address gone, routes gone, link, new ones).
+  if (netTimerArmed && delayMs > 0) return;
+  netTimerArmed = true;
+  netTimer->start(delayMs, [this] {
+    netTimerArmed = false;
+    handleNetworkChange();
+  });
+}
+
+void Engine::Running::handleNetworkChange() {
+  if (stopping) return;
+  VT_INFO("network change seen: %s", netWhy.c_str());
+  std::vector<std::string> addrs = platform::usableAddresses(tunIfindex);
+  if (routes) {
+    auto changed = routes->refresh();
+    if (!changed.ok()) VT_ERROR("auto_route: network changed: %s", changed.error().message.c_str());
+  }
+  client->networkChanged(&addrs);
+}
 
 bool parseNameservers(const std::string& text, std::vector<event::SocketAddress>& out,
                       std::string& bad) {
@@ -283,6 +323,8 @@ void Engine::Running::shutdown() {
       VT_ERROR("auto_route: restoring: %s", st.error().message.c_str());
     }
   }
+  if (netTimer) netTimer->stop();
+  if (monitorWatch) monitorWatch->stop();
   // Watchers are closed outside their own callbacks.
   loop.post([this] {
     sigint.reset();
@@ -420,6 +462,28 @@ RunResult Engine::runImpl() {
     }
   }
 
+  r.tunIfindex = r.tun ? r.tun->ifindex() : 0;
+  r.netTimer = std::make_unique<event::Timer>(r.loop);
+  {
+    auto m = platform::NetworkMonitor::open(r.tunIfindex, autoRoute ? cfg.route.table : 0);
+    if (m.ok()) {
+      r.monitor = std::move(m).value();
+      r.monitorWatch = std::make_unique<event::FdWatcher>(r.loop, r.monitor->fd());
+      r.monitorWatch->onReadable([&r] {
+        std::string why;
+        if (r.monitor->drain(&why)) {
+          if (!r.netTimerArmed) r.netWhy = why;
+          r.networkChangeSeen(kNetSettleMs);
+        }
+      });
+    } else {
+      // A sandbox (Android apps) may refuse rtnetlink: the embedder calls
+      // vless_tun_network_changed instead.
+      VT_INFO("network changes: not following rtnetlink (%s); vless_tun_network_changed() still "
+              "works",
+              m.error().message.c_str());
+    }
+  }
   VT_INFO("vless-tun started: tun %s mtu %u, server %s (v%u, %s)", r.tunName.c_str(),
           static_cast<unsigned>(cfg.tun.mtu), cfg.server.address.toString().c_str(),
           static_cast<unsigned>(cfg.server.version), cfg.server.tls ? "tls" : "plain");
@@ -434,6 +498,9 @@ RunResult Engine::runImpl() {
   }
   startedAtMs_ = r.loop.now();
   r.loop.run();
+  r.monitorWatch.reset();
+  r.monitor.reset();
+  r.netTimer.reset();
   r.routes.reset();
   r.sigint.reset();
   r.sigterm.reset();
@@ -461,7 +528,10 @@ void Engine::onAsync() {
     r->shutdown();
     return;
   }
-  if (netChange) r->client->networkChanged();
+  if (netChange) {
+    r->netWhy = "the embedder said so (vless_tun_network_changed)";
+    r->networkChangeSeen(0);
+  }
   drainInput(*r);
 }
 

@@ -142,6 +142,12 @@ std::string buildStatsJson(const StatsInput& in) {
       u.num("refused", cs.udpRefused);
     }
     {
+      o.key("network");
+      Obj n(out);
+      n.num("changes", cs.networkChanges);
+      n.num("connections_closed", cs.networkClosed);
+    }
+    {
       o.key("dns");
       Obj d(out);
       d.num("hijacked", cs.dnsHijacked);

@@ -357,6 +357,11 @@ void ServerSession::onSimpleSocksBytes() {
   request_.target = h.target;
   if (h.command == codec::SimpleSocksCommand::kUdp) {
     request_.command = codec::Command::kUdp;
+    // The stream's NAT session may be keyed by udp_session (its header
+    // names one): by this user's UUID, as a separated channel's is.
+    for (const config::ServerUser& u : server_.config().users) {
+      if (u.name == user_) request_.uuid = u.uuid;
+    }
     startUdp(r.consumed);
     return;
   }

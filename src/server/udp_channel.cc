@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "codec/length_frame.h"
+#include "codec/simple_socks.h"
 #include "codec/trojan_udp.h"
 #include "codec/udp_packet.h"
 #include "core/log.h"
@@ -67,6 +68,9 @@ UdpChannel::UdpChannel(Server& server, stream::Stream& in, const codec::Request&
       started_ms_(loop_.now()),
       last_active_ms_(loop_.now()) {
   if (mode_ == Mode::kMulti) session_id_ = req.udp_session;
+  if (mode_ == Mode::kMux && req.target && !req.target->isIp()) {
+    session_id_ = codec::parseUdpSessionDomain(req.target->domain);
+  }
 }
 
 // Always shut down by the owner's close() first; this only covers an owner

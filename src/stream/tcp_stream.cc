@@ -235,6 +235,7 @@ std::unique_ptr<TcpStream> TcpStream::accept(event::Loop& loop, uv_stream_s* ser
 
 TcpStream::~TcpStream() {
   callbacks_ = nullptr;
+  if (set_ != nullptr) set_->set_.erase(this);
   if (budget_ != nullptr) leaveBudget(budget_, charged_, this);
   if (h_ != nullptr) {
     h_->owner = nullptr;
@@ -509,6 +510,7 @@ void TcpStream::close(CloseReason reason) {
 void TcpStream::close(CloseReason reason, const std::string& detail) {
   if (closed_) return;
   closed_ = true;
+  if (set_ != nullptr) set_->set_.erase(this);
   if (h_ != nullptr) {
     h_->owner = nullptr;
     // Queued writes are cancelled: close() is abortive; a graceful end is
@@ -568,6 +570,12 @@ int TcpStream::fd() const {
   uv_os_fd_t fd;
   if (h_ == nullptr || uv_fileno(reinterpret_cast<const uv_handle_t*>(&h_->tcp), &fd) != 0) return -1;
   return fd;
+}
+
+void TcpStream::joinSet(std::shared_ptr<TcpStreamSet> set) {
+  if (set_ != nullptr) set_->set_.erase(this);
+  set_ = std::move(set);
+  if (set_ != nullptr && !closed_) set_->set_.insert(this);
 }
 
 void TcpStream::refuse(std::string why) {

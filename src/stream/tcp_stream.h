@@ -15,6 +15,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_set>
+#include <vector>
 
 #include "core/error.h"
 #include "event/loop.h"
@@ -28,6 +30,23 @@ struct uv_tcp_s;
 struct uv_stream_s;
 
 namespace vt::stream {
+
+class TcpStream;
+
+// The open outbound streams of one owner (the client's server
+// connections), so that a network change can close those whose local
+// address is gone. Shared by the owner and its streams: a stream deleted
+// after its owner still unlinks safely.
+class TcpStreamSet {
+ public:
+  std::vector<TcpStream*> streams() const { return {set_.begin(), set_.end()}; }
+  bool contains(TcpStream* s) const { return set_.count(s) != 0; }
+  size_t size() const { return set_.size(); }
+
+ private:
+  friend class TcpStream;
+  std::unordered_set<TcpStream*> set_;
+};
 
 class TcpStream : public Stream, public event::DeferredDeletable {
  public:
@@ -63,6 +82,8 @@ class TcpStream : public Stream, public event::DeferredDeletable {
   // Makes connect() fail (later, as any failed dial) with `why`: a socket
   // the embedder's protect() refused.
   void refuse(std::string why);
+  // Joins `set` until closed or destroyed.
+  void joinSet(std::shared_ptr<TcpStreamSet> set);
   event::SocketAddress localAddress() const;
   event::SocketAddress peerAddress() const { return peer_; }
   uint64_t bytesSent() const { return bytes_sent_; }
@@ -125,6 +146,7 @@ class TcpStream : public Stream, public event::DeferredDeletable {
   int read_disable_count_ = 0;
   bool connecting_ = false;
   bool refused_ = false;
+  std::shared_ptr<TcpStreamSet> set_;
   bool connected_ = false;
   bool closed_ = false;
   bool reading_ = false;

@@ -22,6 +22,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     SimpleSocksHeader back;
     SimpleSocksDecodeResult rb = decodeSimpleSocks(out, back);
     fuzz::check(rb.status == DecodeStatus::kDone && back == h, "round trip");
+    // The udp_session a UDP stream's header may name (what the server keys
+    // its NAT by): any domain parses or not, and what parses round-trips.
+    if (!h.target.isIp()) {
+      if (auto id = parseUdpSessionDomain(h.target.domain)) {
+        fuzz::check(udpSessionDomain(*id) == h.target.domain, "udp_session domain round trip");
+      }
+    }
     return s + " " + std::to_string(r.consumed) + " " + h.target.toString();
   };
   fuzz::checkSplitsAgree(data, size, summarize);

@@ -28,6 +28,11 @@ steps --step H:P=MSG [--step ...] [--wait S]
     From ONE socket, in order: sends MSG to H:P and prints every datagram
     that arrives within S seconds (1) as "step <i> to=<H:P> from=<ip:port>
     msg=<payload>", or "step <i> to=<H:P> none".
+mapping --target H:P --marker FILE [--timeout S]
+    From ONE socket: "WHO?" to a reflector until it answers (prints "before
+    <ip> <port> local=..."), then waits for FILE and asks again (prints
+    "after <ip> <port> ms=<time to the answer>"): the NAT mapping a
+    reflector sees for one app socket across a change made meanwhile.
 pingloop --target H:P --seconds S [--interval I] --marker FILE
     From ONE socket, a numbered ping every I seconds (0.1) for S seconds;
     replies are matched by number. Prints "pings sent=N replies=R
@@ -170,6 +175,41 @@ def nat(args):
         return 0
     print("got none", flush=True)
     return 0
+
+
+def ask_who(s, t, end):
+    """WHO? to t (again every 0.5 s) until "SEEN ..." comes back or end."""
+    next_send = 0.0
+    while time.monotonic() < end:
+        if time.monotonic() >= next_send:
+            s.sendto(b"WHO?", t)
+            next_send = time.monotonic() + 0.5
+        r, _, _ = select.select([s], [], [], 0.1)
+        if r:
+            data, _ = s.recvfrom(65535)
+            if data.startswith(b"SEEN "):
+                return data.decode(errors="replace")[5:]
+    return None
+
+
+def mapping(args):
+    t = split_target(args.target)
+    s = socket.socket(family_of(t[0]), socket.SOCK_DGRAM)
+    before = ask_who(s, t, time.monotonic() + args.timeout)
+    print("before %s local=%s" % (before, fmt(s.getsockname())), flush=True)
+    if before is None:
+        return 1
+    end = time.monotonic() + args.timeout
+    while not os.path.exists(args.marker) and time.monotonic() < end:
+        time.sleep(0.05)
+    if not os.path.exists(args.marker):
+        print("after none (no marker)", flush=True)
+        return 1
+    t0 = time.monotonic()
+    after = ask_who(s, t, time.monotonic() + args.timeout)
+    print("after %s ms=%d local=%s" % (after, (time.monotonic() - t0) * 1000, fmt(s.getsockname())),
+          flush=True)
+    return 0 if after is not None else 1
 
 
 def poke(args):
@@ -539,6 +579,10 @@ def main():
     a.add_argument("--target", action="append", required=True)
     a.add_argument("--out", required=True)
     a.add_argument("--wait", type=float, default=10)
+    a = sub.add_parser("mapping")
+    a.add_argument("--target", required=True)
+    a.add_argument("--marker", required=True)
+    a.add_argument("--timeout", type=float, default=20)
     a = sub.add_parser("poke")
     a.add_argument("--target", required=True)
     a.add_argument("--msg", required=True)
@@ -582,7 +626,7 @@ def main():
     a.add_argument("--ready", required=True)
     a.add_argument("--max-seconds", type=float, default=60)
     args = p.parse_args()
-    return {"reflect": reflect, "nat": nat, "poke": poke, "echo": echo,
+    return {"reflect": reflect, "nat": nat, "poke": poke, "mapping": mapping, "echo": echo,
             "dns": dns, "sniff": sniff, "pingloop": pingloop, "steps": steps,
             "first": cmd_first, "spray": spray}[args.cmd](args)
 

@@ -182,5 +182,30 @@ TEST(SimpleSocks, Invalid) {
   checkNeedMore(hex("01 03 0b 65 78 61"), socks);
 }
 
+TEST(SimpleSocks, UdpSessionDomain) {
+  EXPECT_EQ(udpSessionDomain(0x0123456789abcdefULL), "0123456789abcdef.udp-session.invalid");
+  EXPECT_EQ(udpSessionDomain(0), "0000000000000000.udp-session.invalid");
+  EXPECT_EQ(parseUdpSessionDomain("0123456789abcdef.udp-session.invalid"), 0x0123456789abcdefULL);
+  EXPECT_EQ(parseUdpSessionDomain("ffffffffffffffff.udp-session.invalid"), ~0ULL);
+  EXPECT_FALSE(parseUdpSessionDomain("0123456789ABCDEF.udp-session.invalid"));  // lowercase only
+  EXPECT_FALSE(parseUdpSessionDomain("0123456789abcde.udp-session.invalid"));   // 15 digits
+  EXPECT_FALSE(parseUdpSessionDomain("0123456789abcdeg.udp-session.invalid"));
+  EXPECT_FALSE(parseUdpSessionDomain("0123456789abcdef.udp-session.invalid."));
+  EXPECT_FALSE(parseUdpSessionDomain("example.com"));
+  EXPECT_FALSE(parseUdpSessionDomain(""));
+  // The header bytes a UDP stream with a session opens with (CMD 3, ATYP 3
+  // domain, LEN 36, the name, port 0).
+  BufferChain out;
+  encodeSimpleSocks({SimpleSocksCommand::kUdp,
+                     Address::fromDomain(udpSessionDomain(0x0123456789abcdefULL), 0)},
+                    out);
+  std::vector<uint8_t> bytes(out.size());
+  out.copyOut(0, bytes.data(), bytes.size());
+  std::string name = "0123456789abcdef.udp-session.invalid";
+  EXPECT_EQ(toHex(bytes), "030324" +
+                              toHex(reinterpret_cast<const uint8_t*>(name.data()), name.size()) +
+                              "0000");
+}
+
 }  // namespace
 }  // namespace vt::codec
