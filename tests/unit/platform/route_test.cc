@@ -212,6 +212,32 @@ TEST_F(RouteTest, RestoreLeavesEverythingAsBefore) {
   EXPECT_FALSE(fileExists(world_.stateFile));
 }
 
+// A network change: the `from <host address>` rules follow the addresses
+// (new ones in, gone ones out, in the state file too); nothing else moves.
+TEST_F(RouteTest, RefreshFollowsTheHostAddresses) {
+  const std::string before = snapshot();
+  RouteManager mgr(options());
+  ASSERT_TRUE(mgr.apply().ok());
+  auto unchanged = mgr.refresh();
+  ASSERT_TRUE(unchanged.ok()) << unchanged.error().toString();
+  EXPECT_EQ(unchanged.value(), 0u);
+  ASSERT_EQ(system("ip addr add 198.18.77.1/32 dev h0"), 0);
+  auto added = mgr.refresh();
+  ASSERT_TRUE(added.ok()) << added.error().toString();
+  EXPECT_EQ(added.value(), 1u);
+  EXPECT_EQ(count(run("ip rule show"), "from 198.18.77.1 lookup main"), 1u) << run("ip rule show");
+  std::string state = run("cat " + world_.stateFile);
+  EXPECT_NE(state.find("198.18.77.1"), std::string::npos) << state;
+  ASSERT_EQ(system("ip addr del 198.18.77.1/32 dev h0"), 0);
+  auto removed = mgr.refresh();
+  ASSERT_TRUE(removed.ok()) << removed.error().toString();
+  EXPECT_EQ(removed.value(), 1u);
+  EXPECT_EQ(count(run("ip rule show"), "198.18.77.1"), 0u);
+  EXPECT_EQ(run("cat " + world_.stateFile).find("198.18.77.1"), std::string::npos);
+  ASSERT_TRUE(mgr.restore().ok());
+  EXPECT_EQ(snapshot(), before);
+}
+
 TEST_F(RouteTest, RecoverAfterCrashedRun) {
   const std::string before = snapshot();
   pid_t child = fork();
