@@ -13,7 +13,10 @@
  * vless_tun_stats_json() may be called from any thread. Every callback runs
  * on the thread inside vless_tun_run() (or, for log, inside
  * vless_tun_create()), and must not call back into the same core except
- * through the any-thread functions above.
+ * through the any-thread functions above. Callbacks should return quickly
+ * and never wait for another core's thread: they may run while the core
+ * holds the lock that all cores of the process share around the TCP/IP
+ * stack (docs/embedding.md "Two cores in one process").
  *
  * Errors: functions that can fail return a negative VLESS_TUN_E* code (or
  * NULL); vless_tun_strerror() names a code; vless_tun_last_error() gives the
