@@ -12,7 +12,8 @@ lwip_want=2.2.1
 pkgs=(build-essential cmake pkg-config ninja-build libuv1-dev libtomlplusplus-dev
       libgtest-dev googletest clang libclang-rt-14-dev llvm dpkg-dev
       v2ray iperf3 socat curl openssl iproute2 python3 procps patch
-      dnsmasq-base nftables ca-certificates iputils-ping traceroute)
+      dnsmasq-base nftables ca-certificates iputils-ping traceroute
+      openjdk-17-jdk-headless)
 
 say() { printf 'setup: %s\n' "$*"; }
 
