@@ -1,6 +1,8 @@
 #include "client/client.h"
 
 #include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cinttypes>
@@ -163,27 +165,67 @@ void Client::stop() {
   udpEvictionLog_.flush();
 }
 
+std::optional<std::string> Client::preferredSourceFor(const event::SocketAddress& peer) {
+  // A UDP socket marked and protected like a server connection, connected
+  // (no packet is sent): the kernel picks the source it would use now.
+  int fd = ::socket(peer.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return std::nullopt;
+  std::optional<std::string> out;
+#ifdef SO_MARK
+  if (cfg_.server.fwmark != 0) {
+    uint32_t mark = cfg_.server.fwmark;
+    (void)setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark);
+  }
+#endif
+  if ((!hooks_.protect || hooks_.protect(fd)) && ::connect(fd, peer.sa(), peer.len()) == 0) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+      out = event::SocketAddress::fromSockaddr(reinterpret_cast<sockaddr*>(&ss)).ipString();
+    }
+  }
+  ::close(fd);
+  return out;  // nullopt: no route now (then nothing is closed for it)
+}
+
 size_t Client::networkChanged(const std::vector<std::string>* localAddresses) {
   if (stopped_) return 0;
-  size_t closed = 0;
+  size_t closed = 0, closedGone = 0;
+  std::unordered_map<std::string, std::optional<std::string>> preferred;  // per server address
   if (localAddresses != nullptr) {
     for (stream::TcpStream* s : outbound_->streams()) {
       if (!outbound_->contains(s)) continue;  // closed by an earlier one's fallout
       event::SocketAddress local = s->localAddress();
       if (local.family() == 0) continue;  // not connected yet: its dial fails or succeeds anew
       std::string ip = local.ipString();
-      if (std::find(localAddresses->begin(), localAddresses->end(), ip) != localAddresses->end()) {
+      if (std::find(localAddresses->begin(), localAddresses->end(), ip) == localAddresses->end()) {
+        ++closed;
+        ++closedGone;
+        s->close(stream::CloseReason::kReset, "network changed: local address " + ip + " gone");
         continue;
       }
-      ++closed;
-      s->close(stream::CloseReason::kReset, "network changed: local address " + ip + " gone");
+      // The address is still here, but the route to the server may now
+      // leave from another one (the default route moved to the other
+      // uplink): packets would go out there with this old source and be
+      // dropped on the way (carriers filter foreign sources), so the
+      // connection would stall until its timeouts. Closed too.
+      event::SocketAddress peer = s->peerAddress();
+      std::string key = peer.toString();
+      auto it = preferred.find(key);
+      if (it == preferred.end()) it = preferred.emplace(key, preferredSourceFor(peer)).first;
+      if (it->second && *it->second != ip) {
+        ++closed;
+        s->close(stream::CloseReason::kReset,
+                 "network changed: the server is now reached from " + *it->second + ", not " + ip);
+      }
     }
   }
   ++stats_.networkChanges;
   stats_.networkClosed += closed;
-  VT_INFO("network changed: %zu server connections on gone addresses closed; dropping idle "
-          "ones%s",
-          closed, cfg_.server.address.is_ip ? "" : ", looking the server's name up again");
+  VT_INFO("network changed: %zu server connections closed (%zu on gone addresses, %zu on an old "
+          "path); dropping idle ones%s",
+          closed, closedGone, closed - closedGone,
+          cfg_.server.address.is_ip ? "" : ", looking the server's name up again");
   if (pool_ != nullptr) pool_->clear();
   if (dnsCache_ != nullptr) dnsCache_->clear();
   if (mux_ != nullptr) mux_->dropIdle();

@@ -125,7 +125,13 @@ class Client final : private netstack::NetStack::Callbacks, private IpTunnelHost
   // its UDP sessions re-dial with the same session id, so the server keeps
   // their mapping). Connections on addresses that remain are left alone.
   // Returns how many connections were closed.
+  // Also closed: connections whose address remains but from which the
+  // server is no longer reached (the kernel now picks another source for
+  // it: the default route moved).
   size_t networkChanged(const std::vector<std::string>* localAddresses = nullptr);
+  // The source address the kernel would use for `peer` now (marked and
+  // protected like a server connection); nullopt without a route.
+  std::optional<std::string> preferredSourceFor(const event::SocketAddress& peer);
   // Diagnostics (stats JSON): every live session.
   template <typename Fn>
   void forEachSession(Fn&& fn) const {

@@ -40,11 +40,13 @@ wait_port "$TB_WEB4" 80 10 "$TB_WEB"
 tb_server_start
 page() { in_app curl -sSf --max-time "${1:-5}" "http://$TB_WEB4/" | grep -q 'after the move'; }
 
-# pass NAME FROM_IF TO_IF TO4 TO6 VIA4 VIA6: vless-tun running (TB_TUN_EXTRA),
-# then the uplink moves from FROM_IF to TO_IF (which gets TO4/30, TO6/64 and
-# a route to the server via VIA4/VIA6).
+# pass NAME FROM_IF TO_IF TO4 TO6 VIA4 VIA6 [route]: vless-tun running
+# (TB_TUN_EXTRA), then the uplink moves from FROM_IF to TO_IF (which gets
+# TO4/30, TO6/64 and a route to the server via VIA4/VIA6). With "route",
+# both uplinks stay up with their addresses and only the route to the server
+# moves (the default route switching to another uplink).
 pass() {
-  local name=$1 from=$2 to=$3 to4=$4 to6=$5 via4=$6 via6=$7
+  local name=$1 from=$2 to=$3 to4=$4 to6=$5 via4=$6 via6=$7 how=${8:-move}
   tb_tun_start "tun-$name" 1 true wait
   page 10 || fail "$name: no page before the move"
   local marker="$VT_TMP/moved-$name"
@@ -57,13 +59,19 @@ pass() {
   sleep 2
   kill -0 "$slow_pid" 2>/dev/null || fail "$name: the slow download ended before the move: $(cat "$VT_TMP/slow-$name.log")"
 
-  log "$name: moving the uplink: $from loses its addresses and goes down, $to comes up with $to4"
-  local t0; t0=$(date +%s%N)
-  ip -n "$TB_APP" addr flush dev "$from"
-  ip -n "$TB_APP" link set "$from" down
-  ip -n "$TB_APP" link set "$to" up
-  ip -n "$TB_APP" addr add "$to4/30" dev "$to"
-  ip -n "$TB_APP" addr add "$to6/64" dev "$to" nodad
+  local t0
+  if [ "$how" = route ]; then
+    log "$name: the route to the server moves from $from to $to ($to4); both keep their addresses"
+    t0=$(date +%s%N)
+  else
+    log "$name: moving the uplink: $from loses its addresses and goes down, $to comes up with $to4"
+    t0=$(date +%s%N)
+    ip -n "$TB_APP" addr flush dev "$from"
+    ip -n "$TB_APP" link set "$from" down
+    ip -n "$TB_APP" link set "$to" up
+    ip -n "$TB_APP" addr add "$to4/30" dev "$to"
+    ip -n "$TB_APP" addr add "$to6/64" dev "$to" nodad
+  fi
   ip -n "$TB_APP" route replace "$TB_SRV4/32" via "$via4" dev "$to"
   ip -n "$TB_APP" -6 route replace "$TB_SRV6/128" via "$via6" dev "$to"
   touch "$marker"
@@ -94,8 +102,8 @@ pass() {
     fail "$name: the UDP mapping changed across the move: $(cat "$VT_TMP/mapping-$name.log")"
   log "$name: UDP: the reflector saw $before before and after ($(grep -o 'ms=[0-9]*' "$VT_TMP/mapping-$name.log") to the first answer after)"
 
-  wait_log "$TB_TUN_LOG" 'network changed: [1-9][0-9]* server connections on gone addresses closed' 5
-  log "$name: vless-tun: $(grep -Eo 'network change seen: .*' "$TB_TUN_LOG" | tail -1); $(grep -Eo 'network changed: [1-9][0-9]* server connections on gone addresses closed' "$TB_TUN_LOG" | tail -1)"
+  wait_log "$TB_TUN_LOG" 'network changed: [1-9][0-9]* server connections closed' 5
+  log "$name: vless-tun: $(grep -Eo 'network change seen: .*' "$TB_TUN_LOG" | tail -1); $(grep -Eo 'network changed: [1-9][0-9]* server connections closed \([^)]*\)' "$TB_TUN_LOG" | tail -1)"
   rc=0
   stop_pid "$TB_TUN_PID" 10 || rc=$?
   [ $rc -eq 0 ] || fail "$name: vless-tun exited $rc on SIGTERM"
@@ -109,4 +117,10 @@ pass mux veth0 veth2 198.18.10.1 2001:db8:10::1 198.18.10.2 2001:db8:10::2
 # Without mux: a connection per flow, UDP in separated channels; and back.
 TB_TUN_EXTRA="[mux]
 enabled = false" pass separated veth2 veth0 198.18.0.5 2001:db8:0:5::1 198.18.0.6 2001:db8:0:5::2
+# Both uplinks up; only the route to the server moves back to veth2.
+ip -n "$TB_APP" link set veth2 up
+ip -n "$TB_APP" addr add 198.18.10.5/30 dev veth2
+ip -n "$TB_APP" addr add 2001:db8:10::5/64 dev veth2 nodad
+ip -n "$TB_SRV" addr add 198.18.10.6/30 dev veth2
+TB_TUN_EXTRA="" pass route veth0 veth2 198.18.10.5 2001:db8:10::5 198.18.10.6 2001:db8:10::2 route
 log "PASS"
