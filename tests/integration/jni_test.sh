@@ -145,7 +145,7 @@ asan_rt=$(ldd "$VT_JNI_LIB" | awk '/libasan\.so/ {print $3; exit}')
 if [ -n "$asan_rt" ]; then
   cxx_rt=$(ldd "$VT_JNI_LIB" | awk '/libstdc\+\+\.so/ {print $3; exit}')
   java_env=(env LD_PRELOAD="$asan_rt${cxx_rt:+ $cxx_rt}"
-    ASAN_OPTIONS="handle_segv=0:allow_user_segv_handler=1:detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}")
+    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}handle_segv=0:allow_user_segv_handler=1:detect_leaks=0")
   log "ASan build: the JVM runs with LD_PRELOAD='$asan_rt${cxx_rt:+ $cxx_rt}'"
 fi
 log "running the Java test ($JAVA: $("$JAVA" -version 2>&1 | head -1))"
