@@ -77,8 +77,9 @@ enum {
 /* One line of log (no trailing newline), already filtered by level. */
 typedef void (*vless_tun_log_fn)(void *ctx, int level, const char *message);
 /* Called with every socket the core opens towards the network (the server
- * connections and the sockets that resolve the server's name), after
- * socket() and before connect()/sendto(). Return 0 to go on; any other
+ * connections, the sockets that resolve the server's name, and after a
+ * network change a UDP socket that asks the route to the server, connected
+ * but sending nothing), after socket() and before connect()/sendto(). Return 0 to go on; any other
  * value fails that connection (it is retried like any failed dial).
  * Android: return VpnService.protect(fd) ? 0 : -1. */
 typedef int (*vless_tun_protect_fn)(void *ctx, int fd);

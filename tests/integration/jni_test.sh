@@ -169,17 +169,20 @@ fi
 line=$(grep '^PROTECT phase=B ' "$VT_TMP/java.log") || fail "no PROTECT phase=B line"
 calls=$(sed -n 's/.* calls=\([0-9]*\).*/\1/p' <<<"$line")
 okc=$(sed -n 's/.* ok=\([0-9]*\).*/\1/p' <<<"$line")
+tcpc=$(sed -n 's/.* tcp=\([0-9]*\).*/\1/p' <<<"$line")
+udpc=$(sed -n 's/.* udp=\([0-9]*\).*/\1/p' <<<"$line")
 syn_all=$(syn_count syn-all)
 syn_veth=$(syn_count syn-veth)
-log "protect(): $calls calls, $okc marked; SYNs at the server: $syn_all, from 198.18.40.1: $syn_veth"
+log "protect(): $calls calls ($tcpc TCP, $udpc UDP route probes after the network change), $okc marked; SYNs at the server: $syn_all, from 198.18.40.1: $syn_veth"
 [ "$calls" = "$okc" ] || fail "protect() failed to mark $((calls - okc)) of $calls sockets"
 [ "$syn_all" = "$syn_veth" ] || fail "$((syn_all - syn_veth)) SYNs reached the server from elsewhere than veth0"
-[ "$syn_all" = "$okc" ] || fail "the server saw $syn_all connection attempts, protect() marked $okc sockets"
+[ "$syn_all" = "$tcpc" ] || fail "the server saw $syn_all connection attempts, protect() was given $tcpc TCP sockets"
+[ $((tcpc + udpc)) = "$calls" ] || fail "protect() was given $((calls - tcpc - udpc)) sockets that are neither TCP nor UDP"
 # Flows one after another share a pooled connection and networkChanged
 # drops the idle one, so there were dials before and after it; how many the
 # four parallel flows needed depends on how their starts overlap with the
 # releases (4 or 5 seen), so only the equality above is exact.
-[ "$okc" -ge 2 ] || fail "only $okc protected sockets, want >= 2 (dials before and after networkChanged)"
+[ "$tcpc" -ge 2 ] || fail "only $tcpc protected TCP sockets, want >= 2 (dials before and after networkChanged)"
 # The phase that forgot the mark never reached the server: no SYN beyond
 # the marked ones (checked above) and the loop showed up inside the core.
 grep -q '^LOG\[C1\] .*routing loop through the TUN' "$VT_TMP/java.log" ||
@@ -208,5 +211,5 @@ log "server: $flows page flows from 198.18.40.1, $others connections from elsewh
 # Each protected socket was one server connection that carried flows.
 conns=$(grep -oE "conn #[0-9]+ peer=198\.18\.40\.1:[0-9]+ user=it-user " "$VT_TMP/vless-server.log" | cut -d' ' -f2 | sort -u | wc -l)
 log "server: the flows came over $conns connections"
-[ "$conns" = "$okc" ] || fail "the server's flows came over $conns connections, protect() marked $okc sockets"
+[ "$conns" = "$tcpc" ] || fail "the server's flows came over $conns connections, protect() was given $tcpc TCP sockets"
 log "PASS"

@@ -30,6 +30,7 @@ public final class VlessTunJniTest {
   static native int openTun(String name); // fd, or -errno
   static native int setMark(int fd, int mark); // 0 or errno
   static native boolean isOpen(int fd);
+  static native int socketType(int fd); // SOCK_STREAM 1, SOCK_DGRAM 2, or -errno
   static native void closeFd(int fd);
 
   static {
@@ -350,9 +351,15 @@ public final class VlessTunJniTest {
   static void tunnel() throws Exception {
     int fd = openTunOrFail();
     AtomicInteger calls = new AtomicInteger(), marked = new AtomicInteger(), lines = new AtomicInteger();
+    // Server connections (TCP) and the UDP sockets the core asks the route
+    // with after a network change (no packet sent): counted apart.
+    AtomicInteger streams = new AtomicInteger(), datagrams = new AtomicInteger();
     List<String> threads = new ArrayList<>();
     VlessTun.Protector protector = sock -> {
       calls.incrementAndGet();
+      int type = socketType(sock);
+      if (type == 1) streams.incrementAndGet();
+      if (type == 2) datagrams.incrementAndGet();
       synchronized (threads) {
         String t = Thread.currentThread().getName();
         if (!threads.contains(t)) threads.add(t);
@@ -401,6 +408,7 @@ public final class VlessTunJniTest {
           "B: protect ran on threads " + threads + ", want only the run thread");
     }
     System.out.println("PROTECT phase=B calls=" + calls.get() + " ok=" + marked.get()
+        + " tcp=" + streams.get() + " udp=" + datagrams.get()
         + " threads=" + threads + " log_lines=" + lines.get());
   }
 

@@ -47,6 +47,16 @@ JNIEXPORT jint JNICALL Java_net_vlesstun_test_VlessTunJniTest_setMark(JNIEnv* en
   return setsockopt(fd, SOL_SOCKET, SO_MARK, &m, sizeof m) == 0 ? 0 : errno;
 }
 
+/* SO_TYPE of a socket (SOCK_STREAM 1, SOCK_DGRAM 2), or -errno. */
+JNIEXPORT jint JNICALL Java_net_vlesstun_test_VlessTunJniTest_socketType(JNIEnv* env, jclass cls,
+                                                                         jint fd) {
+  (void)env;
+  (void)cls;
+  int type = 0;
+  socklen_t len = sizeof type;
+  return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 ? type : -errno;
+}
+
 JNIEXPORT jboolean JNICALL Java_net_vlesstun_test_VlessTunJniTest_isOpen(JNIEnv* env, jclass cls,
                                                                          jint fd) {
   (void)env;
