@@ -8,6 +8,7 @@
 
 extern "C" {
 #include "lwip/pbuf.h"
+#include "lwip/priv/tcp_priv.h"
 #include "lwip/tcp.h"
 }
 
@@ -177,6 +178,33 @@ void TcpFlow::detach() noexcept {
 void TcpFlow::abortPcb() noexcept {
   tcp_pcb* pcb = pcb_;
   detach();
+  // tcp_abort's RST carries SND.NXT. The app takes a RST at once only at
+  // exactly its RCV.NXT (RFC 5961); one elsewhere in its window earns a
+  // challenge ACK, which Linux sends at most every 500 ms per socket and
+  // which our listener answers with a RST at the ACK number, and at a
+  // closed window (the app stopped reading) any other RST is dropped
+  // silently: the app would hang until it reads again. RCV.NXT is SND.UNA
+  // or the end of one of the unacked segments (the TUN delivers whole
+  // segments in order; a zero-window probe moves SND.NXT one byte past
+  // it), so a RST goes at each of those too, up to kMaxResets: the exact
+  // one resets the app; those below its RCV.NXT are dropped, those above
+  // are in its window at most.
+  if (pcb->state == ESTABLISHED || pcb->state == CLOSE_WAIT || pcb->state == FIN_WAIT_1 ||
+      pcb->state == FIN_WAIT_2 || pcb->state == CLOSING || pcb->state == LAST_ACK) {
+    constexpr int kMaxResets = 32;
+    int sent = 0;
+    const u32_t own = pcb->snd_nxt;  // tcp_abort's own RST
+    auto rst = [&](u32_t seq) {
+      if (seq == own || sent >= kMaxResets || TCP_SEQ_GT(seq, pcb->snd_nxt)) return;
+      tcp_rst(pcb, seq, pcb->rcv_nxt, &pcb->local_ip, &pcb->remote_ip, pcb->local_port,
+              pcb->remote_port);
+      ++sent;
+    };
+    rst(pcb->lastack);
+    for (tcp_seg* seg = pcb->unacked; seg != nullptr; seg = seg->next) {
+      rst(lwip_ntohl(seg->tcphdr->seqno) + TCP_TCPLEN(seg));
+    }
+  }
   tcp_abort(pcb);
   if (callbackDepth_ > 0) abortedInCallback_ = true;
   if (stack_ != nullptr) {

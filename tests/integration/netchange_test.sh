@@ -33,9 +33,37 @@ ip -n "$TB_SRV" addr add 2001:db8:0:5::2/64 dev veth0 nodad
 
 mkdir -p "$VT_TMP/www"
 echo "<html><body>hello after the move</body></html>" >"$VT_TMP/www/index.html"
-head -c $((16 << 20)) /dev/urandom >"$VT_TMP/www/big"
 start web ip netns exec "$TB_WEB" python3 -m http.server 80 --bind :: --directory "$VT_TMP/www"
 start reflector ip netns exec "$TB_WEB" python3 "$VT_TOOLS/udp_probe.py" reflect --port 7000 --max-seconds 120
+# A slow sender (16 KiB every 50 ms, at most 30 s a connection): the app
+# reads as data comes, so it sees a reset at once. (curl --limit-rate would
+# not do: it reads ahead in bursts and then sleeps for seconds, noticing a
+# reset only when it wakes.)
+start slowweb ip netns exec "$TB_WEB" python3 -c '
+import socket, threading, time
+def serve(c):
+    try:
+        c.settimeout(5); c.recv(4096)
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n")
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            c.sendall(b"s" * 16384); time.sleep(0.05)
+    except OSError:
+        pass
+    finally:
+        c.close()
+s = socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0); s.bind(("::", 8081)); s.listen(16)
+s.settimeout(1)
+end = time.monotonic() + 300
+while time.monotonic() < end:
+    try:
+        c, _ = s.accept()
+    except socket.timeout:
+        continue
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+'
+wait_port "$TB_WEB4" 8081 10 "$TB_WEB"
 wait_port "$TB_WEB4" 80 10 "$TB_WEB"
 tb_server_start
 page() { in_app curl -sSf --max-time "${1:-5}" "http://$TB_WEB4/" | grep -q 'after the move'; }
@@ -54,7 +82,7 @@ pass() {
     --target "$TB_WEB4:7000" --marker "$marker" --timeout 20
   local map_pid; map_pid=$(last_pid)
   wait_log "$VT_TMP/mapping-$name.log" '^before [0-9.]+ [0-9]+' 10
-  start "slow-$name" ip netns exec "$TB_APP" curl -sS --max-time 60 --limit-rate 256k "http://$TB_WEB4/big" -o "$VT_TMP/big.got"
+  start "slow-$name" ip netns exec "$TB_APP" curl -sS --max-time 60 "http://$TB_WEB4:8081/" -o "$VT_TMP/big.got"
   local slow_pid; slow_pid=$(last_pid)
   sleep 2
   kill -0 "$slow_pid" 2>/dev/null || fail "$name: the slow download ended before the move: $(cat "$VT_TMP/slow-$name.log")"
@@ -87,6 +115,11 @@ pass() {
 
   # The download in progress: reset promptly, not left hanging.
   local rc=0
+  for _ in $(seq 1 30); do kill -0 "$slow_pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$slow_pid" 2>/dev/null; then
+    # Still running 3 s after the move: what the app's socket looks like.
+    log "$name: the download still runs; its socket: $(ip netns exec "$TB_APP" ss -tnioe "dport = :80" | tr '\n' ' ')"
+  fi
   wait "$slow_pid" || rc=$?
   local slow_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
   [ "$rc" -ne 0 ] || fail "$name: the download over the old uplink completed (expected a reset: its local address is gone)"

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <random>
 
 #include "netstack/tcp_flow.h"
@@ -734,6 +736,49 @@ TEST_F(NetStackTest, AbortSendsRstAndCloseSendsFin) {
   send(seg(b, kRst));  // no callbacks after close
   EXPECT_FALSE(b.rec->closed);
   EXPECT_FALSE(a.rec->closed);
+}
+
+// An abort with data in flight: besides lwIP's RST at SND.NXT, one at
+// SND.UNA and at the end of each unacked segment, so that one of them is
+// exactly the app's RCV.NXT (an app with a closed window takes no other).
+TEST_F(NetStackTest, AbortWithDataInFlightResetsAtEverySegmentEnd) {
+  Conn c = connect(kApp4, 40011, "198.19.0.83", 80);
+  ASSERT_NE(c.flow, nullptr);
+  owner_.out.clear();
+  BufferChain data;
+  data.append(std::string(4000, 'z'));  // three segments of at most 1460
+  ASSERT_EQ(c.flow->write(data), 4000u);
+  std::vector<uint32_t> ends;
+  for (auto& pkt : owner_.out) {
+    ParsedPacket p;
+    ASSERT_TRUE(parsePacket(pkt, p));
+    if (!p.payload.empty()) ends.push_back(p.seq + static_cast<uint32_t>(p.payload.size()));
+  }
+  ASSERT_GE(ends.size(), 3u);
+  const uint32_t una = c.ack;  // the app has acked nothing of it
+  owner_.out.clear();
+  c.flow->abort();
+  std::vector<uint32_t> rsts;
+  for (auto& pkt : owner_.out) {
+    ParsedPacket p;
+    ASSERT_TRUE(parsePacket(pkt, p));
+    EXPECT_TRUE(p.checksumsOk);
+    if (p.flags & kRst) rsts.push_back(p.seq);
+  }
+  // SND.UNA, each segment end (the last one is SND.NXT: lwIP's own), once each.
+  std::vector<uint32_t> want = {una};
+  want.insert(want.end(), ends.begin(), ends.end());
+  std::sort(rsts.begin(), rsts.end());
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(rsts, want);
+
+  // Nothing in flight: only lwIP's own RST.
+  Conn d = connect(kApp4, 40012, "198.19.0.83", 80);
+  ASSERT_NE(d.flow, nullptr);
+  owner_.out.clear();
+  d.flow->abort();
+  ASSERT_EQ(owner_.out.size(), 1u);
+  EXPECT_EQ(owner_.lastOut().flags & kRst, kRst);
 }
 
 TEST_F(NetStackTest, DroppingFlowInsideAcceptResetsApp) {
