@@ -9,6 +9,7 @@
 
 #include "command_line.h"
 
+#include "client/tls_options.h"
 #include "config/client_config.h"
 #include "core/log.h"
 #include "engine/engine.h"
@@ -31,13 +32,7 @@ void usage(FILE* out) {
 // --check: what Client::create would load, without a TUN or a NetStack.
 int check(const vt::config::ClientConfig& cfg, const std::string& path) {
   if (cfg.server.tls) {
-    vt::tls::TlsOptions o;
-    o.role = vt::tls::Role::kClient;
-    o.server_name = cfg.server.sni;
-    o.alpn = cfg.server.alpn;
-    o.ca_file = cfg.server.ca_file;
-    o.insecure = cfg.server.insecure;
-    auto ctx = vt::tls::TlsContext::create(o);
+    auto ctx = vt::tls::TlsContext::create(vt::client::clientTlsOptions(cfg.server));
     if (!ctx.ok()) {
       std::fprintf(stderr, "%s: server.ca: %s\n", path.c_str(), ctx.error().message.c_str());
       return 1;

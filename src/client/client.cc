@@ -10,6 +10,7 @@
 
 #include "client/dns_cache.h"
 #include "client/tcp_session.h"
+#include "client/tls_options.h"
 #include "client/udp_channel.h"
 #include "client/udp_session.h"
 #include "codec/address.h"
@@ -64,14 +65,7 @@ Result<std::unique_ptr<Client>> Client::create(event::Loop& loop,
     if (c->hooks_.protect) c->markedResolver_->setSocketHook(c->hooks_.protect);
   }
   if (cfg.server.tls) {
-    tls::TlsOptions o;
-    o.role = tls::Role::kClient;
-    o.server_name = cfg.server.sni;
-    o.alpn = cfg.server.alpn;
-    o.ca_file = cfg.server.ca_file;
-    o.insecure = cfg.server.insecure;
-    o.session_tickets = cfg.server.session_tickets;
-    auto ctx = tls::TlsContext::create(o);
+    auto ctx = tls::TlsContext::create(clientTlsOptions(cfg.server));
     if (!ctx.ok()) return Error(ctx.error().code, "tls: " + ctx.error().message);
     c->tls_ = std::move(ctx).value();
   }

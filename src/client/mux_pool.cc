@@ -173,36 +173,28 @@ void MuxPool::dropIdle() {
   for (auto& c : conns_) {
     if (c->mux->streamCount() == 0) idle.push_back(c.get());
   }
-  for (Conn* c : idle) {
-    c->closedByUs = true;
-    c->mux->close(stream::CloseReason::kLocalClose, "network changed");
-    for (auto it = conns_.begin(); it != conns_.end(); ++it) {
-      if (it->get() != c) continue;
-      // The inner stream has not reported its close yet: let it go now.
-      std::unique_ptr<Conn> own = std::move(*it);
-      conns_.erase(it);
-      client_.loop().deferredDelete(std::move(own));
-      break;
-    }
-  }
+  for (Conn* c : idle) closeConn(*c, "network changed");
   refill();
+}
+
+void MuxPool::closeConn(Conn& c, const char* why) {
+  c.closedByUs = true;
+  c.mux->close(stream::CloseReason::kLocalClose, why);
+  // If the inner stream has not reported its close yet (it is still
+  // listed), let it go now.
+  for (auto it = conns_.begin(); it != conns_.end(); ++it) {
+    if (it->get() != &c) continue;
+    std::unique_ptr<Conn> own = std::move(*it);
+    conns_.erase(it);
+    client_.loop().deferredDelete(std::move(own));
+    return;
+  }
 }
 
 void MuxPool::clear() {
   cleared_ = true;
   timer_.stop();
-  while (!conns_.empty()) {
-    Conn& c = *conns_.front();
-    c.closedByUs = true;
-    size_t before = conns_.size();
-    c.mux->close(stream::CloseReason::kLocalClose, "client stopping");
-    if (conns_.size() == before) {
-      // The inner stream has not reported its close yet: let it go now.
-      std::unique_ptr<Conn> own = std::move(conns_.front());
-      conns_.pop_front();
-      client_.loop().deferredDelete(std::move(own));
-    }
-  }
+  while (!conns_.empty()) closeConn(*conns_.front(), "client stopping");
 }
 
 }  // namespace vt::client

@@ -89,6 +89,8 @@ class MuxPool {
     bool closedByUs = false;
     std::list<std::unique_ptr<Conn>>::iterator it;
   };
+  // Closes `c` (ours), and unlists it now if its close did not.
+  void closeConn(Conn& c, const char* why);
 
   Conn* pick();
   Conn* dial();

@@ -154,20 +154,24 @@ void ServerNameResolver::sendTry() {
     // SERVFAIL/REFUSED, which a nameserver without IPv6 upstreams gives
     // for AAAA): the addresses we have are enough.
     if ((gotA_ && !v4_.empty()) || (gotAaaa_ && !v6_.empty())) {
-      std::vector<event::SocketAddress> all;
-      for (auto* list : {&v4_, &v6_}) {
-        for (event::SocketAddress a : *list) {
-          a.setPort(port_);
-          if (std::find(all.begin(), all.end(), a) == all.end()) all.push_back(a);
-        }
-      }
-      finish(std::move(all));
+      finish(merged());
       return;
     }
     lastError_ = "no answer from " + servers_[try_ % servers_.size()].ipString();
     ++try_;
     sendTry();
   });
+}
+
+std::vector<event::SocketAddress> ServerNameResolver::merged() const {
+  std::vector<event::SocketAddress> all;
+  for (const auto* list : {&v4_, &v6_}) {
+    for (event::SocketAddress a : *list) {
+      a.setPort(port_);
+      if (std::find(all.begin(), all.end(), a) == all.end()) all.push_back(a);
+    }
+  }
+  return all;
 }
 
 void ServerNameResolver::onDatagram(const uint8_t* p, size_t n, const event::SocketAddress& from) {
@@ -184,13 +188,7 @@ void ServerNameResolver::onDatagram(const uint8_t* p, size_t n, const event::Soc
     return;
   }
   if (!gotA_ || !gotAaaa_) return;
-  std::vector<event::SocketAddress> all;
-  for (auto* list : {&v4_, &v6_}) {
-    for (event::SocketAddress a : *list) {
-      a.setPort(port_);
-      if (std::find(all.begin(), all.end(), a) == all.end()) all.push_back(a);
-    }
-  }
+  std::vector<event::SocketAddress> all = merged();
   if (all.empty()) {
     lastError_ = "no address (" + from.ipString() + " answered with none)";
     ++try_;

@@ -62,6 +62,8 @@ class ServerNameResolver {
   void sendTry();
   void onDatagram(const uint8_t* p, size_t n, const event::SocketAddress& from);
   void finish(Result<std::vector<event::SocketAddress>> r);
+  // IPv4 answers first, then IPv6, duplicates removed, the port set.
+  std::vector<event::SocketAddress> merged() const;
 
   event::Loop& loop_;
   uint32_t fwmark_;

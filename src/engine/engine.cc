@@ -21,6 +21,7 @@
 #include "client/mux_pool.h"
 #include "client/packet_sink.h"
 #include "client/tcp_session.h"
+#include "client/tls_options.h"
 #include "client/tun_pump.h"
 #include "client/udp_session.h"
 #include "engine/route_options.h"
@@ -233,13 +234,7 @@ Result<std::unique_ptr<Engine>> Engine::create(EngineOptions opts) {
   if (opts.inputQueueBytes < 65535) opts.inputQueueBytes = 65535;  // one packet always fits
   // What Client::create would refuse later: the TLS context (CA file).
   if (opts.cfg.server.tls) {
-    tls::TlsOptions o;
-    o.role = tls::Role::kClient;
-    o.server_name = opts.cfg.server.sni;
-    o.alpn = opts.cfg.server.alpn;
-    o.ca_file = opts.cfg.server.ca_file;
-    o.insecure = opts.cfg.server.insecure;
-    auto ctx = tls::TlsContext::create(o);
+    auto ctx = tls::TlsContext::create(client::clientTlsOptions(opts.cfg.server));
     if (!ctx.ok()) return Error(ctx.error().code, "server.ca: " + ctx.error().message);
   }
   return std::unique_ptr<Engine>(new Engine(std::move(opts)));

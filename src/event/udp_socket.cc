@@ -226,10 +226,8 @@ int UdpSocket::fd() const {
 
 bool UdpSocket::setMark(uint32_t fwmark) {
 #ifdef SO_MARK
-  uv_os_fd_t fd;
-  if (handle_ == nullptr || uv_fileno(reinterpret_cast<uv_handle_t*>(handle_), &fd) != 0) {
-    return false;
-  }
+  int fd = this->fd();
+  if (fd < 0) return false;
   if (setsockopt(fd, SOL_SOCKET, SO_MARK, &fwmark, sizeof fwmark) != 0) {
     VT_WARN("SO_MARK %u on a UDP socket: %s", fwmark, strerror(errno));
     return false;

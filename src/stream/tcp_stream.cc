@@ -585,8 +585,8 @@ void TcpStream::refuse(std::string why) {
 
 bool TcpStream::setMark(uint32_t fwmark) {
 #ifdef SO_MARK
-  uv_os_fd_t fd;
-  if (h_ == nullptr || uv_fileno(reinterpret_cast<uv_handle_t*>(&h_->tcp), &fd) != 0) return false;
+  int fd = this->fd();
+  if (fd < 0) return false;
   if (setsockopt(fd, SOL_SOCKET, SO_MARK, &fwmark, sizeof fwmark) != 0) {
     VT_WARN("SO_MARK %u on %s: %s", fwmark, peerName().c_str(), strerror(errno));
     return false;
