@@ -259,7 +259,7 @@ void TcpFlow::deliver(BufferChain& data, bool endStream) {
 size_t TcpFlow::writeSpace() const noexcept {
   if (pcb_ == nullptr || txShut_) return 0;
   LwipEntry entry(stack_);
-  size_t space = tcp_sndbuf(pcb_);
+  size_t space = pcb_->snd_buf;  // tcp_sndbuf() clamps to 0xFFFF
   if (tcp_sndqueuelen(pcb_) >= TCP_SND_QUEUELEN) space = 0;
   if (space == 0) writeBlocked_ = true;
   return space;
@@ -268,7 +268,7 @@ size_t TcpFlow::writeSpace() const noexcept {
 size_t TcpFlow::write(BufferChain& data) {
   if (pcb_ == nullptr || txShut_ || data.empty()) return 0;
   LwipEntry entry(stack_);  // tcp_output reads tcp_ticks (RTT sample)
-  const size_t budget = std::min(data.size(), static_cast<size_t>(tcp_sndbuf(pcb_)));
+  const size_t budget = std::min(data.size(), static_cast<size_t>(pcb_->snd_buf));
   size_t done = 0;
   bool full = false;
   for (size_t i = 0; i < data.sliceCount() && done < budget && !full; ++i) {

@@ -3,9 +3,9 @@
 //
 // Memory per flow: this object (~200 B) + lwIP's tcp_pcb (280 B, heap;
 // x86-64, our lwipopts.h) ~ 0.5 KiB with malloc overhead.
-// In flight, at most TCP_WND (64 KiB) bytes the owner was given but did not
+// In flight, at most TCP_WND (256 KiB) bytes the owner was given but did not
 // consume() yet (the app's own pbufs, adopted, never copied) and at most
-// TCP_SND_BUF (64 KiB) bytes copied by write() until the app ACKs them.
+// TCP_SND_BUF (256 KiB) bytes copied by write() until the app ACKs them.
 // An idle flow holds no buffers.
 //
 // Bridge rules (docs/architecture.md): heap only, never copied or moved

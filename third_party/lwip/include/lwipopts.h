@@ -124,23 +124,30 @@
  * (TCP_CALCULATE_EFF_SEND_MSS), i.e. 1460 on a 1500 MTU. */
 #define TCP_MSS 8960
 #define TCP_CALCULATE_EFF_SEND_MSS 1
-/* 64 KiB receive window: enough for a ~0 RTT local hop at any rate the
- * upstream can take, and the upper bound of unconsumed bytes per flow
- * (backpressure: tcp_recved only for what the owner accepted). 65536 does
- * not fit the 16-bit field, hence window scaling. */
-#define TCP_WND (64 * 1024)
+/* 256 KiB receive window and send buffer. The hop to the app has ~0 RTT,
+ * but not zero: the ACK comes back through the TUN and our own loop, which
+ * is busy with the other side, so a window's bytes must cover that turn. 64
+ * KiB capped one stream at 1.5-2.5 Gbit/s and four over one mux at 1.2-1.7
+ * (bench/run.sh, docs/performance.md "Throughput"); 256 KiB lifted both
+ * directions, 4 streams down most (1.7 -> 3.4 Gbit/s with TLS).
+ * The window is also the bound of unconsumed bytes per flow (backpressure:
+ * tcp_recved only for what the owner accepted), and the send buffer that of
+ * copied bytes waiting for the app's ACK: an idle flow holds neither. A
+ * window over 65535 needs window scaling: 3 covers 256 KiB (65535 << 3). */
+#define TCP_WND (256 * 1024)
 #define LWIP_WND_SCALE 1
-#define TCP_RCV_SCALE 2
-/* Copied bytes waiting for the app's ACK; bounded per flow. */
-#define TCP_SND_BUF (64 * 1024)
+#define TCP_RCV_SCALE 3
+/* Copied bytes waiting for the app's ACK; bounded per flow. TcpFlow reads
+ * pcb->snd_buf, since tcp_sndbuf() clamps to 0xFFFF. */
+#define TCP_SND_BUF (256 * 1024)
 /* pbufs per flow's send queue: TcpFlow writes whole slices (<= 16 KiB) so
  * 4 per MSS-sized segment of a 1460 MSS is ample. */
 #define TCP_SND_QUEUELEN ((4 * TCP_SND_BUF + 1459) / 1460)
 /* Only the sockets API reads this; it just has to pass lwIP's sanity checks. */
 #define TCP_SNDLOWAT (16 * 1024)
 #define TCP_QUEUE_OOSEQ 1
-/* Out-of-order segments from the app kept per flow: a window's worth (64
- * KiB is 45 segments of a 1460 MSS), bounded in bytes by the window too.
+/* Out-of-order segments from the app kept per flow: up to 48 (70 KiB of a
+ * 1460 MSS, 420 KiB of 8960), bounded in bytes by the window too.
  * With 16, a loss on the TUN made lwIP drop what followed past the 16th
  * and the app's kernel sent it all again. */
 #define TCP_OOSEQ_MAX_PBUFS 48
