@@ -26,11 +26,16 @@ Status TunPump::start() {
 void TunPump::stop() { watcher_.stop(); }
 
 void TunPump::onReadable() {
+  netstack::NetStack::InputBatch batch(stack_);  // one ACK per flow for what this reads
   for (int i = 0; i < kBatch; ++i) {
-    netstack::InputBuffer buf = stack_.allocInput(mtu_);
+    // One MTU-sized buffer is read into and kept while the packets are
+    // small: a packet up to half of it (an ACK, a short request) is copied
+    // into a pbuf of its own size, so a queued small packet never holds a
+    // whole MTU (64 KiB with a large TUN MTU) and reads do not allocate.
+    if (!spare_.valid()) spare_ = stack_.allocInput(mtu_);
     uint8_t scratch[1];  // lwIP out of memory: drain the packet anyway
-    uint8_t* dst = buf.valid() ? buf.data() : scratch;
-    size_t cap = buf.valid() ? mtu_ : sizeof(scratch);
+    uint8_t* dst = spare_.valid() ? spare_.data() : scratch;
+    size_t cap = spare_.valid() ? mtu_ : sizeof(scratch);
     ssize_t n = ::read(fd_, dst, cap);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -43,13 +48,18 @@ void TunPump::onReadable() {
       return;
     }
     if (n == 0) return;
-    if (!buf.valid()) {
+    if (!spare_.valid()) {
       ++stats_.readDropped;
       continue;
     }
     ++stats_.packetsIn;
     stats_.bytesIn += static_cast<uint64_t>(n);
-    stack_.input(std::move(buf), static_cast<size_t>(n));
+    const size_t len = static_cast<size_t>(n);
+    if (len <= mtu_ / 2) {
+      stack_.input(spare_.data(), len);  // a right-sized copy
+    } else {
+      stack_.input(std::move(spare_), len);
+    }
   }
   // More may be queued: the level-triggered watcher calls again next pass.
 }

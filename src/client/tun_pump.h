@@ -1,5 +1,7 @@
 // TunPump: the one place that moves packets between a TUN fd and the
-// NetStack. Reads go straight into NetStack input pbufs (no copy), at most
+// NetStack. Reads go into an MTU-sized NetStack input pbuf, handed on as it
+// is when the packet fills more than half of it, else copied into a pbuf of
+// the packet's size (the big one is kept for the next read); at most
 // kBatch packets per wakeup so the loop stays fair; writes gather lwIP's
 // pbuf chain with writev. A write the kernel refuses (EAGAIN: its queue is
 // full) is copied into a bounded backlog, written in order once the fd is
@@ -86,6 +88,7 @@ class TunPump final : public PacketSink {
   int fd_;
   netstack::NetStack& stack_;
   size_t mtu_;
+  netstack::InputBuffer spare_;  // the MTU-sized read buffer, kept while packets are small
   event::FdWatcher watcher_;
   TunPumpStats stats_;
   std::function<void(const std::string&)> onFatal_;

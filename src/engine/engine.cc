@@ -548,6 +548,7 @@ void Engine::drainInput(Running& r) {
       ready = true;
     }
   }
+  netstack::NetStack::InputBatch acks(r.client->stack());
   for (auto& p : batch) {
     ++r.inputPackets;
     r.inputBytes += p.size();

@@ -534,7 +534,32 @@ void NetStack::leave() {
     LwipEntry entry(this);
     runDeferred();
   }
+  if (batchDepth_ == 0 && !ackQueue_.empty()) {
+    LwipEntry entry(this);
+    flushAcks();
+  }
   updateTimer();
+}
+
+NetStack::InputBatch::~InputBatch() {
+  if (--stack_.batchDepth_ == 0) stack_.leave();
+}
+
+void NetStack::flushAcks() noexcept {
+  ++depth_;
+  // tcp_output only emits packets (onOutput): no flow callback runs, so the
+  // queue does not change under the loop.
+  for (TcpFlow* f : ackQueue_) {
+    f->ackQueued_ = false;
+    f->unacked_ = 0;
+    tcp_pcb* pcb = f->pcb_;
+    if (pcb != nullptr && (pcb->flags & TF_ACK_DELAY) != 0) {
+      tcp_set_flags(pcb, TF_ACK_NOW);
+      tcp_output(pcb);
+    }
+  }
+  ackQueue_.clear();
+  --depth_;
 }
 
 void NetStack::runDeferred() {
@@ -661,6 +686,10 @@ void NetStack::linkFlow(TcpFlow* flow) noexcept {
 }
 
 void NetStack::unlinkFlow(TcpFlow* flow) noexcept {
+  if (flow->ackQueued_) {
+    ackQueue_.erase(std::find(ackQueue_.begin(), ackQueue_.end(), flow));
+    flow->ackQueued_ = false;
+  }
   if (flow->prev_ != nullptr) flow->prev_->next_ = flow->next_;
   if (flow->next_ != nullptr) flow->next_->prev_ = flow->prev_;
   if (flows_ == flow) flows_ = flow->next_;

@@ -214,6 +214,22 @@ class NetStack {
   // One IP packet, copied.
   void input(const uint8_t* packet, size_t len);
 
+  // Packets handed to input() while one of these lives are a batch: the
+  // ACKs lwIP owes the apps for full data segments go out once, when the
+  // batch ends (or once a flow has a quarter of the window unacknowledged),
+  // instead of one for every second segment. Without a batch each input()
+  // is its own. TunPump reads a batch per wakeup.
+  class InputBatch {
+   public:
+    explicit InputBatch(NetStack& stack) noexcept : stack_(stack) { ++stack_.batchDepth_; }
+    ~InputBatch();
+    InputBatch(const InputBatch&) = delete;
+    InputBatch& operator=(const InputBatch&) = delete;
+
+   private:
+    NetStack& stack_;
+  };
+
   // Both return false if the key is not pending (never was, answered,
   // evicted, expired, or the app gave up). Safe from inside callbacks:
   // then the work happens when the outermost input()/onTimer() returns.
@@ -268,7 +284,8 @@ class NetStack {
   bool decide(const FlowKey& key, bool accept);
   void inject(pbuf* p);
   void sendRst(const FlowKey& key, uint32_t seq, uint32_t segLen);
-  void leave();  // end of an outermost entry: run deferred work, timer state
+  void leave();  // end of an outermost entry: run deferred work, ACKs, timer state
+  void flushAcks() noexcept;  // the ACKs the queued flows owe (lwIP entered)
   void runDeferred();
   void updateTimer();
   void emit(pbuf* p);
@@ -299,6 +316,8 @@ class NetStack {
   TcpFlow* flows_ = nullptr;  // intrusive list of live flows
   size_t flowCount_ = 0;
   int depth_ = 0;  // >0: inside input()/onTimer()/lwIP
+  int batchDepth_ = 0;  // live InputBatch objects
+  std::vector<TcpFlow*> ackQueue_;  // flows owing a batched ACK (TcpFlow::ackLater)
   uint32_t timerIntervalMs_ = 0;  // what the owner was last told
   uint64_t busyUntilTick_ = 0;     // kBusyMs after the last TCP segment in or out
   bool destroying_ = false;

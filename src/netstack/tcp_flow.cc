@@ -76,7 +76,9 @@ struct TcpFlowGlue {
     // so the owner may keep and free them in any order; our reference on
     // the head goes last.
     BufferChain chain;
+    bool push = false;
     for (pbuf* q = p; q != nullptr; q = q->next) {
+      push = push || (q->flags & PBUF_FLAG_PUSH) != 0;
       if (q->len == 0) continue;
       pbuf_ref(q);
       chain.append(Slice::adopt(static_cast<uint8_t*>(q->payload), q->len, releasePbuf, q));
@@ -88,12 +90,21 @@ struct TcpFlowGlue {
       CallbackScope scope(f->callbackDepth_);
       f->deliver(chain, false);
     }
-    // A segment shorter than the MSS ends what the app had to send for now
-    // (a request, a line). lwIP would delay its ACK to the next fast timer
-    // (up to 250 ms), and an app with Nagle on holds its next small write
-    // until that ACK: a timer-paced stall for nothing on a ~0 RTT hop. Full
-    // segments of a bulk upload keep lwIP's ACK-every-second-segment.
-    if (f->pcb_ == pcb && bytes < pcb->mss) tcp_set_flags(pcb, TF_ACK_NOW);
+    // A segment with PSH (the app's write ended: a request, a line), or one
+    // clearly shorter than the MSS, is ACKed at once: lwIP would delay the
+    // ACK to the next fast timer, and an app with Nagle on holds its next
+    // small write until that ACK, a timer-paced stall for nothing on a ~0
+    // RTT hop. Other (full) segments are ACKed once per input batch
+    // (ack-batch.patch, ackLater). The MSS less 40 bytes of options: the
+    // app's segments carry timestamps, so "full" is below pcb->mss.
+    if (f->pcb_ == pcb) {
+      if (push || bytes + 40 < pcb->mss) {
+        tcp_set_flags(pcb, TF_ACK_NOW);
+        f->unacked_ = 0;
+      } else {
+        f->ackLater(bytes);
+      }
+    }
     return result(f);
   }
 
@@ -163,6 +174,24 @@ void TcpFlow::attach() noexcept {
   // Nagle would hold a small tail until the app's (delayed) ACK. write()
   // already batches one call's bytes with TCP_WRITE_FLAG_MORE.
   tcp_nagle_disable(pcb_);
+  tcp_set_flags(pcb_, TF_VT_ACK_BATCH);
+}
+
+void TcpFlow::ackLater(size_t n) noexcept {
+  // The window the app can use: TCP_WND with window scaling, else 64 KiB.
+  const uint32_t window = (pcb_->flags & TF_WND_SCALE) != 0 ? TCP_WND : 0xFFFF;
+  unacked_ += static_cast<uint32_t>(std::min<size_t>(n, window));
+  if (unacked_ >= window / 4) {
+    // The app must not wait for our batch to end with its window closing:
+    // the ACK goes out at the end of this segment's processing (tcp_input).
+    tcp_set_flags(pcb_, TF_ACK_NOW);
+    unacked_ = 0;
+    return;
+  }
+  if (!ackQueued_ && stack_ != nullptr) {
+    ackQueued_ = true;
+    stack_->ackQueue_.push_back(this);
+  }
 }
 
 void TcpFlow::detach() noexcept {

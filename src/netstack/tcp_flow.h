@@ -107,6 +107,10 @@ class TcpFlow {
   void releaseIfDone() noexcept;
   void deliver(BufferChain& data, bool endStream);
   void stackGone() noexcept;
+  // `n` bytes of full segments arrived: their ACK waits for the end of the
+  // input batch (NetStack::InputBatch), or goes with the segment once a
+  // quarter of the window is unacknowledged.
+  void ackLater(size_t n) noexcept;
 
   NetStack* stack_;
   tcp_pcb* pcb_;
@@ -125,6 +129,8 @@ class TcpFlow {
   CloseReason heldReason_ = CloseReason::kAborted;
   int callbackDepth_ = 0;           // >0: inside a trampoline for this pcb
   bool abortedInCallback_ = false;  // trampoline must return ERR_ABRT
+  bool ackQueued_ = false;  // in the stack's ackQueue_
+  uint32_t unacked_ = 0;    // bytes whose ACK waits (ackLater)
   uint64_t delivered_ = 0;
   uint64_t consumed_ = 0;
   uint64_t written_ = 0;

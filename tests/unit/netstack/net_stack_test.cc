@@ -471,6 +471,72 @@ TEST_F(NetStackTest, BackpressureClosesAndReopensWindow) {
   EXPECT_GE(upd.window, 60000u);
 }
 
+// ack-batch.patch + TcpFlow::ackLater: full segments read in one batch are
+// ACKed once when it ends (or once a quarter of the window is unacked);
+// a segment with PSH at once; outside a batch each input() is its own.
+TEST_F(NetStackTest, FullSegmentsAreAckedOncePerInputBatch) {
+  Conn c = connect(kApp4, 40050, "198.19.0.90", 5001);
+  ASSERT_NE(c.flow, nullptr);
+  const std::vector<uint8_t> full(1460, 'u');
+  auto acks = [&] {
+    std::vector<uint32_t> out;
+    for (auto& pkt : owner_.out) {
+      ParsedPacket p;
+      EXPECT_TRUE(parsePacket(pkt, p));
+      if ((p.flags & kAck) && p.payload.empty()) out.push_back(p.ack);
+    }
+    return out;
+  };
+  owner_.out.clear();
+  {
+    NetStack::InputBatch batch(*stack_);
+    for (int i = 0; i < 8; ++i) {
+      send(seg(c, kAck, full));
+      c.seq += 1460;
+    }
+    EXPECT_TRUE(owner_.out.empty()) << "no ACK inside the batch";
+  }
+  EXPECT_EQ(acks(), std::vector<uint32_t>{c.seq}) << "one ACK for all 8";
+
+  // 20 segments: 12 x 1460 reach a quarter of the window (this SYN had no
+  // window scaling: 65535 bytes, a quarter is 16383).
+  owner_.out.clear();
+  const uint32_t first = c.seq;
+  {
+    NetStack::InputBatch batch(*stack_);
+    for (int i = 0; i < 20; ++i) {
+      send(seg(c, kAck, full));
+      c.seq += 1460;
+    }
+    EXPECT_EQ(acks(), std::vector<uint32_t>{first + 12 * 1460});
+  }
+  EXPECT_EQ(acks(), (std::vector<uint32_t>{first + 12 * 1460, c.seq}));
+
+  owner_.out.clear();
+  {
+    NetStack::InputBatch batch(*stack_);
+    send(seg(c, kAck | kPsh, full));
+    c.seq += 1460;
+    EXPECT_EQ(acks(), std::vector<uint32_t>{c.seq}) << "PSH: at once";
+  }
+  EXPECT_EQ(acks().size(), 1u) << "nothing more at the end";
+
+  owner_.out.clear();
+  send(seg(c, kAck, full));
+  c.seq += 1460;
+  EXPECT_EQ(acks(), std::vector<uint32_t>{c.seq}) << "no batch: ACKed when input() returns";
+
+  // A flow destroyed while it owes a batched ACK leaves the queue.
+  owner_.out.clear();
+  {
+    NetStack::InputBatch batch(*stack_);
+    send(seg(c, kAck, full));
+    owner_.flows.back().reset();  // aborts: the app gets a RST
+  }
+  ASSERT_FALSE(owner_.out.empty());
+  EXPECT_TRUE(owner_.lastOut().flags & kRst) << "the RST is the last packet, no ACK after it";
+}
+
 TEST_F(NetStackTest, WriteToAppArrivesInOutputPackets) {
   for (const char* app : {kApp4, kApp6}) {
     const bool v6 = std::string(app) == kApp6;
