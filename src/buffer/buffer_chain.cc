@@ -6,6 +6,27 @@
 
 namespace vt {
 
+void SliceRing::grow() {
+  const size_t cap = cap_ == 0 ? kFirstCapacity : cap_ * 2;
+  auto* nb = static_cast<Slice*>(::operator new(cap * sizeof(Slice)));
+  for (size_t i = 0; i < count_; ++i) {
+    Slice& old = (*this)[i];
+    new (&nb[i]) Slice(std::move(old));
+    old.~Slice();
+  }
+  ::operator delete(buf_);
+  buf_ = nb;
+  cap_ = cap;
+  head_ = 0;
+}
+
+void SliceRing::release() noexcept {
+  while (count_ > 0) pop_front();
+  ::operator delete(buf_);
+  buf_ = nullptr;
+  cap_ = head_ = 0;
+}
+
 void BufferChain::append(Slice&& s) {
   if (s.empty()) return;
   size_ += s.size();

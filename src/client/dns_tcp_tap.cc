@@ -1,5 +1,6 @@
 #include "client/dns_tcp_tap.h"
 
+#include <deque>
 #include <algorithm>
 
 #include "codec/dns.h"

@@ -1,5 +1,6 @@
 #include "engine/engine.h"
 
+#include <deque>
 #include <cerrno>
 #include <chrono>
 #include <csignal>

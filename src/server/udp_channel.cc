@@ -1,5 +1,6 @@
 #include "server/udp_channel.h"
 
+#include <deque>
 #include <arpa/inet.h>
 
 #include <cinttypes>

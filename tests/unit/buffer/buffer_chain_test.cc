@@ -35,6 +35,55 @@ TEST(Slice, AdoptedMemoryIsReleasedOnce) {
   EXPECT_EQ(g_released, 1);
 }
 
+// The ring under BufferChain: order kept across wrap-around, growth and
+// push_front; every slice released exactly once (adopted memory counts).
+TEST(SliceRing, FifoAcrossWrapGrowthAndPushFront) {
+  int released = 0;
+  auto release = [](void* ctx, uint8_t*) noexcept { ++*static_cast<int*>(ctx); };
+  static uint8_t bytes[64];
+  auto tagged = [&](uint8_t tag) {
+    bytes[tag] = tag;
+    return Slice::adopt(&bytes[tag], 1, release, &released);
+  };
+  {
+    SliceRing r;
+    EXPECT_TRUE(r.empty());
+    uint8_t next = 0, expect = 0;
+    // Wrap the first block (4) several times, then grow it while wrapped.
+    for (int round = 0; round < 5; ++round) {
+      r.push_back(tagged(next++));
+      r.push_back(tagged(next++));
+      r.push_back(tagged(next++));
+      ASSERT_EQ(r.front().data()[0], expect);
+      r.pop_front();
+      ++expect;
+      r.pop_front();
+      ++expect;
+    }
+    for (int i = 0; i < 9; ++i) r.push_back(tagged(next++));
+    r.push_front(tagged(60));
+    ASSERT_EQ(r.size(), 15u);
+    EXPECT_EQ(r.front().data()[0], 60);
+    r.pop_front();
+    size_t i = 0;
+    for (const Slice& sl : r) {
+      EXPECT_EQ(sl.data()[0], expect + i) << i;
+      ++i;
+    }
+    EXPECT_EQ(i, r.size());
+    SliceRing moved(std::move(r));
+    EXPECT_TRUE(r.empty());
+    EXPECT_EQ(moved.size(), 14u);
+    EXPECT_EQ(moved[13].data()[0], next - 1);
+    r = std::move(moved);  // a moved-from ring takes a new one
+    EXPECT_EQ(r.size(), 14u);
+    r.clear();  // releases every slice (the 16-slot block itself is kept)
+    EXPECT_TRUE(r.empty());
+    r.push_back(tagged(61));
+  }
+  EXPECT_EQ(released, 5 * 3 + 9 + 1 + 1);
+}
+
 TEST(BufferChain, AppendDrainCopyOut) {
   BufferChain c;
   c.append("hello ");

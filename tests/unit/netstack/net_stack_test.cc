@@ -2,6 +2,7 @@
 // packets out captured and parsed (checksums verified).
 #include "netstack/net_stack.h"
 
+#include <deque>
 #include <gtest/gtest.h>
 
 #include <algorithm>
