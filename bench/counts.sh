@@ -23,8 +23,8 @@ libc=$(ldd "$VT_TUN" | awk '/libc\.so/{print $3}')
 [ -n "$libc" ] || fail "cannot find the libc vless-tun uses"
 perf probe -q -x "$libc" --add malloc 2>/dev/null || true
 grep -q 'probe_libc:malloc' < <(perf list 2>/dev/null) || fail "no uprobe on malloc (perf probe -x $libc malloc)"
-cleanup_probe() { perf probe -q --del 'probe_libc:malloc' 2>/dev/null || true; }
-trap 'cleanup_probe' EXIT
+# The probe goes on exit, then lib.sh's cleanup (processes, namespaces).
+trap 'rc=$?; perf probe -q --del "probe_libc:malloc" 2>/dev/null; (exit $rc); _vt_cleanup' EXIT
 
 events=raw_syscalls:sys_enter
 for s in read write readv writev sendmsg recvmsg sendmmsg recvmmsg epoll_wait; do
