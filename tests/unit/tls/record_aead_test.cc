@@ -45,7 +45,7 @@ class Key {
   // Ciphertext followed by the 16-byte tag, in place as the record layer does.
   Bytes seal(const Bytes& iv, const Bytes& ad, const Bytes& plain) {
     Bytes buf(plain.size() + 16);
-    std::memcpy(buf.data(), plain.data(), plain.size());
+    if (!plain.empty()) std::memcpy(buf.data(), plain.data(), plain.size());
     size_t olen = 0;
     int rc = mbedtls_cipher_auth_encrypt_ext(&ctx_, iv.data(), iv.size(), ad.data(), ad.size(),
                                              buf.data(), plain.size(), buf.data(), buf.size(),
