@@ -37,7 +37,7 @@ step "ASan+UBSan tests"
 # VT_SANITIZED tells the tests that memory and speed bounds do not hold
 # there (ASan's shadow and quarantine, its slowdown).
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  VT_SANITIZED=1 VT_XFER_MB=16 VT_CONNS=200 VT_SLOW_SECS=16 VT_CHURN_WORKERS=8 VT_CHURN_MAX_MS=5000 VT_CHURN_SECS=15 \
+  VT_SANITIZED=1 VT_XFER_MB=32 VT_CONNS=200 VT_SLOW_SECS=16 VT_CHURN_WORKERS=8 VT_CHURN_MAX_MS=5000 VT_CHURN_SECS=15 \
   ctest --test-dir build/asan --output-on-failure --timeout 900
 
 step "fuzz build (clang, libFuzzer)"
