@@ -118,11 +118,14 @@
 #define MEMP_NUM_TCP_SEG 8192
 #define PBUF_POOL_SIZE 64
 
-/* TCP_MSS is the largest MSS we ever use, so that a TUN MTU up to 9000 can
- * be used (fewer segments per byte); the MSS actually advertised and used
- * is clamped to netif MTU - 40 (IPv4) / - 60 (IPv6) by lwIP
- * (TCP_CALCULATE_EFF_SEND_MSS), i.e. 1460 on a 1500 MTU. */
-#define TCP_MSS 8960
+/* TCP_MSS is the largest MSS we ever use, so that a TUN MTU up to 16040
+ * can be used (fewer segments per byte); the MSS actually advertised and
+ * used is clamped to netif MTU - 40 (IPv4) / - 60 (IPv6) by lwIP
+ * (TCP_CALCULATE_EFF_SEND_MSS), i.e. 1460 on a 1500 MTU. lwIP allows at
+ * most 16382 (its TCP_SNDLOWAT arithmetic is u16). It was 8960 (MTU 9000)
+ * until 2026-12-02; MTU 16000 against the default 8500 is measured in
+ * docs/performance.md "Throughput". */
+#define TCP_MSS 16000
 #define TCP_CALCULATE_EFF_SEND_MSS 1
 /* 256 KiB receive window and send buffer. The hop to the app has ~0 RTT,
  * but not zero: the ACK comes back through the TUN and our own loop, which
@@ -143,8 +146,9 @@
 /* pbufs per flow's send queue: TcpFlow writes whole slices (<= 16 KiB) so
  * 4 per MSS-sized segment of a 1460 MSS is ample. */
 #define TCP_SND_QUEUELEN ((4 * TCP_SND_BUF + 1459) / 1460)
-/* Only the sockets API reads this; it just has to pass lwIP's sanity checks. */
-#define TCP_SNDLOWAT (16 * 1024)
+/* Only the sockets API reads this; it just has to pass lwIP's sanity checks
+ * (below TCP_SND_BUF, and 4 * TCP_MSS + this below 0xFFFF). */
+#define TCP_SNDLOWAT 1024
 #define TCP_QUEUE_OOSEQ 1
 /* Out-of-order segments from the app kept per flow: up to 48 (70 KiB of a
  * 1460 MSS, 420 KiB of 8960), bounded in bytes by the window too.
