@@ -4,7 +4,7 @@
 # through the bed of bench/run.sh, and perf stat counts, in vless-tun and in
 # vless-server separately, every syscall (raw_syscalls:sys_enter), the ones
 # that move bytes (read, write, readv, writev, sendmsg, recvmsg, sendmmsg,
-# recvmmsg), epoll_wait, and glibc's malloc calls (a uprobe on libc's
+# recvmmsg), epoll_wait, page faults, and glibc's malloc calls (a uprobe on libc's
 # malloc; C++ new goes through it). Printed per MiB moved.
 #
 #   VT_SERVER=build/release/src/app/vless-server VT_TUN=build/release/src/app/vless-tun bench/counts.sh
@@ -30,7 +30,7 @@ events=raw_syscalls:sys_enter
 for s in read write readv writev sendmsg recvmsg sendmmsg recvmmsg epoll_wait; do
   events+=",syscalls:sys_enter_$s"
 done
-events+=",probe_libc:malloc"
+events+=",probe_libc:malloc,page-faults"
 
 tb_setup counts
 start iperf3 ip netns exec "$TB_WEB" iperf3 -s -p 5201
@@ -62,9 +62,9 @@ for line in open(f):
     name = parts[2].split(":")[-1].replace("sys_enter_", "")
     counts[name] = int(float(parts[0]))
 total = counts.get("sys_enter", 0)
-io = {k: v for k, v in counts.items() if k not in ("sys_enter", "malloc") and v}
-print("%-6s %-5s %-12s syscalls/MiB %7.1f  malloc/MiB %7.1f  | %s" % (
-    path, d, who, total / mb, counts.get("malloc", 0) / mb,
+io = {k: v for k, v in counts.items() if k not in ("sys_enter", "malloc", "page-faults") and v}
+print("%-6s %-5s %-12s syscalls/MiB %7.1f  malloc/MiB %7.1f  faults/MiB %6.1f  | %s" % (
+    path, d, who, total / mb, counts.get("malloc", 0) / mb, counts.get("page-faults", 0) / mb,
     " ".join("%s %.1f" % (k, v / mb) for k, v in sorted(io.items(), key=lambda kv: -kv[1]))))
 PY
     done

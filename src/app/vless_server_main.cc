@@ -10,6 +10,7 @@
 #include <string>
 
 #include "command_line.h"
+#include "malloc_tuning.h"
 
 #include "config/server_config.h"
 #include "core/log.h"
@@ -62,6 +63,7 @@ void raiseOpenFilesLimit(uint32_t max_connections) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  vt::app::tuneMalloc();
   vt::app::CommandLine cl;
   if (auto code = vt::app::parseCommandLine(argc, argv, "vless-server", kVersion, usage, cl)) {
     return *code;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "command_line.h"
+#include "malloc_tuning.h"
 
 #include "client/tls_options.h"
 #include "config/client_config.h"
@@ -45,6 +46,7 @@ int check(const vt::config::ClientConfig& cfg, const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  vt::app::tuneMalloc();
   vt::app::CommandLine cl;
   if (auto code = vt::app::parseCommandLine(argc, argv, "vless-tun", kVersion, usage, cl)) {
     return *code;
