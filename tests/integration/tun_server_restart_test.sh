@@ -181,8 +181,11 @@ pings=$(last_pid)
 start slowget ip netns exec "$TB_APP" timeout 60 python3 "$VT_TOOLS/flows.py" slowget \
   --target "$TB_WEB4:9000" --chunk 262144 --interval 0.05 --slow 1000
 slowget=$(last_pid)
+# The full-speed download marks its first MiB: the kill follows at once,
+# while the rest is still coming (a fixed delay let 32 MiB finish first
+# once the path got faster).
 start fastget ip netns exec "$TB_APP" timeout 60 python3 "$VT_TOOLS/flows.py" slowget \
-  --target "[$TB_WEB6]:9000" --slow 0 --timeout 30
+  --target "[$TB_WEB6]:9000" --slow 0 --timeout 30 --marker "$VT_TMP/fastget.mid" --mark-at 1048576
 fastget=$(last_pid)
 start upload ip netns exec "$TB_APP" timeout 60 python3 "$VT_TMP/upload.py" \
   "$TB_WEB4:9000" "$VT_TMP/big.bin" 32000000 30
@@ -193,7 +196,11 @@ until [ "$(in_web ss -Htn state established '( sport = :9000 )' | wc -l)" -ge 3 
   sleep 0.05
 done
 pings_live "$marker"
-sleep 0.7
+deadline=$(( $(date +%s) + 20 ))
+until [ -e "$VT_TMP/fastget.mid" ]; do
+  [ "$(date +%s)" -lt "$deadline" ] || fail "the full-speed download never got its first MiB"
+  sleep 0.005
+done
 log "kill -9 vless-server (pid $TB_SERVER_PID) with 3 transfers in flight"
 lines_at_kill=$(wc -l <"$TB_TUN_LOG")
 t0=$(date +%s%N)

@@ -140,6 +140,7 @@ def slowget(args):
         s.shutdown(socket.SHUT_WR)
     h = hashlib.sha256()
     n = 0
+    marked = False
     slow_until = time.monotonic() + args.slow
     try:
         while True:
@@ -152,6 +153,9 @@ def slowget(args):
                 break
             h.update(b)
             n += len(b)
+            if args.marker and n >= args.mark_at and not marked:
+                open(args.marker, "w").close()
+                marked = True
     except OSError as e:
         print("error=%s bytes=%d" % (type(e).__name__, n))
         sys.stdout.flush()
@@ -171,6 +175,8 @@ def main():
     p.add_argument("--ready")
     p.add_argument("--chunk", type=int, default=65536)
     p.add_argument("--interval", type=float, default=0.05)
+    p.add_argument("--marker", help="slowget: created once --mark-at bytes have arrived")
+    p.add_argument("--mark-at", type=int, default=1 << 20)
     p.add_argument("--slow", type=float, default=20)
     p.add_argument("--half-close", action="store_true", help="slowget: half-close after GET")
     args = p.parse_args()
