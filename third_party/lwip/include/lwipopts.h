@@ -129,10 +129,11 @@
 #define TCP_CALCULATE_EFF_SEND_MSS 1
 /* 256 KiB receive window and send buffer. The hop to the app has ~0 RTT,
  * but not zero: the ACK comes back through the TUN and our own loop, which
- * is busy with the other side, so a window's bytes must cover that turn. 64
- * KiB capped one stream at 1.5-2.5 Gbit/s and four over one mux at 1.2-1.7
- * (bench/run.sh, docs/performance.md "Throughput"); 256 KiB lifted both
- * directions, 4 streams down most (1.7 -> 3.4 Gbit/s with TLS).
+ * is busy with the other side, so a window's bytes must cover that turn.
+ * With 64 KiB four TLS streams over one mux downloaded at 1.4-1.7 Gbit/s
+ * with both processes partly idle; 256 KiB lifted both directions, that
+ * one most (1.7 -> 3.4 Gbit/s; bench/run.sh, docs/performance.md
+ * "Throughput").
  * The window is also the bound of unconsumed bytes per flow (backpressure:
  * tcp_recved only for what the owner accepted), and the send buffer that of
  * copied bytes waiting for the app's ACK: an idle flow holds neither. A
