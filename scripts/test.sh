@@ -2,8 +2,9 @@
 # The whole test suite, as CI runs it (.ci/run calls this and nothing else):
 #   1. set-up (packages, Debian source packages of mbedTLS and lwIP)
 #   2. Release build with -Werror, every test through ctest
-#   3. the same suite built with ASan+UBSan
-#   4. each libFuzzer target (clang) for a short bounded run
+#   3. the same suite built with ASan+UBSan (the 4-worker repeats left out)
+#   4. the unit tests built with ThreadSanitizer (scripts/tsan.sh)
+#   5. each libFuzzer target (clang) for a short bounded run
 # Needs root (network namespaces, TUN devices, installs). Exits non-zero on
 # the first failure.
 set -euo pipefail
@@ -38,7 +39,10 @@ step "ASan+UBSan tests"
 # there (ASan's shadow and quarantine, its slowdown).
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   VT_SANITIZED=1 VT_XFER_MB=32 VT_CONNS=200 VT_SLOW_SECS=16 VT_CHURN_WORKERS=8 VT_CHURN_MAX_MS=5000 VT_CHURN_SECS=15 \
-  ctest --test-dir build/asan --output-on-failure --timeout 900
+  ctest --test-dir build/asan --output-on-failure --timeout 900 -E '^it_w4_'
+
+step "TSan build and unit tests"
+scripts/tsan.sh
 
 step "fuzz build (clang, libFuzzer)"
 CC=clang CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -160,10 +160,16 @@ Result<std::unique_ptr<TunDevice>> TunDevice::create(const TunConfig& config) {
     return Error(Errc::kInvalidArgument, "tun " + config.name + ": name longer than " +
                                              std::to_string(IFNAMSIZ - 1) + " characters");
   }
+  if (config.queues == 0 || config.queues > 256) {
+    return Error(Errc::kInvalidArgument, "tun " + config.name + ": " +
+                                             std::to_string(config.queues) +
+                                             " queues (expected 1..256)");
+  }
+  const short flags = IFF_TUN | IFF_NO_PI | (config.queues > 1 ? IFF_MULTI_QUEUE : 0);
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return sysError(config.name, "open(/dev/net/tun)", errno);
   ifreq ifr{};
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  ifr.ifr_flags = flags;
   std::memcpy(ifr.ifr_name, config.name.data(), config.name.size());
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int err = errno;
@@ -178,6 +184,20 @@ Result<std::unique_ptr<TunDevice>> TunDevice::create(const TunConfig& config) {
     return sysError(name, "if_nametoindex", err);
   }
   std::unique_ptr<TunDevice> dev(new TunDevice(fd, name, index));
+  // The other queues attach to the interface by its (now known) name.
+  for (uint32_t q = 1; q < config.queues; ++q) {
+    int qfd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (qfd < 0) return sysError(name, ("open(/dev/net/tun) for queue " + std::to_string(q)).c_str(), errno);
+    ifreq qr{};
+    qr.ifr_flags = flags;
+    std::memcpy(qr.ifr_name, name.data(), name.size());
+    if (ioctl(qfd, TUNSETIFF, &qr) < 0) {
+      int err = errno;
+      ::close(qfd);
+      return sysError(name, ("ioctl(TUNSETIFF) for queue " + std::to_string(q)).c_str(), err);
+    }
+    dev->extraFds_.push_back(qfd);
+  }
   Status st = configureInterface(index, name, config);
   if (!st.ok()) return st.error();
   return dev;
@@ -204,6 +224,7 @@ Result<std::unique_ptr<TunDevice>> TunDevice::adopt(int fd) {
 }
 
 TunDevice::~TunDevice() {
+  for (int q : extraFds_) ::close(q);
   if (fd_ >= 0) ::close(fd_);
 }
 

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 
@@ -28,6 +29,10 @@ struct TunConfig {
   std::string ipv6;  // e.g. "2001:db8::1"; empty: none
   uint8_t ipv6Prefix = 64;
   bool up = true;
+  // Queues (IFF_MULTI_QUEUE when more than one): one fd each; the kernel
+  // spreads the packets it sends over them by a hash of the flow and keeps
+  // a flow on the queue its answers were last written to.
+  uint32_t queues = 1;
 };
 
 class TunDevice {
@@ -42,6 +47,9 @@ class TunDevice {
   TunDevice& operator=(const TunDevice&) = delete;
 
   int fd() const noexcept { return fd_; }
+  // Queue i's fd (0: fd()); the device owns them all.
+  size_t queues() const noexcept { return 1 + extraFds_.size(); }
+  int queueFd(size_t i) const noexcept { return i == 0 ? fd_ : extraFds_[i - 1]; }
   const std::string& name() const noexcept { return name_; }  // empty if unknown
   int ifindex() const noexcept { return ifindex_; }
 
@@ -58,6 +66,7 @@ class TunDevice {
   int fd_;
   std::string name_;
   int ifindex_;
+  std::vector<int> extraFds_;  // queues 1..n-1
 };
 
 // rtnetlink configuration of an existing interface; exposed for tests and

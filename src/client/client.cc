@@ -108,7 +108,10 @@ Result<std::unique_ptr<Client>> Client::create(event::Loop& loop,
     r.addr = netstack::unmapV4(r.addr);
     r.port = cfg.dns.resolver->port;
     c->resolverEp_ = r;
-    if (cfg.dns.cache_size > 0) c->dnsCache_ = std::make_unique<DnsCache>(cfg.dns.cache_size);
+    if (cfg.dns.cache_size > 0) {
+      c->dnsCache_ = c->hooks_.dnsCache ? c->hooks_.dnsCache
+                                        : std::make_shared<DnsCache>(cfg.dns.cache_size);
+    }
   }
   // udp_session ids: unpredictable per run, distinct per app endpoint.
   if (getrandom(&c->udpIdKey_, sizeof c->udpIdKey_, GRND_NONBLOCK) !=
@@ -244,6 +247,14 @@ bool routableDestination(bool v6, const uint8_t* a) {
 }  // namespace
 
 bool Client::onOtherPacket(const uint8_t* packet, size_t len) {
+  if (hooks_.otherPacketElsewhere && ipTunnel_ != nullptr && !stopped_ &&
+      hooks_.otherPacketElsewhere(packet, len)) {
+    return true;
+  }
+  return handleOtherPacket(packet, len);
+}
+
+bool Client::handleOtherPacket(const uint8_t* packet, size_t len) {
   // Without CmdIP (v0, ip.enabled = false) or once stopping: NetStack
   // drops the packet and counts it (otherDropped), as before CmdIP.
   if (ipTunnel_ == nullptr || stopped_) return false;
@@ -461,6 +472,16 @@ bool Client::answerFromCache(const netstack::UdpEndpoint& app, const netstack::U
 
 bool Client::onUdp(const netstack::UdpEndpoint& app, const netstack::UdpEndpoint& dst,
                    BufferChain&& payload) {
+  if (stopped_ || (dst.addr.isV6() && !cfg_.route.carry_ipv6)) {
+    ++stats_.udpRefused;
+    return false;
+  }
+  if (hooks_.udpElsewhere && hooks_.udpElsewhere(app, dst, payload)) return true;
+  return handleUdp(app, dst, std::move(payload));
+}
+
+bool Client::handleUdp(const netstack::UdpEndpoint& app, const netstack::UdpEndpoint& dst,
+                       BufferChain&& payload) {
   if (stopped_ || (dst.addr.isV6() && !cfg_.route.carry_ipv6)) {
     ++stats_.udpRefused;
     return false;

@@ -78,6 +78,11 @@ struct ClientStats {
   // CmdIP (the rest is in IpTunnelStats): raw packets not sent to the tunnel.
   uint64_t ipNotRoutable = 0;  // to multicast, broadcast, link-local, loopback, unspecified
   uint64_t ipRefusedV6 = 0;    // IPv6 with route.carry_ipv6 = false
+  uint64_t ipNotCarried = 0;   // handed over by another worker once stopping
+  // Workers: datagrams and raw packets handed to their owner worker, and
+  // those dropped because its queue was full (counted by the sender).
+  uint64_t handedOver = 0;
+  uint64_t handOverDrops = 0;
   // Network changes (rtnetlink, or an embedder's vless_tun_network_changed).
   uint64_t networkChanges = 0;
   uint64_t networkClosed = 0;  // server connections closed: their local address was gone
@@ -96,6 +101,21 @@ struct ClientHooks {
   // Nameservers for looking the server's name up outside the tunnel
   // (instead of /etc/resolv.conf's).
   std::vector<event::SocketAddress> nameservers;
+  // Workers (engine/engine.cc): a UDP session lives on its app endpoint's
+  // home worker, and CmdIP on worker 0. True: the datagram (or raw
+  // packet) is not this client's; the hook has queued a copy for its
+  // owner or dropped and counted it. Unset: everything is this client's.
+  std::function<bool(const netstack::UdpEndpoint& app, const netstack::UdpEndpoint& dst,
+                     const BufferChain& payload)>
+      udpElsewhere;
+  std::function<bool(const uint8_t* packet, size_t len)> otherPacketElsewhere;
+  // The workers' shared DNS cache (null: the client makes its own when
+  // dns.hijack is on and dns.cache_size > 0).
+  std::shared_ptr<DnsCache> dnsCache;
+  // Ids of flows, UDP sessions and mux connections (logs, stats): worker i
+  // of n numbers them i+1, i+1+n, ... so that they stay unique per process.
+  uint64_t idFirst = 1;
+  uint64_t idStride = 1;
 };
 
 class Client final : private netstack::NetStack::Callbacks, private IpTunnelHost {
@@ -159,11 +179,29 @@ class Client final : private netstack::NetStack::Callbacks, private IpTunnelHost
     return resolverEp_.has_value() && key.dstPort == 53;
   }
   const ClientStats& stats() const { return stats_; }
+  // From another worker (the hooks above sent it here): handled as if
+  // read from this client's own TUN queue.
+  void udpFromWorker(const netstack::UdpEndpoint& app, const netstack::UdpEndpoint& dst,
+                     BufferChain&& payload) {
+    handleUdp(app, dst, std::move(payload));  // a refusal is counted there
+  }
+  // The hooks' count of what they handed over or dropped.
+  void countHandOver(bool dropped) { ++(dropped ? stats_.handOverDrops : stats_.handedOver); }
+  void otherPacketFromWorker(const uint8_t* packet, size_t len) {
+    if (!handleOtherPacket(packet, len)) ++stats_.ipNotCarried;
+  }
   const config::ClientConfig& config() const { return cfg_; }
   event::Loop& loop() { return loop_; }
 
   // For TcpSession.
-  uint64_t nextFlowId() { return nextId_++; }
+  uint64_t nextFlowId() { return takeId(nextId_); }
+  // The next id of a counter that starts at hooks.idFirst.
+  uint64_t takeId(uint64_t& counter) const {
+    if (counter == 0) counter = hooks_.idFirst;
+    uint64_t id = counter;
+    counter += hooks_.idStride;
+    return id;
+  }
   void touch(TcpSession& s);
   // Builds the outbound stack for `target`; null while the server address
   // is unknown (the session is then told later through dialReady).
@@ -190,7 +228,7 @@ class Client final : private netstack::NetStack::Callbacks, private IpTunnelHost
   void onSessionClosed(TcpSession& s);  // removes it and defers its delete
 
   // For UdpSession / UdpChannel.
-  uint64_t nextUdpId() { return nextUdpId_++; }
+  uint64_t nextUdpId() { return takeId(nextUdpId_); }
   void touchUdp(UdpSession& s);
   // The outbound of one UDP channel to `target` (mode from udp.mode; a
   // udp_session id makes it a separated channel). Null while the server
@@ -241,6 +279,9 @@ class Client final : private netstack::NetStack::Callbacks, private IpTunnelHost
   void onIpDialFailed() override { onDialFailed(); }
   uint64_t ipServerReachedMs() const override { return serverReachedMs_; }
 
+  bool handleUdp(const netstack::UdpEndpoint& app, const netstack::UdpEndpoint& dst,
+                 BufferChain&& payload);
+  bool handleOtherPacket(const uint8_t* packet, size_t len);
   bool answerFromCache(const netstack::UdpEndpoint& app, const netstack::UdpEndpoint& dst,
                        const BufferChain& payload);
   uint64_t newUdpSessionId();
@@ -281,16 +322,16 @@ class Client final : private netstack::NetStack::Callbacks, private IpTunnelHost
   uint64_t udpEvictedUnlogged_ = 0;
   uint64_t udpChannelsEvictedUnlogged_ = 0;
   event::LogSummary udpEvictionLog_;
-  std::unique_ptr<DnsCache> dnsCache_;
+  std::shared_ptr<DnsCache> dnsCache_;
   std::unique_ptr<ConnectionPool> pool_;
   std::unique_ptr<MuxPool> mux_;
   std::unique_ptr<IpTunnel> ipTunnel_;
   std::optional<netstack::UdpEndpoint> resolverEp_;
   uint64_t udpIdKey_ = 0;  // random per run: udp_session ids derive from it
   uint64_t udpIdSeq_ = 0;
-  uint64_t nextUdpId_ = 1;
+  uint64_t nextUdpId_ = 0;  // 0: not started (takeId)
   ClientStats stats_;
-  uint64_t nextId_ = 1;
+  uint64_t nextId_ = 0;  // 0: not started (takeId)
   uint64_t serverReachedMs_ = 0;
   bool stopped_ = false;
   bool resolvePending_ = false;

@@ -27,6 +27,7 @@ std::string DnsCache::questionKey(const uint8_t* msg, size_t n) {
 std::optional<std::vector<uint8_t>> DnsCache::lookup(const uint8_t* query, size_t n,
                                                      uint64_t nowMs) {
   if (capacity_ == 0) return std::nullopt;
+  std::lock_guard<std::mutex> lk(mu_);
   codec::DnsMessage q;
   std::string error;
   if (!codec::parseDnsMessage(query, n, q, error)) {
@@ -67,6 +68,7 @@ std::optional<std::vector<uint8_t>> DnsCache::lookup(const uint8_t* query, size_
 
 bool DnsCache::store(const uint8_t* response, size_t n, uint64_t nowMs) {
   if (capacity_ == 0) return false;
+  std::lock_guard<std::mutex> lk(mu_);
   codec::DnsMessage r;
   std::string error;
   if (!codec::parseDnsMessage(response, n, r, error)) {

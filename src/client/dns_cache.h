@@ -8,11 +8,14 @@
 //                             kMaxNegativeTtlSec; not cached without an SOA
 //   truncated (TC), other errors, TTL 0, unparseable -> never
 // Bounded by `capacity` entries (LRU) and kMaxEntryBytes per answer.
+// Thread-safe: the workers of one engine (tun.workers) share one cache, so
+// an answer learnt on one worker's flow serves the app on any worker.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <list>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -47,14 +50,21 @@ class DnsCache {
   // what UdpSession and DnsTcpTap match answers to queries with.
   static std::string questionKey(const uint8_t* msg, size_t n);
 
-  size_t size() const noexcept { return entries_.size(); }
+  size_t size() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return entries_.size();
+  }
   // Forgets every answer (the network changed: they may be another
   // network's).
-  void clear() noexcept {
+  void clear() {
+    std::lock_guard<std::mutex> lk(mu_);
     entries_.clear();
     lru_.clear();
   }
-  const DnsCacheStats& stats() const noexcept { return stats_; }
+  DnsCacheStats stats() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return stats_;
+  }
 
  private:
   struct Entry {
@@ -68,6 +78,7 @@ class DnsCache {
   static std::string keyOf(const std::string& wireName, uint16_t type, uint16_t klass);
 
   size_t capacity_;
+  mutable std::mutex mu_;
   std::list<Entry> lru_;  // front: most recently used
   std::unordered_map<std::string, std::list<Entry>::iterator> entries_;
   DnsCacheStats stats_;

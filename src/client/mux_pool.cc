@@ -64,7 +64,7 @@ MuxPool::Conn* MuxPool::dial() {
   req.target = codec::Address::fromDomain("v1.mux.cool", 1);
   std::unique_ptr<stream::VlessClientStream> inner = client_.makeStream(std::move(req));
   if (inner == nullptr) return nullptr;
-  auto c = std::make_unique<Conn>(*this, nextId_++);
+  auto c = std::make_unique<Conn>(*this, client_.takeId(nextId_));
   c->openedMs = client_.loop().now();
   stream::MuxOptions o;
   o.version = cfg_.version;

@@ -104,7 +104,7 @@ class MuxPool {
   config::ClientMuxConfig cfg_;
   std::list<std::unique_ptr<Conn>> conns_;
   event::Timer timer_;
-  uint64_t nextId_ = 1;
+  uint64_t nextId_ = 0;  // Client::takeId
   uint64_t lastFailMs_ = 0;
   bool hadFailure_ = false;
   MuxPoolStats stats_;

@@ -3,6 +3,10 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <thread>
+#ifdef __linux__
+#include <sched.h>
+#endif
 
 #include "config/toml_reader.h"
 #include "core/ip_prefix.h"
@@ -22,7 +26,7 @@ const toml::table* section(TomlReader& r, const toml::table& root, const char* n
 }
 
 void readTun(TomlReader& r, const toml::table& t, ClientTunConfig& tun) {
-  r.checkKeys(t, "tun", {"name", "mtu", "ipv4", "ipv6", "fd"});
+  r.checkKeys(t, "tun", {"name", "mtu", "ipv4", "ipv6", "fd", "workers"});
   if (r.failed()) return;
   if (const toml::node* n = t.get("name")) {
     const std::string* s = r.str(*n, "tun.name", "an interface name of 1..15 characters");
@@ -60,6 +64,11 @@ void readTun(TomlReader& r, const toml::table& t, ClientTunConfig& tun) {
     auto v = r.integer(*n, "tun.fd", 0, 1'000'000);
     if (!v) return;
     tun.fd = static_cast<int>(*v);
+  }
+  if (const toml::node* n = t.get("workers")) {
+    auto v = r.integer(*n, "tun.workers", 0, kMaxWorkers);
+    if (!v) return;
+    tun.workers = static_cast<uint32_t>(*v);
   }
 }
 
@@ -706,6 +715,18 @@ const char* udpModeName(UdpMode m) noexcept {
     case UdpMode::kMux: return "mux";
   }
   return "?";
+}
+
+uint32_t effectiveWorkers(uint32_t configured) {
+  if (configured != 0) return std::min(configured, kMaxWorkers);
+  uint32_t cores = 0;
+#ifdef __linux__
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) cores = static_cast<uint32_t>(CPU_COUNT(&set));
+#endif
+  if (cores == 0) cores = std::thread::hardware_concurrency();
+  return std::clamp<uint32_t>(cores, 1, kMaxAutoWorkers);
 }
 
 const char* connectModeName(ConnectMode m) noexcept {

@@ -39,7 +39,18 @@ struct ClientTunConfig {
   std::optional<Cidr> ipv4;
   std::optional<Cidr> ipv6;
   std::optional<int> fd;  // adopt this open TUN fd instead of creating one
+  // Worker threads, each with its own queue of a multi-queue TUN, its own
+  // NetStack and its own server connections (docs/client.md "Workers").
+  // 0: one per core, at most kMaxAutoWorkers. Only a TUN vless-tun creates
+  // can have several queues; an adopted fd or packet callbacks run one.
+  uint32_t workers = 0;
 };
+
+inline constexpr uint32_t kMaxWorkers = 64;
+inline constexpr uint32_t kMaxAutoWorkers = 4;
+// tun.workers as run: `configured`, or for 0 the cores this process may
+// use (sched_getaffinity), capped at kMaxAutoWorkers.
+uint32_t effectiveWorkers(uint32_t configured);
 
 enum class ConnectMode {
   kWait,       // SYN-ACK only once the server reports the dial made (v1 want_ip)

@@ -1,7 +1,8 @@
 #include "engine/engine.h"
 
-#include <deque>
+#include <algorithm>
 #include <cerrno>
+#include <deque>
 #include <chrono>
 #include <csignal>
 #include <cstring>
@@ -18,6 +19,7 @@
 
 #include "client/client.h"
 #include "client/connection_pool.h"
+#include "client/dns_cache.h"
 #include "client/ip_tunnel.h"
 #include "client/mux_pool.h"
 #include "client/packet_sink.h"
@@ -130,6 +132,92 @@ Status checkTunFd(int fd) {
 
 }  // namespace
 
+namespace {
+
+// A worker's mailbox for other threads: datagrams and raw packets handed
+// over by other workers (bounded: a full inbox drops, and the sender counts
+// it), and the engine's requests. Guarded by `mu`.
+struct Inbox {
+  struct Item {
+    bool raw = false;  // a raw IP packet for CmdIP, else a UDP datagram
+    netstack::UdpEndpoint app, dst;
+    std::vector<uint8_t> bytes;
+  };
+  static constexpr size_t kMaxItems = 2048;
+  static constexpr size_t kMaxBytes = 4 << 20;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Item> items;
+  size_t bytes = 0;
+  bool stop = false;    // worker 1..n-1: stop the client and end the loop
+  bool park = false;    // the engine reads this worker's state: wait in the callback
+  bool parked = false;  // waiting so
+  bool exited = false;  // the worker's loop has ended
+  std::optional<std::vector<std::string>> netChange;  // the usable local addresses
+  uv_async_t* async = nullptr;  // null before start and once closed
+
+  // Any thread. False: full, or the worker is gone.
+  bool push(Item&& item) {
+    std::lock_guard<std::mutex> lk(mu);
+    if (async == nullptr || items.size() >= kMaxItems || bytes + item.bytes.size() > kMaxBytes) {
+      return false;
+    }
+    bytes += item.bytes.size();
+    items.push_back(std::move(item));
+    uv_async_send(async);
+    return true;
+  }
+  void wake() {  // with mu held
+    if (async != nullptr) uv_async_send(async);
+  }
+};
+
+// The app endpoint's home worker: where its UDP session lives.
+size_t homeWorker(const netstack::UdpEndpoint& app, size_t workers) {
+  uint64_t h = netstack::UdpEndpointHash{}(app);
+  return static_cast<size_t>((h ^ (h >> 29)) % workers);
+}
+
+}  // namespace
+
+// One loop thread with its own client (NetStack, server connections) and
+// TUN queue. Worker 0 runs on the run() thread with Running's loop, client
+// and pump; workers 1..n-1 own theirs and a std::thread.
+struct Engine::Worker {
+  size_t index = 0;
+  Running* running = nullptr;
+  std::unique_ptr<event::Loop> ownLoop;  // declared first: destroyed last
+  std::unique_ptr<client::Client> ownClient;
+  std::unique_ptr<client::TunPump> ownPump;
+  event::Loop* loop = nullptr;
+  client::Client* client = nullptr;
+  client::TunPump* pump = nullptr;
+  Inbox inbox;
+  std::thread thread;
+  bool stopped = false;  // loop thread
+
+  void closeInbox() {
+    uv_async_t* a = nullptr;
+    {
+      std::lock_guard<std::mutex> lk(inbox.mu);
+      a = std::exchange(inbox.async, nullptr);
+    }
+    if (a != nullptr) {
+      uv_close(reinterpret_cast<uv_handle_t*>(a),
+               [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
+    }
+  }
+  ~Worker() {
+    if (thread.joinable()) thread.join();
+    closeInbox();
+    if (ownClient) ownClient->setPacketSink(nullptr);
+    ownPump.reset();
+    ownClient.reset();
+    ownLoop.reset();
+  }
+};
+
 struct Engine::Running {
   explicit Running(Engine& e) : engine(e) {}
   Engine& engine;
@@ -138,6 +226,8 @@ struct Engine::Running {
   std::unique_ptr<client::Client> client;
   std::unique_ptr<client::TunPump> pump;
   std::unique_ptr<CallbackSink> sink;
+  // tun.workers; [0] is this thread's (loop, client, pump above).
+  std::vector<std::unique_ptr<Worker>> workers;
   std::unique_ptr<platform::RouteManager> routes;
   std::unique_ptr<event::SignalWatcher> sigint, sigterm;
   // Network changes: rtnetlink (Linux), or vless_tun_network_changed.
@@ -153,7 +243,18 @@ struct Engine::Running {
   bool netTimerArmed = false;
   std::string netWhy;  // the first change of the burst, for the log
 
+  // Stops everything, from a clean stack (a later loop iteration).
   void shutdown();
+  void finishShutdown();
+  // Every worker's client and TUN counters, worker 0 first.
+  std::vector<const client::Client*> clients() const;
+  std::vector<const client::TunPumpStats*> pumpStats() const;
+  // Workers 1..n-1 wait in their inbox callback while this thread reads
+  // their state (stats), or go on again. Never from inside a NetStack
+  // callback (a worker may be waiting for the lwIP lock).
+  void parkOthers(bool park);
+  void drainInbox(Worker& w);
+  void stopWorker(Worker& w);  // on w's thread
   // A change was seen: handled once things settle (kNetSettleMs).
   void networkChangeSeen(uint64_t delayMs);
   void handleNetworkChange();
@@ -183,7 +284,91 @@ void Engine::Running::handleNetworkChange() {
     auto changed = routes->refresh();
     if (!changed.ok()) VT_ERROR("auto_route: network changed: %s", changed.error().message.c_str());
   }
+  for (size_t i = 1; i < workers.size(); ++i) {
+    Worker& w = *workers[i];
+    std::lock_guard<std::mutex> lk(w.inbox.mu);
+    w.inbox.netChange = addrs;
+    w.inbox.wake();
+  }
   client->networkChanged(&addrs);
+}
+
+std::vector<const client::Client*> Engine::Running::clients() const {
+  std::vector<const client::Client*> out;
+  if (workers.empty()) {
+    if (client) out.push_back(client.get());
+    return out;
+  }
+  for (const auto& w : workers) out.push_back(w->client);
+  return out;
+}
+
+std::vector<const client::TunPumpStats*> Engine::Running::pumpStats() const {
+  std::vector<const client::TunPumpStats*> out;
+  for (const auto& w : workers) {
+    if (w->pump != nullptr) out.push_back(&w->pump->stats());
+  }
+  return out;
+}
+
+void Engine::Running::parkOthers(bool park) {
+  for (size_t i = 1; i < workers.size(); ++i) {
+    Worker& w = *workers[i];
+    std::lock_guard<std::mutex> lk(w.inbox.mu);
+    w.inbox.park = park;
+    if (park) {
+      w.inbox.wake();
+    } else {
+      w.inbox.cv.notify_all();
+    }
+  }
+  if (!park) return;
+  for (size_t i = 1; i < workers.size(); ++i) {
+    Worker& w = *workers[i];
+    std::unique_lock<std::mutex> lk(w.inbox.mu);
+    // A worker that has closed its inbox is ending its loop: exited soon.
+    w.inbox.cv.wait(lk, [&w] { return w.inbox.parked || w.inbox.exited; });
+  }
+}
+
+void Engine::Running::drainInbox(Worker& w) {
+  std::vector<Inbox::Item> items;
+  bool stop = false;
+  std::optional<std::vector<std::string>> net;
+  {
+    std::unique_lock<std::mutex> lk(w.inbox.mu);
+    if (w.inbox.park) {
+      w.inbox.parked = true;
+      w.inbox.cv.notify_all();
+      w.inbox.cv.wait(lk, [&w] { return !w.inbox.park; });
+      w.inbox.parked = false;
+    }
+    items.swap(w.inbox.items);
+    w.inbox.bytes = 0;
+    stop = std::exchange(w.inbox.stop, false);
+    net = std::exchange(w.inbox.netChange, std::nullopt);
+  }
+  if (w.stopped) return;
+  for (Inbox::Item& it : items) {
+    if (it.raw) {
+      w.client->otherPacketFromWorker(it.bytes.data(), it.bytes.size());
+    } else {
+      BufferChain payload;
+      payload.append(it.bytes);
+      w.client->udpFromWorker(it.app, it.dst, std::move(payload));
+    }
+  }
+  if (net) w.client->networkChanged(&*net);
+  if (stop && w.index != 0) stopWorker(w);
+}
+
+void Engine::Running::stopWorker(Worker& w) {
+  w.stopped = true;
+  w.client->stop();  // resets its flows: the RSTs go out through its queue now
+  if (w.pump) w.pump->stop();
+  w.closeInbox();
+  event::Loop* l = w.loop;
+  l->post([l] { l->stop(); });
 }
 
 bool parseNameservers(const std::string& text, std::vector<event::SocketAddress>& out,
@@ -309,9 +494,27 @@ RunResult Engine::run() {
 void Engine::Running::shutdown() {
   if (stopping) return;
   stopping = true;
-  logStopStats(*client, pump ? &pump->stats() : nullptr);
+  // Callers may be inside a NetStack callback (a TUN read error): parking
+  // the other workers from there could wait on a worker waiting for the
+  // lwIP lock.
+  loop.post([this] { finishShutdown(); });
+}
+
+void Engine::Running::finishShutdown() {
+  parkOthers(true);
+  logStopStats(clients(), pumpStats());
+  parkOthers(false);
+  for (size_t i = 1; i < workers.size(); ++i) {
+    Worker& w = *workers[i];
+    std::lock_guard<std::mutex> lk(w.inbox.mu);
+    w.inbox.stop = true;
+    w.inbox.wake();
+  }
   client->stop();  // resets every flow: the RSTs go out through the TUN now
-  logStopStatsAfter(*client);
+  if (!workers.empty()) {
+    workers[0]->stopped = true;
+    workers[0]->closeInbox();
+  }
   if (sink) sink->flush();
   if (pump) pump->stop();
   if (routes) {
@@ -355,6 +558,27 @@ RunResult Engine::runImpl() {
     return RunResult::kStartFailed;
   };
 
+  // Workers: only a TUN created here gets several queues.
+  size_t nWorkers = 1;
+  if (opts_.mode == TunMode::kCreate) {
+    nWorkers = config::effectiveWorkers(cfg.tun.workers);
+  } else if (cfg.tun.workers > 1) {
+    VT_INFO("tun.workers = %u: %s runs one worker (only a TUN vless-tun creates has several "
+            "queues)",
+            static_cast<unsigned>(cfg.tun.workers),
+            opts_.mode == TunMode::kFd ? "an adopted TUN fd" : "packet callback mode");
+  }
+  // Each worker gets its share of the process-wide limits.
+  config::ClientConfig wcfg = cfg;
+  if (nWorkers > 1) {
+    auto share = [nWorkers](uint64_t total, uint64_t floor) {
+      return std::max<uint64_t>(floor, (total + nWorkers - 1) / nWorkers);
+    };
+    wcfg.limits.max_flows = static_cast<uint32_t>(share(cfg.limits.max_flows, 1));
+    wcfg.limits.buffer_budget_bytes = share(cfg.limits.buffer_budget_bytes, 1 << 20);
+    wcfg.udp.max_sessions = static_cast<uint32_t>(share(cfg.udp.max_sessions, 1));
+  }
+
   if (opts_.mode == TunMode::kFd) {
     auto t = platform::TunDevice::adopt(opts_.tunFd);
     if (!t.ok()) return fail("cannot adopt the TUN fd " + std::to_string(opts_.tunFd) + ": " + t.error().message);
@@ -364,6 +588,7 @@ RunResult Engine::runImpl() {
     platform::TunConfig tc;
     tc.name = cfg.tun.name;
     tc.mtu = cfg.tun.mtu;
+    tc.queues = static_cast<uint32_t>(nWorkers);
     if (cfg.tun.ipv4) {
       tc.ipv4 = cfg.tun.ipv4->address;
       tc.ipv4Prefix = cfg.tun.ipv4->prefix;
@@ -383,16 +608,56 @@ RunResult Engine::runImpl() {
     r.tunName = "callbacks";
   }
 
-  client::ClientHooks hooks;
-  hooks.protect = opts_.protect;
-  hooks.nameservers = opts_.nameservers;
-  auto created = client::Client::create(r.loop, cfg, std::move(hooks));
+  for (size_t i = 0; i < nWorkers; ++i) {
+    auto w = std::make_unique<Worker>();
+    w->index = i;
+    w->running = &r;
+    r.workers.push_back(std::move(w));
+  }
+  // One DNS cache for all workers: an answer learnt on one worker's flow
+  // serves a query read on another queue.
+  std::shared_ptr<client::DnsCache> sharedDns;
+  if (nWorkers > 1 && cfg.dns.cache_size > 0) {
+    sharedDns = std::make_shared<client::DnsCache>(cfg.dns.cache_size);
+  }
+  auto makeHooks = [&](size_t i) {
+    client::ClientHooks hooks;
+    hooks.protect = opts_.protect;
+    hooks.nameservers = opts_.nameservers;
+    hooks.dnsCache = sharedDns;
+    hooks.idFirst = i + 1;
+    hooks.idStride = nWorkers;
+    if (nWorkers > 1) {
+      // A UDP session lives on its app endpoint's home worker (full cone
+      // across queues), CmdIP on worker 0: the others hand over a copy.
+      Running* rp = &r;
+      hooks.udpElsewhere = [rp, i](const netstack::UdpEndpoint& app, const netstack::UdpEndpoint& dst,
+                                   const BufferChain& payload) {
+        size_t home = homeWorker(app, rp->workers.size());
+        if (home == i) return false;
+        Inbox::Item item{false, app, dst, payload.toVector()};
+        rp->workers[i]->client->countHandOver(!rp->workers[home]->inbox.push(std::move(item)));
+        return true;
+      };
+      if (i != 0) {
+        hooks.otherPacketElsewhere = [rp, i](const uint8_t* packet, size_t len) {
+          Inbox::Item item{true, {}, {}, std::vector<uint8_t>(packet, packet + len)};
+          rp->workers[i]->client->countHandOver(!rp->workers[0]->inbox.push(std::move(item)));
+          return true;
+        };
+      }
+    }
+    return hooks;
+  };
+  auto created = client::Client::create(r.loop, wcfg, makeHooks(0));
   if (!created.ok()) return fail(created.error().message);
   r.client = std::move(created).value();
   struct SinkGuard {  // the client outlives the pump and the sink
     client::Client* c;
     ~SinkGuard() { c->setPacketSink(nullptr); }
   } sink_guard{r.client.get()};
+  r.workers[0]->loop = &r.loop;
+  r.workers[0]->client = r.client.get();
   if (r.tun) {
     r.pump = std::make_unique<client::TunPump>(r.loop, r.tun->fd(), r.client->stack(), cfg.tun.mtu);
     r.client->setPacketSink(r.pump.get());
@@ -402,11 +667,39 @@ RunResult Engine::runImpl() {
       r.result = RunResult::kFatal;
       r.shutdown();
     });
+    r.workers[0]->pump = r.pump.get();
+    for (size_t i = 1; i < nWorkers; ++i) {
+      Worker& w = *r.workers[i];
+      w.ownLoop = std::make_unique<event::Loop>();
+      w.loop = w.ownLoop.get();
+      auto c = client::Client::create(*w.loop, wcfg, makeHooks(i));
+      if (!c.ok()) return fail(c.error().message);
+      w.ownClient = std::move(c).value();
+      w.client = w.ownClient.get();
+      w.ownPump = std::make_unique<client::TunPump>(*w.loop, r.tun->queueFd(i), w.client->stack(),
+                                                     cfg.tun.mtu);
+      w.pump = w.ownPump.get();
+      w.client->setPacketSink(w.pump);
+      if (Status st = w.pump->start(); !st.ok()) return fail(st.error().message);
+      w.pump->onFatalError([this, i](const std::string& why) {
+        setError("the TUN failed (queue " + std::to_string(i) + "): " + why);
+        workerFailed_ = true;
+        stop();
+      });
+    }
   } else {
     r.sink = std::make_unique<CallbackSink>(r.loop, opts_);
     r.client->setPacketSink(r.sink.get());
   }
-  r.client->start();
+  for (auto& w : r.workers) {
+    w->client->start();
+    w->inbox.async = new uv_async_t;
+    w->inbox.async->data = w.get();
+    uv_async_init(w->loop->raw(), w->inbox.async, [](uv_async_t* a) {
+      auto* wk = static_cast<Worker*>(a->data);
+      wk->running->drainInbox(*wk);
+    });
+  }
 
   // Cross-thread requests: stop, packets, stats, network changes.
   r.async = new uv_async_t;
@@ -492,8 +785,28 @@ RunResult Engine::runImpl() {
               a.toString().c_str());
     }
   }
+  if (nWorkers > 1) {
+    VT_INFO("workers: %zu (tun.workers = %u), each with its own TUN queue, netstack and server "
+            "connections",
+            nWorkers, static_cast<unsigned>(cfg.tun.workers));
+  }
+  for (size_t i = 1; i < nWorkers; ++i) {
+    Worker& w = *r.workers[i];
+    w.thread = std::thread([this, &w] {
+      LogScope scope(&opts_.log);
+      w.loop->run();
+      std::lock_guard<std::mutex> lk(w.inbox.mu);
+      w.inbox.exited = true;
+      w.inbox.cv.notify_all();
+    });
+  }
   startedAtMs_ = r.loop.now();
   r.loop.run();
+  for (size_t i = 1; i < r.workers.size(); ++i) {
+    if (r.workers[i]->thread.joinable()) r.workers[i]->thread.join();
+  }
+  if (r.stopping) logStopStatsAfter(r.clients());
+  if (workerFailed_) r.result = RunResult::kFatal;
   r.monitorWatch.reset();
   r.monitor.reset();
   r.netTimer.reset();
@@ -602,18 +915,23 @@ std::string Engine::buildStats(Running* r) const {
   in.mode = opts_.mode == TunMode::kCallbacks ? "callbacks" : opts_.mode == TunMode::kFd ? "fd" : "created";
   in.cfg = &opts_.cfg;
   if (r != nullptr && r->client != nullptr) {
-    in.client = r->client.get();
+    in.clients = r->clients();
     in.nowMs = r->loop.now();
     in.uptimeMs = r->loop.now() - startedAtMs_;
     in.tunName = r->tunName;
     if (r->pump) {
-      in.pump = &r->pump->stats();
+      in.pumps = r->pumpStats();
     } else if (r->sink) {
       in.packetsIn = r->inputPackets;
       in.bytesIn = r->inputBytes;
       in.packetsOut = r->sink->packetsOut;
       in.bytesOut = r->sink->bytesOut;
     }
+    // The other workers hold still while their state is read.
+    r->parkOthers(true);
+    std::string json = buildStatsJson(in);
+    r->parkOthers(false);
+    return json;
   }
   return buildStatsJson(in);
 }

@@ -89,6 +89,7 @@ class Engine {
 
  private:
   struct Running;  // everything that lives on the loop, built in run()
+  struct Worker;   // one loop thread with its client (tun.workers)
   explicit Engine(EngineOptions opts);
   RunResult runImpl();
   void setError(std::string message);
@@ -120,6 +121,7 @@ class Engine {
   std::condition_variable statsCv_;
 
   bool finalStats_ = false;  // loop thread, under mu_ when read by buildStats
+  std::atomic<bool> workerFailed_{false};  // a worker's TUN queue failed: stop, kFatal
   uint64_t startedAtMs_ = 0;
 };
 

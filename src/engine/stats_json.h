@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "client/client.h"
 #include "client/tun_pump.h"
@@ -16,8 +17,10 @@ struct StatsInput {
   std::string mode;   // callbacks, fd, created
   std::string tunName;
   const config::ClientConfig* cfg = nullptr;
-  const client::Client* client = nullptr;  // null: not running
-  const client::TunPumpStats* pump = nullptr;
+  // One per worker (tun.workers), worker 0 first; empty: not running.
+  // Counters are summed, flows listed from all.
+  std::vector<const client::Client*> clients;
+  std::vector<const client::TunPumpStats*> pumps;  // empty: callback mode
   // Callback mode's TUN counters.
   uint64_t packetsIn = 0, bytesIn = 0, packetsOut = 0, bytesOut = 0;
   size_t inputQueued = 0, inputQueuedBytes = 0;
@@ -34,7 +37,9 @@ std::string jsonString(const std::string& s);
 
 // The "stopping:" log lines (docs/client.md): before and after
 // Client::stop() (the UDP sessions it closes add their drops).
-void logStopStats(const client::Client& c, const client::TunPumpStats* pump);
-void logStopStatsAfter(const client::Client& c);
+// Summed over the workers' clients (and their TUN pumps, if any).
+void logStopStats(const std::vector<const client::Client*>& clients,
+                  const std::vector<const client::TunPumpStats*>& pumps);
+void logStopStatsAfter(const std::vector<const client::Client*>& clients);
 
 }  // namespace vt::engine

@@ -28,9 +28,20 @@ out=$(in_app python3 "$UB_PROBE" spray --target 198.18.1.2:$PORT --count "$N" --
   fail "not every remote answered: $out"
 log "$out"
 conns=$(ip netns exec "$TB_SRV" ss -Htn state established '( sport = :443 )' | wc -l)
-[ "$conns" -eq 1 ] || fail "want 1 server connection for the app socket, got $conns: $(ip netns exec "$TB_SRV" ss -Htn state established '( sport = :443 )')"
+# With several workers (VT_WORKERS) each keeps its own warm mux connection;
+# the app socket's datagrams read on the other queues are handed to its
+# session's home worker, so its one UDP stream stays one.
+workers=${VT_WORKERS:-1}
+[ "$conns" -eq "$workers" ] || fail "want $workers server connection(s) (one per worker), got $conns: $(ip netns exec "$TB_SRV" ss -Htn state established '( sport = :443 )')"
 log "server connections on :443 while the app talks to $N remotes: $conns"
 ub_tun_stop "mux"
+if [ "$workers" -gt 1 ]; then
+  line=$(grep -E "stopping: $workers workers, .* [0-9]+ datagrams handed to their home worker \(0 dropped" "$TB_TUN_LOG") ||
+    fail "no workers line with 0 hand-over drops: $(grep 'workers' "$TB_TUN_LOG" | tr '\n' ';')"
+  handed=$(sed -E 's/.* ([0-9]+) datagrams handed.*/\1/' <<<"$line")
+  [ "$handed" -gt 0 ] || fail "$N remotes from one socket, yet no datagram read on another queue: $line"
+  log "$line"
+fi
 grep -Eq "udp #[0-9]+ app=198\.18\.2\.1:[0-9]+ mode=mux channels=1 up=[0-9]+/[0-9]+ down=[0-9]+/[0-9]+ " "$TB_TUN_LOG" ||
   fail "no mux session line with channels=1: $(grep 'udp #' "$TB_TUN_LOG" | tr '\n' ';')"
 wait_log "$VT_TMP/vless-server.log" "udp conn #[0-9]+ .*mode=mux " 5

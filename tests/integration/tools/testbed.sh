@@ -187,6 +187,7 @@ log_level = "info"
 [tun]
 name = "vt0"
 mtu = ${TB_MTU:-1500}
+workers = ${VT_WORKERS:-1}
 ipv4 = "198.18.2.1/30"
 ipv6 = "2001:db8:2::1/64"
 [server]
@@ -206,6 +207,7 @@ CFG
   TB_TUN_PID=$(last_pid)
   TB_TUN_LOG="$VT_TMP/$name.log"
   wait_log "$TB_TUN_LOG" 'vless-tun started' 10
+  if [ "${VT_WORKERS:-1}" -gt 1 ]; then wait_log "$TB_TUN_LOG" "workers: $VT_WORKERS \\(tun.workers = $VT_WORKERS\\)" 5; fi
   ip -n "$TB_APP" route replace 198.18.1.0/24 dev vt0
   ip -n "$TB_APP" -6 route replace 2001:db8:1::/64 dev vt0
 }

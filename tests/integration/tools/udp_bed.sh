@@ -78,6 +78,7 @@ log_level = "debug"
 [tun]
 name = "vt0"
 mtu = 1500
+workers = ${VT_WORKERS:-1}
 ipv4 = "198.18.2.1/30"
 ipv6 = "2001:db8:2::1/64"
 [server]
@@ -94,6 +95,7 @@ CFG
   TB_TUN_PID=$(last_pid)
   TB_TUN_LOG="$VT_TMP/$name.log"
   wait_log "$TB_TUN_LOG" 'vless-tun started' 10
+  if [ "${VT_WORKERS:-1}" -gt 1 ]; then wait_log "$TB_TUN_LOG" "workers: $VT_WORKERS \\(tun.workers = $VT_WORKERS\\)" 5; fi
   local i
   [ -n "${UB_NO_ROUTES:-}" ] && return 0  # auto_route sets its own
   for i in 1 3 4 9; do
