@@ -260,6 +260,26 @@ TEST_P(EngineWorkers, TcpFlowsAndFullConeUdpAcrossWorkers) {
   }
   for (int i = 0; i < kTcpFlows; ++i) EXPECT_EQ(errors[i], "") << "flow " << i;
 
+  // Load on the hand-over path: 4 app sockets, each to the 64 remotes 4
+  // times back to back, so several workers push into one home's inbox
+  // while it drains (what TSan needs to see). Answers are not awaited.
+  {
+    std::vector<int> burst;
+    for (int s = 0; s < 4; ++s) {
+      int b = app->socketIn(AF_INET, SOCK_DGRAM);
+      ASSERT_GE(b, 0);
+      burst.push_back(b);
+    }
+    for (int round = 0; round < 4; ++round) {
+      for (int i = 0; i < kUdpPorts; ++i) {
+        sockaddr_in to = v4(kTarget, static_cast<uint16_t>(kUdpBase + i));
+        for (int b : burst) sendto(b, "burst", 5, 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+      }
+    }
+    std::this_thread::sleep_for(200ms);
+    for (int b : burst) close(b);
+  }
+
   // UDP: one app socket to 64 remote ports. The kernel spreads the 64
   // 5-tuples over the queues; the session still lives on one worker, so
   // every remote sees the same source address and port (full cone).
@@ -291,7 +311,8 @@ TEST_P(EngineWorkers, TcpFlowsAndFullConeUdpAcrossWorkers) {
   EXPECT_EQ(seen.size(), 1u) << "remotes saw several sources: not full cone";
 
   std::string stats = eng->statsJson();
-  EXPECT_NE(stats.find("\"sessions\":1,"), std::string::npos) << "one UDP session: " << stats;
+  // The burst's 4 sessions and this one (none idles out within the test).
+  EXPECT_NE(stats.find("\"sessions\":5,"), std::string::npos) << "5 UDP sessions: " << stats;
   if (workers > 1) {
     // 64 5-tuples never all land on the session's home queue.
     EXPECT_EQ(stats.find("\"handed_over\":0,"), std::string::npos) << stats;
