@@ -33,6 +33,7 @@
 #include "event/fd_watcher.h"
 #include "event/signal_watcher.h"
 #include "event/timer.h"
+#include "netstack/lwip_lock.h"
 #include "network_monitor.h"
 #include "route_manager.h"
 #include "tls/tls_engine.h"
@@ -887,6 +888,13 @@ std::string Engine::statsJson() {
   std::unique_lock<std::mutex> lk(mu_);
   if (state_ == State::kRunning && async_ != nullptr) {
     if (std::this_thread::get_id() == runThread_) {
+      // Called on the core's thread from inside a NetStack callback (a log
+      // sink, say): the other workers cannot be parked from there (one may
+      // be waiting for the lwIP lock this thread holds). The last snapshot.
+      if (running_ != nullptr && running_->workers.size() > 1 &&
+          netstack::LwipLock::heldByThisThread()) {
+        return statsSnapshot_.empty() ? std::string("{\"state\":\"running\"}") : statsSnapshot_;
+      }
       lk.unlock();
       return buildStats(running_);
     }

@@ -2,7 +2,9 @@
 // every error names file:line:col, the key and what was expected.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
+#include <thread>
 
 #include "config/client_config.h"
 
@@ -133,6 +135,25 @@ tls = false
   EXPECT_EQ(r.value().server.sni, "2001:db8::2");
   EXPECT_EQ(r.value().server.connect_mode, ConnectMode::kImmediate);
   EXPECT_FALSE(r.value().server.tls);
+}
+
+TEST(ClientConfig, TunWorkers) {
+  auto r = parse(kMinimal);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.value().tun.workers, 0u);  // one per core
+  r = parse(std::string("[tun]\nworkers = 3\n") + kMinimal);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.value().tun.workers, 3u);
+  EXPECT_EQ(effectiveWorkers(3), 3u);
+  EXPECT_EQ(effectiveWorkers(64), 64u);
+  uint32_t autoCount = effectiveWorkers(0);
+  EXPECT_GE(autoCount, 1u);
+  EXPECT_LE(autoCount, kMaxAutoWorkers);
+  EXPECT_LE(autoCount, std::max(1u, std::thread::hardware_concurrency()));
+  expectError(std::string("[tun]\nworkers = 65\n") + kMinimal,
+              {"c.toml:2:11", "tun.workers", "0..64", "got 65"});
+  expectError(std::string("[tun]\nworkers = -1\n") + kMinimal, {"tun.workers", "0..64"});
+  expectError(std::string("[tun]\nworkers = \"all\"\n") + kMinimal, {"tun.workers"});
 }
 
 TEST(ClientConfig, ErrorsNameFileLineKeyAndExpectation) {
