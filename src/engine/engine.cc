@@ -29,6 +29,7 @@
 #include "client/udp_session.h"
 #include "engine/route_options.h"
 #include "engine/stats_json.h"
+#include "engine/worker.h"
 #include "event/loop.h"
 #include "event/fd_watcher.h"
 #include "event/signal_watcher.h"
@@ -133,92 +134,6 @@ Status checkTunFd(int fd) {
 
 }  // namespace
 
-namespace {
-
-// A worker's mailbox for other threads: datagrams and raw packets handed
-// over by other workers (bounded: a full inbox drops, and the sender counts
-// it), and the engine's requests. Guarded by `mu`.
-struct Inbox {
-  struct Item {
-    bool raw = false;  // a raw IP packet for CmdIP, else a UDP datagram
-    netstack::UdpEndpoint app, dst;
-    std::vector<uint8_t> bytes;
-  };
-  static constexpr size_t kMaxItems = 2048;
-  static constexpr size_t kMaxBytes = 4 << 20;
-
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<Item> items;
-  size_t bytes = 0;
-  bool stop = false;    // worker 1..n-1: stop the client and end the loop
-  bool park = false;    // the engine reads this worker's state: wait in the callback
-  bool parked = false;  // waiting so
-  bool exited = false;  // the worker's loop has ended
-  std::optional<std::vector<std::string>> netChange;  // the usable local addresses
-  uv_async_t* async = nullptr;  // null before start and once closed
-
-  // Any thread. False: full, or the worker is gone.
-  bool push(Item&& item) {
-    std::lock_guard<std::mutex> lk(mu);
-    if (async == nullptr || items.size() >= kMaxItems || bytes + item.bytes.size() > kMaxBytes) {
-      return false;
-    }
-    bytes += item.bytes.size();
-    items.push_back(std::move(item));
-    uv_async_send(async);
-    return true;
-  }
-  void wake() {  // with mu held
-    if (async != nullptr) uv_async_send(async);
-  }
-};
-
-// The app endpoint's home worker: where its UDP session lives.
-size_t homeWorker(const netstack::UdpEndpoint& app, size_t workers) {
-  uint64_t h = netstack::UdpEndpointHash{}(app);
-  return static_cast<size_t>((h ^ (h >> 29)) % workers);
-}
-
-}  // namespace
-
-// One loop thread with its own client (NetStack, server connections) and
-// TUN queue. Worker 0 runs on the run() thread with Running's loop, client
-// and pump; workers 1..n-1 own theirs and a std::thread.
-struct Engine::Worker {
-  size_t index = 0;
-  Running* running = nullptr;
-  std::unique_ptr<event::Loop> ownLoop;  // declared first: destroyed last
-  std::unique_ptr<client::Client> ownClient;
-  std::unique_ptr<client::TunPump> ownPump;
-  event::Loop* loop = nullptr;
-  client::Client* client = nullptr;
-  client::TunPump* pump = nullptr;
-  Inbox inbox;
-  std::thread thread;
-  bool stopped = false;  // loop thread
-
-  void closeInbox() {
-    uv_async_t* a = nullptr;
-    {
-      std::lock_guard<std::mutex> lk(inbox.mu);
-      a = std::exchange(inbox.async, nullptr);
-    }
-    if (a != nullptr) {
-      uv_close(reinterpret_cast<uv_handle_t*>(a),
-               [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
-    }
-  }
-  ~Worker() {
-    if (thread.joinable()) thread.join();
-    closeInbox();
-    if (ownClient) ownClient->setPacketSink(nullptr);
-    ownPump.reset();
-    ownClient.reset();
-    ownLoop.reset();
-  }
-};
-
 struct Engine::Running {
   explicit Running(Engine& e) : engine(e) {}
   Engine& engine;
@@ -228,7 +143,7 @@ struct Engine::Running {
   std::unique_ptr<client::TunPump> pump;
   std::unique_ptr<CallbackSink> sink;
   // tun.workers; [0] is this thread's (loop, client, pump above).
-  std::vector<std::unique_ptr<Worker>> workers;
+  Workers workers;
   std::unique_ptr<platform::RouteManager> routes;
   std::unique_ptr<event::SignalWatcher> sigint, sigterm;
   // Network changes: rtnetlink (Linux), or vless_tun_network_changed.
@@ -250,12 +165,6 @@ struct Engine::Running {
   // Every worker's client and TUN counters, worker 0 first.
   std::vector<const client::Client*> clients() const;
   std::vector<const client::TunPumpStats*> pumpStats() const;
-  // Workers 1..n-1 wait in their inbox callback while this thread reads
-  // their state (stats), or go on again. Never from inside a NetStack
-  // callback (a worker may be waiting for the lwIP lock).
-  void parkOthers(bool park);
-  void drainInbox(Worker& w);
-  void stopWorker(Worker& w);  // on w's thread
   // A change was seen: handled once things settle (kNetSettleMs).
   void networkChangeSeen(uint64_t delayMs);
   void handleNetworkChange();
@@ -285,12 +194,7 @@ void Engine::Running::handleNetworkChange() {
     auto changed = routes->refresh();
     if (!changed.ok()) VT_ERROR("auto_route: network changed: %s", changed.error().message.c_str());
   }
-  for (size_t i = 1; i < workers.size(); ++i) {
-    Worker& w = *workers[i];
-    std::lock_guard<std::mutex> lk(w.inbox.mu);
-    w.inbox.netChange = addrs;
-    w.inbox.wake();
-  }
+  for (size_t i = 1; i < workers.size(); ++i) workers[i]->requestNetworkChange(addrs);
   client->networkChanged(&addrs);
 }
 
@@ -310,66 +214,6 @@ std::vector<const client::TunPumpStats*> Engine::Running::pumpStats() const {
     if (w->pump != nullptr) out.push_back(&w->pump->stats());
   }
   return out;
-}
-
-void Engine::Running::parkOthers(bool park) {
-  for (size_t i = 1; i < workers.size(); ++i) {
-    Worker& w = *workers[i];
-    std::lock_guard<std::mutex> lk(w.inbox.mu);
-    w.inbox.park = park;
-    if (park) {
-      w.inbox.wake();
-    } else {
-      w.inbox.cv.notify_all();
-    }
-  }
-  if (!park) return;
-  for (size_t i = 1; i < workers.size(); ++i) {
-    Worker& w = *workers[i];
-    std::unique_lock<std::mutex> lk(w.inbox.mu);
-    // A worker that has closed its inbox is ending its loop: exited soon.
-    w.inbox.cv.wait(lk, [&w] { return w.inbox.parked || w.inbox.exited; });
-  }
-}
-
-void Engine::Running::drainInbox(Worker& w) {
-  std::vector<Inbox::Item> items;
-  bool stop = false;
-  std::optional<std::vector<std::string>> net;
-  {
-    std::unique_lock<std::mutex> lk(w.inbox.mu);
-    if (w.inbox.park) {
-      w.inbox.parked = true;
-      w.inbox.cv.notify_all();
-      w.inbox.cv.wait(lk, [&w] { return !w.inbox.park; });
-      w.inbox.parked = false;
-    }
-    items.swap(w.inbox.items);
-    w.inbox.bytes = 0;
-    stop = std::exchange(w.inbox.stop, false);
-    net = std::exchange(w.inbox.netChange, std::nullopt);
-  }
-  if (w.stopped) return;
-  for (Inbox::Item& it : items) {
-    if (it.raw) {
-      w.client->otherPacketFromWorker(it.bytes.data(), it.bytes.size());
-    } else {
-      BufferChain payload;
-      payload.append(it.bytes);
-      w.client->udpFromWorker(it.app, it.dst, std::move(payload));
-    }
-  }
-  if (net) w.client->networkChanged(&*net);
-  if (stop && w.index != 0) stopWorker(w);
-}
-
-void Engine::Running::stopWorker(Worker& w) {
-  w.stopped = true;
-  w.client->stop();  // resets its flows: the RSTs go out through its queue now
-  if (w.pump) w.pump->stop();
-  w.closeInbox();
-  event::Loop* l = w.loop;
-  l->post([l] { l->stop(); });
 }
 
 bool parseNameservers(const std::string& text, std::vector<event::SocketAddress>& out,
@@ -502,15 +346,10 @@ void Engine::Running::shutdown() {
 }
 
 void Engine::Running::finishShutdown() {
-  parkOthers(true);
+  parkWorkers(workers, true);
   logStopStats(clients(), pumpStats());
-  parkOthers(false);
-  for (size_t i = 1; i < workers.size(); ++i) {
-    Worker& w = *workers[i];
-    std::lock_guard<std::mutex> lk(w.inbox.mu);
-    w.inbox.stop = true;
-    w.inbox.wake();
-  }
+  parkWorkers(workers, false);
+  for (size_t i = 1; i < workers.size(); ++i) workers[i]->requestStop();
   client->stop();  // resets every flow: the RSTs go out through the TUN now
   if (!workers.empty()) {
     workers[0]->stopped = true;
@@ -610,10 +449,8 @@ RunResult Engine::runImpl() {
   }
 
   for (size_t i = 0; i < nWorkers; ++i) {
-    auto w = std::make_unique<Worker>();
-    w->index = i;
-    w->running = &r;
-    r.workers.push_back(std::move(w));
+    r.workers.push_back(std::make_unique<Worker>());
+    r.workers.back()->index = i;
   }
   // One DNS cache for all workers: an answer learnt on one worker's flow
   // serves a query read on another queue.
@@ -628,26 +465,9 @@ RunResult Engine::runImpl() {
     hooks.dnsCache = sharedDns;
     hooks.idFirst = i + 1;
     hooks.idStride = nWorkers;
-    if (nWorkers > 1) {
-      // A UDP session lives on its app endpoint's home worker (full cone
-      // across queues), CmdIP on worker 0: the others hand over a copy.
-      Running* rp = &r;
-      hooks.udpElsewhere = [rp, i](const netstack::UdpEndpoint& app, const netstack::UdpEndpoint& dst,
-                                   const BufferChain& payload) {
-        size_t home = homeWorker(app, rp->workers.size());
-        if (home == i) return false;
-        Inbox::Item item{false, app, dst, payload.toVector()};
-        rp->workers[i]->client->countHandOver(!rp->workers[home]->inbox.push(std::move(item)));
-        return true;
-      };
-      if (i != 0) {
-        hooks.otherPacketElsewhere = [rp, i](const uint8_t* packet, size_t len) {
-          Inbox::Item item{true, {}, {}, std::vector<uint8_t>(packet, packet + len)};
-          rp->workers[i]->client->countHandOver(!rp->workers[0]->inbox.push(std::move(item)));
-          return true;
-        };
-      }
-    }
+    // A UDP session lives on its app endpoint's home worker (full cone
+    // across queues), CmdIP on worker 0: the others hand over a copy.
+    if (nWorkers > 1) addHandOverHooks(hooks, r.workers, i);
     return hooks;
   };
   auto created = client::Client::create(r.loop, wcfg, makeHooks(0));
@@ -694,12 +514,7 @@ RunResult Engine::runImpl() {
   }
   for (auto& w : r.workers) {
     w->client->start();
-    w->inbox.async = new uv_async_t;
-    w->inbox.async->data = w.get();
-    uv_async_init(w->loop->raw(), w->inbox.async, [](uv_async_t* a) {
-      auto* wk = static_cast<Worker*>(a->data);
-      wk->running->drainInbox(*wk);
-    });
+    w->openInbox();
   }
 
   // Cross-thread requests: stop, packets, stats, network changes.
@@ -791,16 +606,7 @@ RunResult Engine::runImpl() {
             "connections",
             nWorkers, static_cast<unsigned>(cfg.tun.workers));
   }
-  for (size_t i = 1; i < nWorkers; ++i) {
-    Worker& w = *r.workers[i];
-    w.thread = std::thread([this, &w] {
-      LogScope scope(&opts_.log);
-      w.loop->run();
-      std::lock_guard<std::mutex> lk(w.inbox.mu);
-      w.inbox.exited = true;
-      w.inbox.cv.notify_all();
-    });
-  }
+  for (size_t i = 1; i < nWorkers; ++i) r.workers[i]->startThread(&opts_.log);
   startedAtMs_ = r.loop.now();
   r.loop.run();
   for (size_t i = 1; i < r.workers.size(); ++i) {
@@ -936,9 +742,9 @@ std::string Engine::buildStats(Running* r) const {
       in.bytesOut = r->sink->bytesOut;
     }
     // The other workers hold still while their state is read.
-    r->parkOthers(true);
+    parkWorkers(r->workers, true);
     std::string json = buildStatsJson(in);
-    r->parkOthers(false);
+    parkWorkers(r->workers, false);
     return json;
   }
   return buildStatsJson(in);

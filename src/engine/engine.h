@@ -89,7 +89,6 @@ class Engine {
 
  private:
   struct Running;  // everything that lives on the loop, built in run()
-  struct Worker;   // one loop thread with its client (tun.workers)
   explicit Engine(EngineOptions opts);
   RunResult runImpl();
   void setError(std::string message);
