@@ -10,5 +10,12 @@
 /* Records at most 16 KiB either way; the default, stated for memory budgets. */
 #define MBEDTLS_SSL_IN_CONTENT_LEN 16384
 #define MBEDTLS_SSL_OUT_CONTENT_LEN 16384
+/* Several loop threads in one process (tun.workers, two cores in one app)
+ * run TLS handshakes at once, and PSA keeps its key slots (the ECDHE key
+ * shares) in one process-wide store: without threading support two
+ * handshakes raced on it (a leaked key slot under ASan). mbedTLS 3.6 locks
+ * the store with MBEDTLS_THREADING_C. */
+#define MBEDTLS_THREADING_C
+#define MBEDTLS_THREADING_PTHREAD
 
 #endif
