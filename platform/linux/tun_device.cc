@@ -165,7 +165,8 @@ Result<std::unique_ptr<TunDevice>> TunDevice::create(const TunConfig& config) {
                                              std::to_string(config.queues) +
                                              " queues (expected 1..256)");
   }
-  const short flags = IFF_TUN | IFF_NO_PI | (config.queues > 1 ? IFF_MULTI_QUEUE : 0);
+  const short flags = IFF_TUN | IFF_NO_PI | (config.queues > 1 ? IFF_MULTI_QUEUE : 0) |
+                      (config.offload ? IFF_VNET_HDR : 0);
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return sysError(config.name, "open(/dev/net/tun)", errno);
   ifreq ifr{};
@@ -184,6 +185,18 @@ Result<std::unique_ptr<TunDevice>> TunDevice::create(const TunConfig& config) {
     return sysError(name, "if_nametoindex", err);
   }
   std::unique_ptr<TunDevice> dev(new TunDevice(fd, name, index));
+  if (config.offload) {
+    // The header size is per device and 10 by default; set it all the same
+    // so a kernel default never decides our framing. The offloads are per
+    // device too (every queue gets them).
+    int hdr = static_cast<int>(kVnetHeaderBytes);
+    if (ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0) return sysError(name, "ioctl(TUNSETVNETHDRSZ)", errno);
+    unsigned long offloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+    if (ioctl(fd, TUNSETOFFLOAD, offloads) < 0) {
+      return sysError(name, "ioctl(TUNSETOFFLOAD) (set tun.offload = false on this kernel)", errno);
+    }
+    dev->vnetHeader_ = true;
+  }
   // The other queues attach to the interface by its (now known) name.
   for (uint32_t q = 1; q < config.queues; ++q) {
     int qfd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);

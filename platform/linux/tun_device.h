@@ -33,7 +33,17 @@ struct TunConfig {
   // spreads the packets it sends over them by a hash of the flow and keeps
   // a flow on the queue its answers were last written to.
   uint32_t queues = 1;
+  // TCP segmentation offload from the kernel (docs/netstack.md "TUN
+  // offload"): IFF_VNET_HDR, and TUNSETOFFLOAD with TUN_F_CSUM, TUN_F_TSO4
+  // and TUN_F_TSO6. Every read and write then starts with a 10-byte
+  // struct virtio_net_hdr (kVnetHeaderBytes), and a read may be one TCP
+  // segment of up to 64 KiB (the app's TSO) whose checksum the kernel left
+  // partial. Off: one plain packet per read and write.
+  bool offload = false;
 };
+
+// sizeof(struct virtio_net_hdr), which TUNSETVNETHDRSZ sets (the default).
+constexpr size_t kVnetHeaderBytes = 10;
 
 class TunDevice {
  public:
@@ -52,7 +62,10 @@ class TunDevice {
   int queueFd(size_t i) const noexcept { return i == 0 ? fd_ : extraFds_[i - 1]; }
   const std::string& name() const noexcept { return name_; }  // empty if unknown
   int ifindex() const noexcept { return ifindex_; }
+  // Reads and writes carry a virtio_net_hdr (TunConfig::offload took).
+  bool vnetHeader() const noexcept { return vnetHeader_; }
 
+  // Without a vnet header only (the server's IP exit).
   // One packet into buf; returns its length, or -errno (-EAGAIN: none
   // queued; -EMSGSIZE never happens: a too-long packet is truncated).
   ssize_t readPacket(uint8_t* buf, size_t cap) noexcept;
@@ -67,6 +80,7 @@ class TunDevice {
   std::string name_;
   int ifindex_;
   std::vector<int> extraFds_;  // queues 1..n-1
+  bool vnetHeader_ = false;
 };
 
 // rtnetlink configuration of an existing interface; exposed for tests and

@@ -1,16 +1,24 @@
 #include "client/tun_pump.h"
 
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
 #include "core/log.h"
+#include "netstack/udp_packet.h"
 
 namespace vt::client {
 
-TunPump::TunPump(event::Loop& loop, int fd, netstack::NetStack& stack, size_t mtu)
-    : fd_(fd), stack_(stack), mtu_(mtu < 576 ? 576 : mtu), watcher_(loop, fd) {}
+TunPump::TunPump(event::Loop& loop, int fd, netstack::NetStack& stack, size_t mtu,
+                 bool vnetHeader)
+    : fd_(fd),
+      stack_(stack),
+      mtu_(mtu < 576 ? 576 : mtu),
+      vnet_(vnetHeader),
+      readCap_(vnetHeader ? kMaxOffloadPacket : mtu_),
+      watcher_(loop, fd) {}
 
 TunPump::~TunPump() { watcher_.stop(); }
 
@@ -32,11 +40,13 @@ void TunPump::onReadable() {
     // small: a packet up to half of it (an ACK, a short request) is copied
     // into a pbuf of its own size, so a queued small packet never holds a
     // whole MTU (64 KiB with a large TUN MTU) and reads do not allocate.
-    if (!spare_.valid()) spare_ = stack_.allocInput(mtu_);
+    if (!spare_.valid()) spare_ = stack_.allocInput(readCap_);
     uint8_t scratch[1];  // lwIP out of memory: drain the packet anyway
     uint8_t* dst = spare_.valid() ? spare_.data() : scratch;
-    size_t cap = spare_.valid() ? mtu_ : sizeof(scratch);
-    ssize_t n = ::read(fd_, dst, cap);
+    size_t cap = spare_.valid() ? readCap_ : sizeof(scratch);
+    uint8_t hdr[kVnetHeaderBytes];
+    iovec iov[2] = {{hdr, sizeof hdr}, {dst, cap}};
+    ssize_t n = vnet_ ? ::readv(fd_, iov, 2) : ::read(fd_, dst, cap);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;
@@ -52,16 +62,68 @@ void TunPump::onReadable() {
       ++stats_.readDropped;
       continue;
     }
+    if (vnet_) {
+      if (static_cast<size_t>(n) <= kVnetHeaderBytes) {
+        ++stats_.offloadDropped;
+        continue;
+      }
+      n -= static_cast<ssize_t>(kVnetHeaderBytes);
+      if (!takeVnetHeader(hdr, dst, static_cast<size_t>(n))) continue;
+    }
     ++stats_.packetsIn;
     stats_.bytesIn += static_cast<uint64_t>(n);
     const size_t len = static_cast<size_t>(n);
-    if (len <= mtu_ / 2) {
+    if (len <= readCap_ / 2) {
       stack_.input(spare_.data(), len);  // a right-sized copy
     } else {
       stack_.input(std::move(spare_), len);
     }
   }
   // More may be queued: the level-triggered watcher calls again next pass.
+}
+
+bool TunPump::takeVnetHeader(const uint8_t* hdr, uint8_t* packet, size_t len) {
+  // struct virtio_net_hdr in the host's byte order (no TUNSETVNETLE/BE):
+  // flags, gso_type, hdr_len, gso_size, csum_start, csum_offset.
+  constexpr uint8_t kNeedsCsum = 1;            // VIRTIO_NET_HDR_F_NEEDS_CSUM
+  constexpr uint8_t kGsoNone = 0, kGsoTcp4 = 1, kGsoTcp6 = 4, kGsoEcn = 0x80;
+  auto u16 = [hdr](size_t at) {
+    uint16_t v;
+    std::memcpy(&v, hdr + at, sizeof v);
+    return v;
+  };
+  const uint8_t gso = hdr[1] & static_cast<uint8_t>(~kGsoEcn);
+  if (gso != kGsoNone && gso != kGsoTcp4 && gso != kGsoTcp6) {
+    ++stats_.offloadDropped;  // UDP GSO and the like: never offered (TUNSETOFFLOAD)
+    return false;
+  }
+  if (gso != kGsoNone) ++stats_.gsoIn;
+  if ((hdr[0] & kNeedsCsum) == 0) return true;
+  // The checksum at csum_start + csum_offset holds only the pseudo-header's
+  // sum. TCP and UDP go into the netstack, which checks neither, and are
+  // relayed as streams and datagrams: nothing to do. Anything else may
+  // leave as a raw packet (CmdIP), so its checksum is completed here.
+  const uint8_t version = len > 0 ? static_cast<uint8_t>(packet[0] >> 4) : 0;
+  uint8_t proto = 0;
+  if (version == 4 && len >= 20) proto = packet[9];
+  if (version == 6 && len >= 40) proto = packet[6];
+  if (proto == 6 || proto == 17) return true;
+  if (gso != kGsoNone || !completeChecksum(packet, len, u16(6), u16(8))) {
+    ++stats_.offloadDropped;
+    return false;
+  }
+  return true;
+}
+
+bool TunPump::completeChecksum(uint8_t* packet, size_t len, size_t start, size_t offset) {
+  const size_t at = start + offset;
+  if (start >= len || at + 2 > len) return false;
+  netstack::InetChecksum sum;
+  sum.add(packet + start, len - start);  // the field's partial sum included
+  const uint16_t v = sum.finish();
+  packet[at] = static_cast<uint8_t>(v >> 8);
+  packet[at + 1] = static_cast<uint8_t>(v & 0xff);
+  return true;
 }
 
 bool TunPump::isControlPacket(const netstack::PacketView& packet) {
@@ -102,11 +164,26 @@ void TunPump::writePacket(const netstack::PacketView& packet) {
     queue(packet);  // behind what waits: order holds
     return;
   }
+  // With the vnet header: a zeroed one (no GSO, checksums complete) ahead.
+  static const uint8_t kPlainHeader[kVnetHeaderBytes] = {};
+  iovec withHeader[kMaxWriteIov + 1];
+  const iovec* iov = packet.iov;
+  int iovCount = packet.iovCount;
+  if (vnet_) {
+    if (packet.iovCount > kMaxWriteIov) {
+      queue(packet);  // flattened there (never seen: lwIP's chains are short)
+      return;
+    }
+    withHeader[0] = {const_cast<uint8_t*>(kPlainHeader), sizeof kPlainHeader};
+    std::memcpy(withHeader + 1, packet.iov, sizeof(iovec) * static_cast<size_t>(packet.iovCount));
+    iov = withHeader;
+    iovCount = packet.iovCount + 1;
+  }
   for (;;) {
-    ssize_t n = ::writev(fd_, packet.iov, packet.iovCount);
+    ssize_t n = ::writev(fd_, iov, iovCount);
     if (n >= 0) {
       ++stats_.packetsOut;
-      stats_.bytesOut += static_cast<uint64_t>(n);
+      stats_.bytesOut += static_cast<uint64_t>(n) - (vnet_ ? kVnetHeaderBytes : 0);
       return;
     }
     if (errno == EINTR) continue;
@@ -160,12 +237,15 @@ void TunPump::queue(const netstack::PacketView& packet) {
 void TunPump::flush() {
   while (!backlog_.empty()) {
     const Queued& q = backlog_.front();
-    ssize_t n = ::write(fd_, q.bytes.data(), q.bytes.size());
+    static const uint8_t kPlainHeader[kVnetHeaderBytes] = {};
+    iovec iov[2] = {{const_cast<uint8_t*>(kPlainHeader), sizeof kPlainHeader},
+                    {const_cast<uint8_t*>(q.bytes.data()), q.bytes.size()}};
+    ssize_t n = vnet_ ? ::writev(fd_, iov, 2) : ::write(fd_, q.bytes.data(), q.bytes.size());
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // still full
     if (n >= 0) {
       ++stats_.packetsOut;
-      stats_.bytesOut += static_cast<uint64_t>(n);
+      stats_.bytesOut += q.bytes.size();
     } else {
       ++stats_.writeDropped;
       if (q.control) ++stats_.controlDropped;

@@ -1,5 +1,6 @@
 // TunPump: the one place that moves packets between a TUN fd and the
-// NetStack. Reads go into an MTU-sized NetStack input pbuf, handed on as it
+// NetStack. Reads go into an MTU-sized (with TUN offload: 64 KiB) NetStack
+// input pbuf, handed on as it
 // is when the packet fills more than half of it, else copied into a pbuf of
 // the packet's size (the big one is kept for the next read); at most
 // kBatch packets per wakeup so the loop stays fair; writes gather lwIP's
@@ -47,6 +48,11 @@ struct TunPumpStats {
   uint64_t controlDropped = 0;  // of writeDropped: control room full, or a write error
   uint64_t readDropped = 0;     // no input buffer (lwIP memory short)
   uint64_t readErrors = 0;
+  // With the vnet header (TUN offload): reads that were one TCP segment of
+  // several MSS (the app's TSO), and reads dropped for a header we do not
+  // take (a GSO type other than TCP, a checksum offset out of the packet).
+  uint64_t gsoIn = 0;
+  uint64_t offloadDropped = 0;
 };
 
 class TunPump final : public PacketSink {
@@ -55,6 +61,9 @@ class TunPump final : public PacketSink {
   // Bound of the EAGAIN backlog's data (packets are copied in).
   static constexpr size_t kMaxBacklogBytes = 256 * 1024;
   static constexpr size_t kMaxBacklogPackets = 1024;
+  // A write gathers at most this many pieces directly (with the vnet
+  // header in front); a longer chain goes through the backlog's copy.
+  static constexpr int kMaxWriteIov = 64;
   // The control packets' own room in the same backlog. A control packet is
   // headers only: IPv4 60 + TCP 60 bytes at most (lwIP's are 40..80).
   static constexpr size_t kMaxControlPackets = 4096;
@@ -64,10 +73,26 @@ class TunPump final : public PacketSink {
   // header) without payload that carries SYN, FIN or RST. Reads the
   // headers across the iovecs.
   static bool isControlPacket(const netstack::PacketView& packet);
+  // Completes a checksum the kernel left partial (VIRTIO_NET_HDR_F_NEEDS_CSUM):
+  // the 16-bit field at start + offset holds the pseudo-header's sum (or 0);
+  // the one's complement sum from `start` to the end goes there. False if
+  // the field is not inside the packet.
+  static bool completeChecksum(uint8_t* packet, size_t len, size_t start, size_t offset);
+
+  // The virtio_net_hdr before each packet when the TUN has IFF_VNET_HDR.
+  static constexpr size_t kVnetHeaderBytes = 10;
+  // The largest packet a read brings with offload: an IP packet's limit.
+  static constexpr size_t kMaxOffloadPacket = 65535;
 
   // `fd` is non-blocking and stays owned by the caller (TunDevice);
-  // `mtu` bounds one packet.
-  TunPump(event::Loop& loop, int fd, netstack::NetStack& stack, size_t mtu);
+  // `mtu` bounds one packet. `vnetHeader`: the fd was opened with
+  // IFF_VNET_HDR and TUN offload (platform::TunConfig::offload): reads take
+  // the header off (and up to 64 KiB TSO segments), writes put a plain one
+  // on. The netstack does not check TCP or UDP checksums, so a segment whose
+  // checksum the kernel left partial goes in as it is; any other protocol's
+  // partial checksum is completed here, as such packets may leave raw.
+  TunPump(event::Loop& loop, int fd, netstack::NetStack& stack, size_t mtu,
+          bool vnetHeader = false);
   ~TunPump();
   TunPump(const TunPump&) = delete;
   TunPump& operator=(const TunPump&) = delete;
@@ -82,12 +107,17 @@ class TunPump final : public PacketSink {
 
  private:
   void onReadable();
+  // The vnet header of a read of `len` packet bytes at `packet`: false to
+  // drop it (counted). Counts GSO reads, completes a partial checksum.
+  bool takeVnetHeader(const uint8_t* hdr, uint8_t* packet, size_t len);
   void queue(const netstack::PacketView& packet);
   void flush();
 
   int fd_;
   netstack::NetStack& stack_;
   size_t mtu_;
+  bool vnet_;
+  size_t readCap_;  // mtu_, or kMaxOffloadPacket with the vnet header
   netstack::InputBuffer spare_;  // the MTU-sized read buffer, kept while packets are small
   event::FdWatcher watcher_;
   TunPumpStats stats_;

@@ -26,7 +26,7 @@ const toml::table* section(TomlReader& r, const toml::table& root, const char* n
 }
 
 void readTun(TomlReader& r, const toml::table& t, ClientTunConfig& tun) {
-  r.checkKeys(t, "tun", {"name", "mtu", "ipv4", "ipv6", "fd", "workers"});
+  r.checkKeys(t, "tun", {"name", "mtu", "ipv4", "ipv6", "fd", "workers", "offload"});
   if (r.failed()) return;
   if (const toml::node* n = t.get("name")) {
     const std::string* s = r.str(*n, "tun.name", "an interface name of 1..15 characters");
@@ -69,6 +69,11 @@ void readTun(TomlReader& r, const toml::table& t, ClientTunConfig& tun) {
     auto v = r.integer(*n, "tun.workers", 0, kMaxWorkers);
     if (!v) return;
     tun.workers = static_cast<uint32_t>(*v);
+  }
+  if (const toml::node* n = t.get("offload")) {
+    auto b = r.boolean(*n, "tun.offload");
+    if (!b) return;
+    tun.offload = *b;
   }
 }
 

@@ -44,6 +44,11 @@ struct ClientTunConfig {
   // 0: one per core, at most kMaxAutoWorkers. Only a TUN vless-tun creates
   // can have several queues; an adopted fd or packet callbacks run one.
   uint32_t workers = 0;
+  // TCP segmentation offload from the kernel through the TUN (IFF_VNET_HDR,
+  // docs/netstack.md "TUN offload"): the app's TCP hands over segments of
+  // up to 64 KiB instead of one per MTU. Only for a TUN vless-tun creates
+  // on Linux, and not with ip.passthrough (whose TCP leaves as raw packets).
+  bool offload = true;
 };
 
 inline constexpr uint32_t kMaxWorkers = 64;

@@ -429,6 +429,7 @@ RunResult Engine::runImpl() {
     tc.name = cfg.tun.name;
     tc.mtu = cfg.tun.mtu;
     tc.queues = static_cast<uint32_t>(nWorkers);
+    tc.offload = cfg.tun.offload && cfg.ip.passthrough.empty();
     if (cfg.tun.ipv4) {
       tc.ipv4 = cfg.tun.ipv4->address;
       tc.ipv4Prefix = cfg.tun.ipv4->prefix;
@@ -480,7 +481,8 @@ RunResult Engine::runImpl() {
   r.workers[0]->loop = &r.loop;
   r.workers[0]->client = r.client.get();
   if (r.tun) {
-    r.pump = std::make_unique<client::TunPump>(r.loop, r.tun->fd(), r.client->stack(), cfg.tun.mtu);
+    r.pump = std::make_unique<client::TunPump>(r.loop, r.tun->fd(), r.client->stack(), cfg.tun.mtu,
+                                               r.tun->vnetHeader());
     r.client->setPacketSink(r.pump.get());
     if (Status st = r.pump->start(); !st.ok()) return fail(st.error().message);
     r.pump->onFatalError([&r](const std::string& why) {
@@ -498,7 +500,7 @@ RunResult Engine::runImpl() {
       w.ownClient = std::move(c).value();
       w.client = w.ownClient.get();
       w.ownPump = std::make_unique<client::TunPump>(*w.loop, r.tun->queueFd(i), w.client->stack(),
-                                                     cfg.tun.mtu);
+                                                     cfg.tun.mtu, r.tun->vnetHeader());
       w.pump = w.ownPump.get();
       w.client->setPacketSink(w.pump);
       if (Status st = w.pump->start(); !st.ok()) return fail(st.error().message);
@@ -589,8 +591,10 @@ RunResult Engine::runImpl() {
               m.error().message.c_str());
     }
   }
-  VT_INFO("vless-tun started: tun %s mtu %u, server %s (v%u, %s)", r.tunName.c_str(),
-          static_cast<unsigned>(cfg.tun.mtu), cfg.server.address.toString().c_str(),
+  VT_INFO("vless-tun started: tun %s mtu %u%s, server %s (v%u, %s)", r.tunName.c_str(),
+          static_cast<unsigned>(cfg.tun.mtu),
+          r.tun && r.tun->vnetHeader() ? " offload tso" : "",
+          cfg.server.address.toString().c_str(),
           static_cast<unsigned>(cfg.server.version), cfg.server.tls ? "tls" : "plain");
   if (!cfg.server.tls) {
     const config::HostPort& a = cfg.server.address;

@@ -137,6 +137,8 @@ std::string buildStatsJson(const StatsInput& in) {
         t.num("write_dropped", VT_SUM(in.pumps, writeDropped));
         t.num("write_queued", VT_SUM(in.pumps, writeQueued));
         t.num("read_dropped", VT_SUM(in.pumps, readDropped));
+        t.num("gso_in", VT_SUM(in.pumps, gsoIn));
+        t.num("offload_dropped", VT_SUM(in.pumps, offloadDropped));
       } else {
         t.num("packets_in", in.packetsIn);
         t.num("bytes_in", in.bytesIn);
@@ -297,6 +299,10 @@ void logStopStats(const std::vector<const client::Client*>& clients,
           ull(VT_SUM(cs, loopsRefused)), ull(VT_SUM(cs, bytesUp)), ull(VT_SUM(cs, bytesDown)),
           ull(VT_SUM(ps, writeDropped)), ull(VT_SUM(ps, controlDropped)),
           ull(VT_SUM(ps, writeQueued)), ull(VT_SUM(ps, controlQueued)));
+  if (VT_SUM(ps, gsoIn) + VT_SUM(ps, offloadDropped) > 0) {
+    VT_INFO("stopping: tun offload: %llu of %llu packets read were TSO segments, %llu dropped",
+            ull(VT_SUM(ps, gsoIn)), ull(VT_SUM(ps, packetsIn)), ull(VT_SUM(ps, offloadDropped)));
+  }
   VT_INFO("stopping: tcp syns %llu held (%llu replaced, %llu evicted, %llu expired), "
           "4-tuples reused from time_wait %llu / closing %llu, time_wait %zu now (%llu evicted)",
           ull(VT_SUM(ns, synHeld)), ull(VT_SUM(ns, synReplaced)), ull(VT_SUM(ns, synEvicted)),

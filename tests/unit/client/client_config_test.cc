@@ -156,6 +156,16 @@ TEST(ClientConfig, TunWorkers) {
   expectError(std::string("[tun]\nworkers = \"all\"\n") + kMinimal, {"tun.workers"});
 }
 
+TEST(ClientConfig, TunOffload) {
+  auto r = parse(kMinimal);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_TRUE(r.value().tun.offload);  // on by default
+  r = parse(std::string("[tun]\noffload = false\n") + kMinimal);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_FALSE(r.value().tun.offload);
+  expectError(std::string("[tun]\noffload = 1\n") + kMinimal, {"c.toml:2:", "tun.offload", "true or false"});
+}
+
 TEST(ClientConfig, ErrorsNameFileLineKeyAndExpectation) {
   std::string s = "[server]\naddress = \"198.18.0.2:443\"\n";
   std::string u = "uuid = \"a684455c-b14f-11ea-bf0d-42010aaa0003\"\n";

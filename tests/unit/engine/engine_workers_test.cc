@@ -22,6 +22,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -170,10 +171,11 @@ std::string tcpRoundTrip(const test::NetNs& app, int seed) {
   return in == out ? "" : "echoed bytes differ";
 }
 
-class EngineWorkers : public ::testing::TestWithParam<uint32_t> {};
+class EngineWorkers : public ::testing::TestWithParam<std::tuple<uint32_t, bool>> {};
 
 TEST_P(EngineWorkers, TcpFlowsAndFullConeUdpAcrossWorkers) {
-  const uint32_t workers = GetParam();
+  const uint32_t workers = std::get<0>(GetParam());
+  const bool offload = std::get<1>(GetParam());
   ASSERT_EQ(geteuid(), 0u) << "this test needs root (network namespaces, a TUN)";
   std::string err;
   auto app = test::NetNs::create(&err);
@@ -207,6 +209,7 @@ TEST_P(EngineWorkers, TcpFlowsAndFullConeUdpAcrossWorkers) {
 
   std::string toml = "log_level = \"warn\"\n[tun]\nname = \"vtw0\"\nmtu = 1500\n"
                      "ipv4 = \"198.18.61.1/30\"\nworkers = " + std::to_string(workers) +
+                     "\noffload = " + (offload ? "true" : "false") +
                      "\n[server]\naddress = \"198.18.60.2:" + std::to_string(server->port()) +
                      "\"\nuuid = \"a684455c-b14f-11ea-bf0d-42010aaa0003\"\nversion = 1\n"
                      "tls = false\n";
@@ -243,6 +246,7 @@ TEST_P(EngineWorkers, TcpFlowsAndFullConeUdpAcrossWorkers) {
   if (workers > 1) {
     EXPECT_NE(out.find("multi_queue"), std::string::npos) << out;
   }
+  EXPECT_NE(out.find(offload ? "vnet_hdr on" : "vnet_hdr off"), std::string::npos) << out;
 
   // TCP: flows on every worker at once, each echoed intact.
   std::vector<std::string> errors(kTcpFlows);
@@ -318,6 +322,10 @@ TEST_P(EngineWorkers, TcpFlowsAndFullConeUdpAcrossWorkers) {
     EXPECT_EQ(stats.find("\"handed_over\":0,"), std::string::npos) << stats;
   }
   EXPECT_NE(stats.find("\"hand_over_drops\":0"), std::string::npos) << stats;
+  // TUN offload: the app's 256 KiB sends came (partly) as TSO segments of
+  // several MSS, each taken whole; without it, never.
+  EXPECT_NE(stats.find("\"offload_dropped\":0"), std::string::npos) << stats;
+  EXPECT_EQ(stats.find("\"gso_in\":0,") == std::string::npos, offload) << stats;
 
   eng->stop();
   runner.join();
@@ -326,8 +334,15 @@ TEST_P(EngineWorkers, TcpFlowsAndFullConeUdpAcrossWorkers) {
   EXPECT_NE(stats.find("\"state\":\"stopped\""), std::string::npos) << stats;
 }
 
-INSTANTIATE_TEST_SUITE_P(Workers, EngineWorkers, ::testing::Values(1u, 2u, 4u),
-                         [](const auto& info) { return std::to_string(info.param); });
+// (workers, tun.offload): every worker count with offload (the default),
+// and the plain TUN once more with two workers.
+INSTANTIATE_TEST_SUITE_P(Workers, EngineWorkers,
+                         ::testing::Values(std::make_tuple(1u, true), std::make_tuple(2u, true),
+                                           std::make_tuple(4u, true), std::make_tuple(2u, false)),
+                         [](const auto& info) {
+                           return std::to_string(std::get<0>(info.param)) +
+                                  (std::get<1>(info.param) ? "" : "_no_offload");
+                         });
 
 }  // namespace
 }  // namespace vt
