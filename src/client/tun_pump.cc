@@ -115,6 +115,20 @@ bool TunPump::takeVnetHeader(const uint8_t* hdr, uint8_t* packet, size_t len) {
   return true;
 }
 
+void TunPump::vnetHeaderFor(const netstack::PacketView& packet, uint8_t* out) {
+  std::memset(out, 0, kVnetHeaderBytes);
+  if (packet.gsoSize == 0) return;
+  constexpr uint8_t kNeedsCsum = 1, kGsoTcp4 = 1, kGsoTcp6 = 4;
+  constexpr uint16_t kTcpChecksumOffset = 16;
+  auto put16 = [out](size_t at, uint16_t v) { std::memcpy(out + at, &v, sizeof v); };
+  out[0] = kNeedsCsum;
+  out[1] = packet.v6 ? kGsoTcp6 : kGsoTcp4;
+  put16(2, packet.headerLen);  // hdr_len
+  put16(4, packet.gsoSize);    // gso_size
+  put16(6, packet.l4Offset);   // csum_start
+  put16(8, kTcpChecksumOffset);
+}
+
 bool TunPump::completeChecksum(uint8_t* packet, size_t len, size_t start, size_t offset) {
   const size_t at = start + offset;
   if (start >= len || at + 2 > len) return false;
@@ -164,8 +178,9 @@ void TunPump::writePacket(const netstack::PacketView& packet) {
     queue(packet);  // behind what waits: order holds
     return;
   }
-  // With the vnet header: a zeroed one (no GSO, checksums complete) ahead.
-  static const uint8_t kPlainHeader[kVnetHeaderBytes] = {};
+  // With the vnet header: a zeroed one (no GSO, checksums complete), or
+  // the GSO one NetStack asked for, ahead of the packet.
+  uint8_t header[kVnetHeaderBytes];
   iovec withHeader[kMaxWriteIov + 1];
   const iovec* iov = packet.iov;
   int iovCount = packet.iovCount;
@@ -174,7 +189,8 @@ void TunPump::writePacket(const netstack::PacketView& packet) {
       queue(packet);  // flattened there (never seen: lwIP's chains are short)
       return;
     }
-    withHeader[0] = {const_cast<uint8_t*>(kPlainHeader), sizeof kPlainHeader};
+    vnetHeaderFor(packet, header);
+    withHeader[0] = {header, sizeof header};
     std::memcpy(withHeader + 1, packet.iov, sizeof(iovec) * static_cast<size_t>(packet.iovCount));
     iov = withHeader;
     iovCount = packet.iovCount + 1;
@@ -184,6 +200,7 @@ void TunPump::writePacket(const netstack::PacketView& packet) {
     if (n >= 0) {
       ++stats_.packetsOut;
       stats_.bytesOut += static_cast<uint64_t>(n) - (vnet_ ? kVnetHeaderBytes : 0);
+      if (packet.gsoSize != 0) ++stats_.gsoOut;
       return;
     }
     if (errno == EINTR) continue;
@@ -216,6 +233,7 @@ void TunPump::queue(const netstack::PacketView& packet) {
   }
   Queued q;
   q.control = control;
+  if (vnet_) vnetHeaderFor(packet, q.vnet.data());
   q.bytes.resize(packet.size);
   size_t off = 0;
   for (int i = 0; i < packet.iovCount; ++i) {
@@ -236,16 +254,15 @@ void TunPump::queue(const netstack::PacketView& packet) {
 
 void TunPump::flush() {
   while (!backlog_.empty()) {
-    const Queued& q = backlog_.front();
-    static const uint8_t kPlainHeader[kVnetHeaderBytes] = {};
-    iovec iov[2] = {{const_cast<uint8_t*>(kPlainHeader), sizeof kPlainHeader},
-                    {const_cast<uint8_t*>(q.bytes.data()), q.bytes.size()}};
+    Queued& q = backlog_.front();
+    iovec iov[2] = {{q.vnet.data(), q.vnet.size()}, {q.bytes.data(), q.bytes.size()}};
     ssize_t n = vnet_ ? ::writev(fd_, iov, 2) : ::write(fd_, q.bytes.data(), q.bytes.size());
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // still full
     if (n >= 0) {
       ++stats_.packetsOut;
       stats_.bytesOut += q.bytes.size();
+      if (q.vnet[1] != 0) ++stats_.gsoOut;  // gso_type
     } else {
       ++stats_.writeDropped;
       if (q.control) ++stats_.controlDropped;

@@ -21,6 +21,7 @@
 // before. Only beyond that room is a control packet dropped (counted apart).
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -53,6 +54,8 @@ struct TunPumpStats {
   // take (a GSO type other than TCP, a checksum offset out of the packet).
   uint64_t gsoIn = 0;
   uint64_t offloadDropped = 0;
+  uint64_t gsoOut = 0;  // of packetsOut: segments the kernel takes as GSO
+
 };
 
 class TunPump final : public PacketSink {
@@ -78,6 +81,10 @@ class TunPump final : public PacketSink {
   // the one's complement sum from `start` to the end goes there. False if
   // the field is not inside the packet.
   static bool completeChecksum(uint8_t* packet, size_t len, size_t start, size_t offset);
+  // The virtio_net_hdr for a packet NetStack emitted: zero, or for a GSO
+  // segment (PacketView::gsoSize) NEEDS_CSUM at the TCP checksum with
+  // gso_type TCPV4/TCPV6, hdr_len and gso_size.
+  static void vnetHeaderFor(const netstack::PacketView& packet, uint8_t* out);
 
   // The virtio_net_hdr before each packet when the TUN has IFF_VNET_HDR.
   static constexpr size_t kVnetHeaderBytes = 10;
@@ -87,8 +94,8 @@ class TunPump final : public PacketSink {
   // `fd` is non-blocking and stays owned by the caller (TunDevice);
   // `mtu` bounds one packet. `vnetHeader`: the fd was opened with
   // IFF_VNET_HDR and TUN offload (platform::TunConfig::offload): reads take
-  // the header off (and up to 64 KiB TSO segments), writes put a plain one
-  // on. The netstack does not check TCP or UDP checksums, so a segment whose
+  // the header off (and up to 64 KiB TSO segments), writes put one on
+  // (zero, or GSO for a segment NetStack marked: NetStack::setGsoOutput). The netstack does not check TCP or UDP checksums, so a segment whose
   // checksum the kernel left partial goes in as it is; any other protocol's
   // partial checksum is completed here, as such packets may leave raw.
   TunPump(event::Loop& loop, int fd, netstack::NetStack& stack, size_t mtu,
@@ -125,6 +132,7 @@ class TunPump final : public PacketSink {
   bool errorLogged_ = false;
   struct Queued {
     std::vector<uint8_t> bytes;
+    std::array<uint8_t, kVnetHeaderBytes> vnet{};  // written ahead with the vnet header
     bool control = false;
   };
   std::deque<Queued> backlog_;

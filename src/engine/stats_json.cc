@@ -138,6 +138,7 @@ std::string buildStatsJson(const StatsInput& in) {
         t.num("write_queued", VT_SUM(in.pumps, writeQueued));
         t.num("read_dropped", VT_SUM(in.pumps, readDropped));
         t.num("gso_in", VT_SUM(in.pumps, gsoIn));
+        t.num("gso_out", VT_SUM(in.pumps, gsoOut));
         t.num("offload_dropped", VT_SUM(in.pumps, offloadDropped));
       } else {
         t.num("packets_in", in.packetsIn);
@@ -299,9 +300,11 @@ void logStopStats(const std::vector<const client::Client*>& clients,
           ull(VT_SUM(cs, loopsRefused)), ull(VT_SUM(cs, bytesUp)), ull(VT_SUM(cs, bytesDown)),
           ull(VT_SUM(ps, writeDropped)), ull(VT_SUM(ps, controlDropped)),
           ull(VT_SUM(ps, writeQueued)), ull(VT_SUM(ps, controlQueued)));
-  if (VT_SUM(ps, gsoIn) + VT_SUM(ps, offloadDropped) > 0) {
-    VT_INFO("stopping: tun offload: %llu of %llu packets read were TSO segments, %llu dropped",
-            ull(VT_SUM(ps, gsoIn)), ull(VT_SUM(ps, packetsIn)), ull(VT_SUM(ps, offloadDropped)));
+  if (VT_SUM(ps, gsoIn) + VT_SUM(ps, gsoOut) + VT_SUM(ps, offloadDropped) > 0) {
+    VT_INFO("stopping: tun offload: %llu of %llu packets read were TSO segments (%llu dropped), "
+            "%llu of %llu written GSO segments",
+            ull(VT_SUM(ps, gsoIn)), ull(VT_SUM(ps, packetsIn)), ull(VT_SUM(ps, offloadDropped)),
+            ull(VT_SUM(ps, gsoOut)), ull(VT_SUM(ps, packetsOut)));
   }
   VT_INFO("stopping: tcp syns %llu held (%llu replaced, %llu evicted, %llu expired), "
           "4-tuples reused from time_wait %llu / closing %llu, time_wait %zu now (%llu evicted)",

@@ -673,9 +673,54 @@ void NetStack::emit(pbuf* p) {
     n = 1;
   }
   stats_.packetsOut++;
+  PacketView view{iov, n, p->tot_len};
+  if (gsoOutput_ && vt_tcp_out_gso_mss != 0) markGso(view);
+  vt_tcp_out_gso_mss = 0;  // set again by lwIP's hook for its next TCP segment
   ++depth_;  // acceptPending etc. from onOutput are deferred
-  callbacks_.onOutput(PacketView{iov, n, p->tot_len});
+  callbacks_.onOutput(view);
   --depth_;
+}
+
+void NetStack::markGso(PacketView& v) noexcept {
+  // lwIP builds the IP and TCP headers in a segment's first pbuf.
+  if (v.iovCount < 1) return;
+  auto* h = static_cast<uint8_t*>(v.iov[0].iov_base);
+  const size_t first = v.iov[0].iov_len;
+  if (first < 40) return;
+  size_t ip = 0;
+  bool v6 = false;
+  if ((h[0] >> 4) == 4 && h[9] == 6) {
+    ip = static_cast<size_t>(h[0] & 0x0f) * 4;
+  } else if ((h[0] >> 4) == 6 && h[6] == 6) {
+    ip = 40;
+    v6 = true;
+  } else {
+    return;
+  }
+  if (first < ip + 20) return;
+  const size_t tcp = static_cast<size_t>(h[ip + 12] >> 4) * 4;
+  if (tcp < 20 || first < ip + tcp || v.size < ip + tcp) return;
+  // The app's MSS counts the options as lwIP's does: payload per piece.
+  if (vt_tcp_out_gso_mss <= tcp - 20) return;
+  const size_t piece = vt_tcp_out_gso_mss - (tcp - 20);
+  if (v.size - ip - tcp <= piece) return;  // fits one segment: a plain packet
+  // The pseudo-header's sum, not complemented (what the kernel's own
+  // CHECKSUM_PARTIAL segments carry); the segment's length is the whole.
+  const size_t alen = v6 ? 16 : 4;
+  const uint8_t* src = h + (v6 ? 8 : 12);
+  const uint8_t* dst = src + alen;
+  uint32_t sum = 6 + static_cast<uint32_t>(v.size - ip);
+  for (size_t i = 0; i < alen; i += 2) {
+    sum += static_cast<uint32_t>(src[i] << 8 | src[i + 1]);
+    sum += static_cast<uint32_t>(dst[i] << 8 | dst[i + 1]);
+  }
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  h[ip + 16] = static_cast<uint8_t>(sum >> 8);
+  h[ip + 17] = static_cast<uint8_t>(sum & 0xff);
+  v.gsoSize = static_cast<uint16_t>(piece);
+  v.l4Offset = static_cast<uint8_t>(ip);
+  v.headerLen = static_cast<uint8_t>(ip + tcp);
+  v.v6 = v6;
 }
 
 void NetStack::linkFlow(TcpFlow* flow) noexcept {

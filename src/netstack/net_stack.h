@@ -63,6 +63,14 @@ struct PacketView {
   const iovec* iov = nullptr;
   int iovCount = 0;
   size_t size = 0;
+  // With NetStack::setGsoOutput: a TCP segment longer than the app takes,
+  // for the TUN to cut into pieces of gsoSize payload bytes (GSO;
+  // docs/netstack.md "TUN offload"). Its checksum field then holds the
+  // pseudo-header's sum only, which the kernel completes. 0: a plain packet.
+  uint16_t gsoSize = 0;
+  uint8_t l4Offset = 0;   // the IP header's length (where TCP starts)
+  uint8_t headerLen = 0;  // IP + TCP header bytes
+  bool v6 = false;
 };
 
 // A pbuf to read one packet into. Move-only; frees the pbuf unless it was
@@ -252,6 +260,11 @@ class NetStack {
   size_t timeWaitCount() const noexcept { return timeWaitCount_; }
   const NetStackStats& stats() const noexcept { return stats_; }
   const NetStackOptions& options() const noexcept { return options_; }
+  // The packets this stack writes go to a TUN with offload (IFF_VNET_HDR):
+  // TCP flows accepted from now on send segments of up to ~64 KiB, marked
+  // for GSO in their PacketView, instead of one per app MSS.
+  void setGsoOutput(bool on) noexcept { gsoOutput_ = on; }
+  bool gsoOutput() const noexcept { return gsoOutput_; }
 
  private:
   friend class TcpFlow;
@@ -289,6 +302,9 @@ class NetStack {
   void runDeferred();
   void updateTimer();
   void emit(pbuf* p);
+  // A TCP segment longer than its pcb's vt_gso_mss allows per piece: fills
+  // the view's GSO fields and puts the pseudo-header sum in its checksum.
+  void markGso(PacketView& v) noexcept;
   // UDP (net_stack_udp.cc).
   void handleUdp(pbuf* p, const IpPacketInfo& info);
   void handleFragment(pbuf* p);
@@ -321,6 +337,7 @@ class NetStack {
   uint32_t timerIntervalMs_ = 0;  // what the owner was last told
   uint64_t busyUntilTick_ = 0;     // kBusyMs after the last TCP segment in or out
   bool destroying_ = false;
+  bool gsoOutput_ = false;
   tcp_pcb* acceptingPcb_ = nullptr;  // set during onTcpAccepted
   bool acceptingAborted_ = false;
   uint64_t tick_ = 0;

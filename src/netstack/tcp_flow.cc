@@ -17,6 +17,9 @@ namespace {
 
 constexpr size_t kU16Max = 0xFFFF;  // tcp_write / tcp_recved take u16 lengths
 constexpr u8_t kPollInterval = 1000 / (2 * TCP_TMR_INTERVAL);  // 1 s in lwIP's slow ticks
+// The largest segment (payload and options) built for TUN GSO: IPv4's
+// 65535-byte total less 20 bytes of IP and 20 of TCP header, rounded down.
+constexpr unsigned kGsoMaxSegment = 65000;
 
 // Release hook of a Slice that adopted one pbuf of a received chain; the
 // owner may drop it outside any NetStack call: lock.
@@ -96,9 +99,11 @@ struct TcpFlowGlue {
     // small write until that ACK, a timer-paced stall for nothing on a ~0
     // RTT hop. Other (full) segments are ACKed once per input batch
     // (ack-batch.patch, ackLater). The MSS less 40 bytes of options: the
-    // app's segments carry timestamps, so "full" is below pcb->mss.
+    // app's segments carry timestamps, so "full" is below pcb->mss (the
+    // app's own MSS: vt_gso_mss when TUN offload raised pcb->mss).
     if (f->pcb_ == pcb) {
-      if (push || bytes + 40 < pcb->mss) {
+      const u16_t appMss = pcb->vt_gso_mss != 0 ? pcb->vt_gso_mss : pcb->mss;
+      if (push || bytes + 40 < appMss) {
         tcp_set_flags(pcb, TF_ACK_NOW);
         f->unacked_ = 0;
       } else {
@@ -175,6 +180,17 @@ void TcpFlow::attach() noexcept {
   // already batches one call's bytes with TCP_WRITE_FLAG_MORE.
   tcp_nagle_disable(pcb_);
   tcp_set_flags(pcb_, TF_VT_ACK_BATCH);
+  // TUN offload (docs/netstack.md "TUN offload"): segments of up to ~64 KiB,
+  // a whole multiple of what the app takes, which the kernel delivers as
+  // one (or cuts into pcb->mss pieces where it forwards them). The window,
+  // cwnd and tcp_write's snd_wnd_max / 2 bound still hold.
+  if (stack_ != nullptr && stack_->gsoOutput() && pcb_->vt_gso_mss == 0 && pcb_->mss >= 536) {
+    const unsigned pieces = kGsoMaxSegment / pcb_->mss;
+    if (pieces >= 2) {
+      pcb_->vt_gso_mss = pcb_->mss;
+      pcb_->mss = static_cast<u16_t>(pieces * pcb_->mss);
+    }
+  }
 }
 
 void TcpFlow::ackLater(size_t n) noexcept {

@@ -120,6 +120,7 @@ void giveUp() noexcept {
 
 extern "C" {
 u8_t vt_tcp_current_netif = NETIF_NO_INDEX;
+u16_t vt_tcp_out_gso_mss = 0;
 }
 
 extern "C" u32_t vt_tcp_pcb_count(u8_t netif_idx) {

@@ -188,6 +188,7 @@ log_level = "info"
 name = "vt0"
 mtu = ${TB_MTU:-1500}
 workers = ${VT_WORKERS:-1}
+offload = ${VT_OFFLOAD:-true}
 ipv4 = "198.18.2.1/30"
 ipv6 = "2001:db8:2::1/64"
 [server]

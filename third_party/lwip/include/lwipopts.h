@@ -95,6 +95,13 @@
  * netif but the one NetStack is serving now (vt_tcp_current_netif, set by
  * NetStack at each entry, under the process-wide lwIP lock). */
 #define LWIP_HOOK_TCP_PCB_FOREIGN(pcb) ((pcb)->netif_idx != vt_tcp_current_netif)
+/* Every TCP segment lwIP builds passes here just before its checksum and
+ * ip_output (tcp_output_segment, and tcp_output_fill_options for ACKs,
+ * RSTs and probes): NetStack's output reads vt_tcp_out_gso_mss to know
+ * whether a segment longer than the peer's MSS goes to the TUN as GSO
+ * (gso-mss.patch, docs/netstack.md "TUN offload"). Adds no option. */
+#define LWIP_HOOK_TCP_OUT_ADD_TCPOPTS(p, hdr, pcb, opts) \
+  (vt_tcp_out_gso_mss = ((pcb) != NULL ? (pcb)->vt_gso_mss : 0), (opts))
 
 /* Packets come from the local kernel, which computed (or offloaded and then
  * completed) every checksum; checking again costs a pass over each byte.
@@ -124,7 +131,10 @@
  * (TCP_CALCULATE_EFF_SEND_MSS), i.e. 1460 on a 1500 MTU. lwIP allows at
  * most 16382 (its TCP_SNDLOWAT arithmetic is u16). It was 8960 (MTU 9000)
  * until 2026-12-02; MTU 16000 against the default 8500 is measured in
- * docs/performance.md "Throughput". */
+ * docs/performance.md "Throughput". With TUN offload TcpFlow raises an
+ * accepted pcb's mss at run time to a multiple of the app's, up to 65000,
+ * for GSO writes (gso-mss.patch); TCP_MSS still bounds what is advertised
+ * and what the app may send us. */
 #define TCP_MSS 16000
 #define TCP_CALCULATE_EFF_SEND_MSS 1
 /* 256 KiB receive window and send buffer. The hop to the app has ~0 RTT,

@@ -34,6 +34,11 @@ u32_t vt_tcp_pcb_count(u8_t netif_idx);
  * under the process-wide lwIP lock. */
 extern u8_t vt_tcp_current_netif;
 
+/* The vt_gso_mss of the pcb whose segment lwIP is sending now (0: none, or
+ * no pcb), set by LWIP_HOOK_TCP_OUT_ADD_TCPOPTS for every TCP segment just
+ * before it reaches the netif's output. Under the lwIP lock. */
+extern u16_t vt_tcp_out_gso_mss;
+
 #ifdef __cplusplus
 }
 #endif
