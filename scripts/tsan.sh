@@ -5,7 +5,7 @@
 # lwIP's process-wide lock), capi_test (two cores side by side, stop/run
 # races), netstack_test (several NetStacks on their own threads) and
 # event_test (the resolver pool's threads). Our code and lwIP are
-# instrumented, mbedTLS is not (third_party/mbedtls/CMakeLists.txt).
+# instrumented, mbedTLS too (its PSA key store and RNG are process-wide).
 # scripts/test.sh runs it so (~3 min cold on 2 cores). `--all` builds and
 # runs every unit test under TSan instead (~7 min). By hand: sudo
 # scripts/tsan.sh [--all] (after scripts/setup.sh). Needs root
