@@ -196,6 +196,8 @@ udp_win=${BENCH_UDP_WINDOW-4M}
 udp_rates=${BENCH_UDP_RATES:-100 500}
 udp_search=${BENCH_UDP_SEARCH:-1000 1500 2000 3000 4000}
 udp_search_secs=${BENCH_UDP_SEARCH_SECS:-5}
+# Extra vless-server TOML for the UDP part (e.g. "[mux]" and
+# "stream_window = 1048576"), to measure a setting against the default.
 # udp_once CLIENT_PID SERVER_PID HOST PORT RATE DIR SECS: one iperf3 UDP run;
 # prints "Mbit/s loss% jitter_ms cpu_client cpu_server" (err/- where unknown).
 udp_once() {
@@ -267,7 +269,7 @@ if has udp; then
     path=ours-$mode
     [ $mode = separated ] && path=ours-sep
     log "== UDP: vless-tun (udp.mode $mode) + vless-server, TLS"
-    tb_server_start vless-server-udp-$mode yes
+    tb_server_start vless-server-udp-$mode yes "${BENCH_UDP_SERVER_EXTRA:-}"
     TB_TUN_EXTRA="[udp]
 mode = \"$mode\"" tb_tun_start vless-tun-udp-$mode 1 true wait 443
     udp_run $path "$TB_TUN_PID" "$TB_SERVER_PID" "$TB_WEB4" 5201

@@ -476,7 +476,6 @@ bool Client::onUdp(const netstack::UdpEndpoint& app, const netstack::UdpEndpoint
     ++stats_.udpRefused;
     return false;
   }
-  if (hooks_.udpElsewhere && hooks_.udpElsewhere(app, dst, payload)) return true;
   return handleUdp(app, dst, std::move(payload));
 }
 
@@ -488,15 +487,17 @@ bool Client::handleUdp(const netstack::UdpEndpoint& app, const netstack::UdpEndp
   }
   netstack::UdpEndpoint remote = dst;
   remote.addr = netstack::unmapV4(remote.addr);
-  if (resolverEp_ && dst.port == 53) {
+  const bool dns = resolverEp_ && dst.port == 53;
+  // Any worker answers from the (shared) cache; counted where handled.
+  if (dns && answerFromCache(app, dst, payload)) {
     ++stats_.dnsHijacked;
-    VT_DEBUG("dns: query from %s to %s (%zu bytes) -> %s", app.toString().c_str(),
-             dst.toString().c_str(), payload.size(), resolverEp_->toString().c_str());
-    if (answerFromCache(app, dst, payload)) return true;
-    remote = *resolverEp_;
+    return true;
   }
   auto it = udpSessions_.find(app);
   if (it == udpSessions_.end()) {
+    // Workers: the endpoint's session may live elsewhere (then the datagram
+    // goes there), or this client claims it now and opens it below.
+    if (hooks_.udpElsewhere && hooks_.udpElsewhere(app, dst, payload)) return true;
     while (udpSessions_.size() >= cfg_.udp.max_sessions) {
       UdpSession* victim = udpLru_.victim();
       if (victim == nullptr) break;
@@ -511,6 +512,12 @@ bool Client::handleUdp(const netstack::UdpEndpoint& app, const netstack::UdpEndp
     it = udpSessions_.emplace(app, std::move(s)).first;
     ++stats_.udpSessionsOpened;
     raw->armTimer();
+  }
+  if (dns) {
+    ++stats_.dnsHijacked;
+    VT_DEBUG("dns: query from %s to %s (%zu bytes) -> %s", app.toString().c_str(),
+             dst.toString().c_str(), payload.size(), resolverEp_->toString().c_str());
+    remote = *resolverEp_;
   }
   it->second->send(remote, dst, std::move(payload));
   return true;
@@ -551,6 +558,7 @@ void Client::onUdpSessionClosed(UdpSession& s) {
   if (it == udpSessions_.end() || it->second.get() != &s) return;
   std::unique_ptr<UdpSession> owned = std::move(it->second);
   udpSessions_.erase(it);
+  if (hooks_.udpSessionClosed) hooks_.udpSessionClosed(owned->app());
   loop_.deferredDelete(std::move(owned));
 }
 

@@ -102,12 +102,16 @@ struct ClientHooks {
   // (instead of /etc/resolv.conf's).
   std::vector<event::SocketAddress> nameservers;
   // Workers (engine/engine.cc): a UDP session lives on its app endpoint's
-  // home worker, and CmdIP on worker 0. True: the datagram (or raw
-  // packet) is not this client's; the hook has queued a copy for its
-  // owner or dropped and counted it. Unset: everything is this client's.
+  // home worker, and CmdIP on worker 0. udpElsewhere is asked when this
+  // client has no session for the datagram's app endpoint, just before it
+  // would open one: false, this client is (now) its home; true, the
+  // datagram is not this client's and the hook has queued a copy for the
+  // home or dropped and counted it. udpSessionClosed: this client's
+  // session for `app` closed. Unset: everything is this client's.
   std::function<bool(const netstack::UdpEndpoint& app, const netstack::UdpEndpoint& dst,
                      const BufferChain& payload)>
       udpElsewhere;
+  std::function<void(const netstack::UdpEndpoint& app)> udpSessionClosed;
   std::function<bool(const uint8_t* packet, size_t len)> otherPacketElsewhere;
   // The workers' shared DNS cache (null: the client makes its own when
   // dns.hijack is on and dns.cache_size > 0).

@@ -139,6 +139,7 @@ struct Engine::Running {
   Engine& engine;
   event::Loop loop;
   std::unique_ptr<platform::TunDevice> tun;
+  UdpHomes udpHomes;  // before the clients: their sessions release their entries
   std::unique_ptr<client::Client> client;
   std::unique_ptr<client::TunPump> pump;
   std::unique_ptr<CallbackSink> sink;
@@ -468,7 +469,7 @@ RunResult Engine::runImpl() {
     hooks.idStride = nWorkers;
     // A UDP session lives on its app endpoint's home worker (full cone
     // across queues), CmdIP on worker 0: the others hand over a copy.
-    if (nWorkers > 1) addHandOverHooks(hooks, r.workers, i);
+    if (nWorkers > 1) addHandOverHooks(hooks, r.workers, r.udpHomes, i);
     return hooks;
   };
   auto created = client::Client::create(r.loop, wcfg, makeHooks(0));

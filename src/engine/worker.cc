@@ -24,9 +24,20 @@ void Inbox::wake() {
   if (async != nullptr) uv_async_send(async);
 }
 
-size_t homeWorker(const netstack::UdpEndpoint& app, size_t workers) {
-  uint64_t h = netstack::UdpEndpointHash{}(app);
-  return static_cast<size_t>((h ^ (h >> 29)) % workers);
+size_t UdpHomes::claim(const netstack::UdpEndpoint& app, size_t self) {
+  std::lock_guard<std::mutex> lk(mu_);
+  return homes_.try_emplace(app, self).first->second;
+}
+
+void UdpHomes::release(const netstack::UdpEndpoint& app, size_t self) {
+  std::lock_guard<std::mutex> lk(mu_);
+  auto it = homes_.find(app);
+  if (it != homes_.end() && it->second == self) homes_.erase(it);
+}
+
+size_t UdpHomes::size() {
+  std::lock_guard<std::mutex> lk(mu_);
+  return homes_.size();
 }
 
 void Worker::openInbox() {
@@ -140,16 +151,19 @@ void parkWorkers(const Workers& workers, bool park) {
   }
 }
 
-void addHandOverHooks(client::ClientHooks& hooks, const Workers& workers, size_t i) {
+void addHandOverHooks(client::ClientHooks& hooks, const Workers& workers, UdpHomes& homes,
+                      size_t i) {
   const Workers* all = &workers;
-  hooks.udpElsewhere = [all, i](const netstack::UdpEndpoint& app, const netstack::UdpEndpoint& dst,
-                                const BufferChain& payload) {
-    size_t home = homeWorker(app, all->size());
+  UdpHomes* h = &homes;
+  hooks.udpElsewhere = [all, h, i](const netstack::UdpEndpoint& app,
+                                   const netstack::UdpEndpoint& dst, const BufferChain& payload) {
+    size_t home = h->claim(app, i);
     if (home == i) return false;
     Inbox::Item item{false, app, dst, payload.toVector()};
     (*all)[i]->client->countHandOver(!(*all)[home]->inbox.push(std::move(item)));
     return true;
   };
+  hooks.udpSessionClosed = [h, i](const netstack::UdpEndpoint& app) { h->release(app, i); };
   if (i != 0) {
     hooks.otherPacketElsewhere = [all, i](const uint8_t* packet, size_t len) {
       Inbox::Item item{true, {}, {}, std::vector<uint8_t>(packet, packet + len)};

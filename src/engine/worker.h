@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "client/client.h"
@@ -55,8 +56,26 @@ struct Inbox {
   void wake();  // with mu held
 };
 
-// The app endpoint's home worker: where its UDP session lives.
-size_t homeWorker(const netstack::UdpEndpoint& app, size_t workers);
+// Where each app endpoint's UDP session lives (full cone: one session, so
+// one source address at the server, per endpoint). The first worker to
+// need a session for an endpoint that has none claims it, so a flow the
+// kernel keeps on one TUN queue is served where it is read and never
+// crosses to another worker; datagrams of the endpoint read on other
+// queues are handed to that home. The entry goes when the home's session
+// closes. Bounded by the workers' live sessions. Any thread.
+class UdpHomes {
+ public:
+  // The endpoint's home; `self` becomes it when it has none.
+  size_t claim(const netstack::UdpEndpoint& app, size_t self);
+  // `self`'s session for `app` closed: the endpoint has no home until the
+  // next claim (unless another worker's claim already replaced it).
+  void release(const netstack::UdpEndpoint& app, size_t self);
+  size_t size();
+
+ private:
+  std::mutex mu_;
+  std::unordered_map<netstack::UdpEndpoint, size_t, netstack::UdpEndpointHash> homes_;
+};
 
 // Worker 0 runs on the run() thread with the engine's loop, client and
 // pump; workers 1..n-1 own theirs and a std::thread.
@@ -97,7 +116,8 @@ using Workers = std::vector<std::unique_ptr<Worker>>;
 void parkWorkers(const Workers& workers, bool park);
 
 // Worker i's client hooks when there are several: UDP datagrams go to
-// their app endpoint's home worker, CmdIP packets to worker 0.
-void addHandOverHooks(client::ClientHooks& hooks, const Workers& workers, size_t i);
+// their app endpoint's home worker (`homes`), CmdIP packets to worker 0.
+void addHandOverHooks(client::ClientHooks& hooks, const Workers& workers, UdpHomes& homes,
+                      size_t i);
 
 }  // namespace vt::engine

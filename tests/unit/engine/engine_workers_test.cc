@@ -29,6 +29,7 @@
 
 #include "config/client_config.h"
 #include "engine/engine.h"
+#include "engine/worker.h"
 #include "unit/platform/netns_world.h"
 #include "unit/server/server_harness.h"
 
@@ -169,6 +170,53 @@ std::string tcpRoundTrip(const test::NetNs& app, int seed) {
   close(fd);
   if (!err.empty()) return err;
   return in == out ? "" : "echoed bytes differ";
+}
+
+// The home of an app endpoint's UDP session: the first claim wins, every
+// later claim (from any worker) gets that home, a release by another
+// worker changes nothing, and after the home's release the next claimant
+// becomes the home.
+TEST(UdpHomes, FirstClaimWinsUntilItsSessionCloses) {
+  engine::UdpHomes homes;
+  netstack::UdpEndpoint a, b;
+  ASSERT_TRUE(netstack::IpAddress::parse("198.18.61.1", a.addr));
+  b.addr = a.addr;
+  a.port = 4000;
+  b.port = 4001;
+  EXPECT_EQ(homes.claim(a, 1), 1u);
+  EXPECT_EQ(homes.claim(a, 0), 1u);
+  EXPECT_EQ(homes.claim(b, 0), 0u);
+  homes.release(a, 0);  // not its home: no effect
+  EXPECT_EQ(homes.claim(a, 2), 1u);
+  homes.release(a, 1);
+  EXPECT_EQ(homes.claim(a, 2), 2u);
+  homes.release(a, 2);
+  homes.release(b, 0);
+  EXPECT_EQ(homes.size(), 0u);
+}
+
+// Four threads claiming the same endpoints at once agree on each one's home
+// (TSan runs this too: scripts/tsan.sh).
+TEST(UdpHomes, ConcurrentClaimsAgree) {
+  engine::UdpHomes homes;
+  netstack::IpAddress app;
+  ASSERT_TRUE(netstack::IpAddress::parse("198.18.61.1", app));
+  constexpr int kThreads = 4, kEndpoints = 2000;
+  std::vector<std::vector<size_t>> got(kThreads, std::vector<size_t>(kEndpoints));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int e = 0; e < kEndpoints; ++e) {
+        netstack::UdpEndpoint ep{app, static_cast<uint16_t>(1000 + e)};
+        got[t][e] = homes.claim(ep, static_cast<size_t>(t));
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  for (int e = 0; e < kEndpoints; ++e) {
+    for (int t = 1; t < kThreads; ++t) EXPECT_EQ(got[t][e], got[0][e]) << "endpoint " << e;
+  }
+  EXPECT_EQ(homes.size(), static_cast<size_t>(kEndpoints));
 }
 
 class EngineWorkers : public ::testing::TestWithParam<std::tuple<uint32_t, bool>> {};
