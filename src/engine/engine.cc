@@ -484,7 +484,8 @@ RunResult Engine::runImpl() {
   if (r.tun) {
     r.pump = std::make_unique<client::TunPump>(r.loop, r.tun->fd(), r.client->stack(), cfg.tun.mtu,
                                                r.tun->vnetHeader());
-    r.client->stack().setGsoOutput(r.tun->vnetHeader());
+    // GSO writes (NetStack::setGsoOutput) stay off: under loss between the
+    // app and the TUN they stalled a download (docs/netstack.md "TUN offload").
     r.client->setPacketSink(r.pump.get());
     if (Status st = r.pump->start(); !st.ok()) return fail(st.error().message);
     r.pump->onFatalError([&r](const std::string& why) {
@@ -504,7 +505,6 @@ RunResult Engine::runImpl() {
       w.ownPump = std::make_unique<client::TunPump>(*w.loop, r.tun->queueFd(i), w.client->stack(),
                                                      cfg.tun.mtu, r.tun->vnetHeader());
       w.pump = w.ownPump.get();
-      w.client->stack().setGsoOutput(r.tun->vnetHeader());
       w.client->setPacketSink(w.pump);
       if (Status st = w.pump->start(); !st.ok()) return fail(st.error().message);
       w.pump->onFatalError([this, i](const std::string& why) {

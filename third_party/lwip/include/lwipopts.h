@@ -131,8 +131,8 @@
  * (TCP_CALCULATE_EFF_SEND_MSS), i.e. 1460 on a 1500 MTU. lwIP allows at
  * most 16382 (its TCP_SNDLOWAT arithmetic is u16). It was 8960 (MTU 9000)
  * until 2026-12-02; MTU 16000 against the default 8500 is measured in
- * docs/performance.md "Throughput". With TUN offload TcpFlow raises an
- * accepted pcb's mss at run time to a multiple of the app's, up to 65000,
+ * docs/performance.md "Throughput". With GSO writes (NetStack::
+ * setGsoOutput, off for now) TcpFlow raises an accepted pcb's mss at run time to a multiple of the app's, up to 65000,
  * for GSO writes (gso-mss.patch); TCP_MSS still bounds what is advertised
  * and what the app may send us. */
 #define TCP_MSS 16000
