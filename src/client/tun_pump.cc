@@ -10,6 +10,13 @@
 #include "netstack/udp_packet.h"
 
 namespace vt::client {
+namespace {
+
+// struct virtio_net_hdr's flags and gso_type values we read or write.
+constexpr uint8_t kNeedsCsum = 1;  // VIRTIO_NET_HDR_F_NEEDS_CSUM
+constexpr uint8_t kGsoNone = 0, kGsoTcp4 = 1, kGsoTcp6 = 4, kGsoEcn = 0x80;
+
+}  // namespace
 
 TunPump::TunPump(event::Loop& loop, int fd, netstack::NetStack& stack, size_t mtu,
                  bool vnetHeader)
@@ -85,8 +92,6 @@ void TunPump::onReadable() {
 bool TunPump::takeVnetHeader(const uint8_t* hdr, uint8_t* packet, size_t len) {
   // struct virtio_net_hdr in the host's byte order (no TUNSETVNETLE/BE):
   // flags, gso_type, hdr_len, gso_size, csum_start, csum_offset.
-  constexpr uint8_t kNeedsCsum = 1;            // VIRTIO_NET_HDR_F_NEEDS_CSUM
-  constexpr uint8_t kGsoNone = 0, kGsoTcp4 = 1, kGsoTcp6 = 4, kGsoEcn = 0x80;
   auto u16 = [hdr](size_t at) {
     uint16_t v;
     std::memcpy(&v, hdr + at, sizeof v);
@@ -118,7 +123,6 @@ bool TunPump::takeVnetHeader(const uint8_t* hdr, uint8_t* packet, size_t len) {
 void TunPump::vnetHeaderFor(const netstack::PacketView& packet, uint8_t* out) {
   std::memset(out, 0, kVnetHeaderBytes);
   if (packet.gsoSize == 0) return;
-  constexpr uint8_t kNeedsCsum = 1, kGsoTcp4 = 1, kGsoTcp6 = 4;
   constexpr uint16_t kTcpChecksumOffset = 16;
   auto put16 = [out](size_t at, uint16_t v) { std::memcpy(out + at, &v, sizeof v); };
   out[0] = kNeedsCsum;

@@ -1,8 +1,8 @@
 // TunPump: the one place that moves packets between a TUN fd and the
 // NetStack. Reads go into an MTU-sized (with TUN offload: 64 KiB) NetStack
-// input pbuf, handed on as it
-// is when the packet fills more than half of it, else copied into a pbuf of
-// the packet's size (the big one is kept for the next read); at most
+// input pbuf, handed on as it is when the packet fills more than half of it,
+// else copied into a pbuf of the packet's size (the big one is kept for the
+// next read); at most
 // kBatch packets per wakeup so the loop stays fair; writes gather lwIP's
 // pbuf chain with writev. A write the kernel refuses (EAGAIN: its queue is
 // full) is copied into a bounded backlog, written in order once the fd is
@@ -55,7 +55,6 @@ struct TunPumpStats {
   uint64_t gsoIn = 0;
   uint64_t offloadDropped = 0;
   uint64_t gsoOut = 0;  // of packetsOut: segments the kernel takes as GSO
-
 };
 
 class TunPump final : public PacketSink {

@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "netstack/lwip_lock.h"
 #include "netstack/tcp_flow.h"
+#include "netstack/udp_packet.h"
 
 extern "C" {
 #include "lwip/init.h"
@@ -707,14 +708,11 @@ void NetStack::markGso(PacketView& v) noexcept {
   // The pseudo-header's sum, not complemented (what the kernel's own
   // CHECKSUM_PARTIAL segments carry); the segment's length is the whole.
   const size_t alen = v6 ? 16 : 4;
-  const uint8_t* src = h + (v6 ? 8 : 12);
-  const uint8_t* dst = src + alen;
-  uint32_t sum = 6 + static_cast<uint32_t>(v.size - ip);
-  for (size_t i = 0; i < alen; i += 2) {
-    sum += static_cast<uint32_t>(src[i] << 8 | src[i + 1]);
-    sum += static_cast<uint32_t>(dst[i] << 8 | dst[i + 1]);
-  }
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  InetChecksum pseudo;
+  pseudo.add(h + (v6 ? 8 : 12), 2 * alen);  // source and destination
+  pseudo.addBe16(6);
+  pseudo.addBe16(static_cast<uint16_t>(v.size - ip));
+  const uint16_t sum = static_cast<uint16_t>(~pseudo.finish());
   h[ip + 16] = static_cast<uint8_t>(sum >> 8);
   h[ip + 17] = static_cast<uint8_t>(sum & 0xff);
   v.gsoSize = static_cast<uint16_t>(piece);
