@@ -1,7 +1,8 @@
 // The whole TUN input path: every fuzz input is one packet handed to a real
 // NetStack (our header parser, SYN gating, UDP parsing and reassembly, then
-// lwIP). The owner accepts every SYN, echoes every UDP datagram and keeps
-// accepted flows for a while, so later inputs reach established pcbs too.
+// lwIP). The owner (netstack_owner.h) accepts half of the SYNs, echoes
+// every UDP datagram and keeps accepted flows for a while, so later inputs
+// reach established pcbs too.
 // Checks: no crash, no sanitizer report, outputs well-formed.
 #include <memory>
 #include <vector>
@@ -10,61 +11,27 @@
 #include "netstack/ip_packet.h"
 #include "netstack/net_stack.h"
 #include "netstack/tcp_flow.h"
+#include "netstack_owner.h"
 
 using namespace vt;
 using namespace vt::netstack;
 
 namespace {
 
-class Owner : public NetStack::Callbacks, public TcpFlow::Callbacks {
+class Owner : public fuzz::NetStackOwner {
  public:
-  NetStack* stack = nullptr;
-  std::vector<std::unique_ptr<TcpFlow>> flows;
-  std::vector<std::unique_ptr<TcpFlow>> retired;
-
   void onOutput(const PacketView& packet) override {
     fuzz::check(packet.size > 0 && packet.size <= 65535 + 40, "output size");
     size_t sum = 0;
     for (int i = 0; i < packet.iovCount; ++i) sum += packet.iov[i].iov_len;
     fuzz::check(sum == packet.size, "iovecs add up");
   }
-  void onTcpSyn(const FlowKey& key) override {
-    // Half accepted, half refused, chosen by the port: both paths run.
-    if (key.dstPort % 2 == 0) {
-      stack->acceptPending(key);
-    } else {
-      stack->rejectPending(key);
-    }
-  }
-  void onTcpAccepted(std::unique_ptr<TcpFlow> flow) override {
-    flow->setCallbacks(this);
-    flows.push_back(std::move(flow));
-  }
-  void onTimerInterval(uint32_t) override {}
-  bool onUdp(const UdpEndpoint& app, const UdpEndpoint& dst, BufferChain&& payload) override {
-    stack->sendUdp(dst, app, payload);
-    return true;
-  }
-  // TcpFlow: consume what arrives and write a little back.
-  void onData(BufferChain& data, bool) override {
-    data.drain(data.size());
-  }
-  void onWritable() override {}
-  void onClosed(TcpFlow::CloseReason) override {}
 };
 
 Owner& owner() {
   static Owner* o = [] {
     auto* own = new Owner;
-    NetStackOptions opt;
-    IpAddress v4, v6;
-    IpAddress::parse("198.18.2.1", v4);
-    IpAddress::parse("2001:db8:2::1", v6);
-    opt.ipv4 = v4;
-    opt.ipv6 = v6;
-    opt.maxFlows = 64;
-    opt.maxPendingSyns = 16;
-    auto s = NetStack::create(opt, *own);
+    auto s = NetStack::create(fuzz::NetStackOwner::options(), *own);
     fuzz::check(s.ok(), "NetStack::create");
     own->stack = s.value().release();  // lives for the whole run
     return own;
@@ -76,12 +43,7 @@ Owner& owner() {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Owner& o = owner();
-  // Flows are only destroyed here, never inside a NetStack callback.
-  o.retired.clear();
-  if (o.flows.size() > 32) {
-    for (auto& f : o.flows) o.retired.push_back(std::move(f));
-    o.flows.clear();
-  }
+  o.retireFlows();
   IpPacketInfo info;
   (void)parseIpPacket(data, size, info);
   if (size <= 65535) {
