@@ -22,6 +22,7 @@
 #   VT_SERVER=build/src/app/vless-server VT_TUN=build/src/app/vless-tun bench/run.sh
 #   BENCH_PARTS="kernel v2ray tls tlsflow notls flows udp ping" (default: all), BENCH_SECS=10
 #   (flows: the idle-flow RSS points for each vless-tun path that runs)
+#   BENCH_UDP_PATHS="kernel v2ray mux separated" (default: all) for the udp part
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/../tests/integration/lib.sh"
 source "$VT_TOOLS/testbed.sh"
@@ -196,6 +197,9 @@ udp_win=${BENCH_UDP_WINDOW-4M}
 udp_rates=${BENCH_UDP_RATES:-100 500}
 udp_search=${BENCH_UDP_SEARCH:-1000 1500 2000 3000 4000}
 udp_search_secs=${BENCH_UDP_SEARCH_SECS:-5}
+# Which UDP paths run (default all): kernel v2ray mux separated.
+udp_paths=${BENCH_UDP_PATHS:-kernel v2ray mux separated}
+udp_has() { [[ " $udp_paths " == *" $1 "* ]]; }
 # Extra vless-server TOML for the UDP part (e.g. "[mux]" and
 # "stream_window = 1048576"), to measure a setting against the default.
 # udp_once CLIENT_PID SERVER_PID HOST PORT RATE DIR SECS: one iperf3 UDP run;
@@ -249,23 +253,28 @@ first_run() {  # PATH TARGET: time to the first reply from a new app socket
 
 if has udp; then
   start udp-reflect ip netns exec "$TB_WEB" python3 "$VT_TOOLS/udp_probe.py" reflect --port 7100 --max-seconds 900
-  log "== UDP: kernel forwarding"
-  tb_kernel_forwarding on
-  udp_run kernel 0 0 "$TB_WEB4" 5201
-  first_run kernel "$TB_WEB4:7100"
-  tb_kernel_forwarding off
+  if udp_has kernel; then
+    log "== UDP: kernel forwarding"
+    tb_kernel_forwarding on
+    udp_run kernel 0 0 "$TB_WEB4" 5201
+    first_run kernel "$TB_WEB4:7100"
+    tb_kernel_forwarding off
+  fi
 
-  log "== UDP: v2ray VLESS v0 over TLS (dokodemo-door in ns app)"
-  tb_v2ray_server_start 8443 yes
-  tb_v2ray_forward_start v2ray-udp-client 15201:5201:tcp,udp 17100:7100:udp
-  v2udp=$TB_V2RAY_FORWARD_PID
-  udp_run v2ray-tls "$v2udp" "$TB_V2RAY_SERVER_PID" 127.0.0.1 15201
-  first_run v2ray-tls 127.0.0.1:17100
-  stop_pid "$v2udp" || true
-  stop_pid "$TB_V2RAY_SERVER_PID" || true
+  if udp_has v2ray; then
+    log "== UDP: v2ray VLESS v0 over TLS (dokodemo-door in ns app)"
+    tb_v2ray_server_start 8443 yes
+    tb_v2ray_forward_start v2ray-udp-client 15201:5201:tcp,udp 17100:7100:udp
+    v2udp=$TB_V2RAY_FORWARD_PID
+    udp_run v2ray-tls "$v2udp" "$TB_V2RAY_SERVER_PID" 127.0.0.1 15201
+    first_run v2ray-tls 127.0.0.1:17100
+    stop_pid "$v2udp" || true
+    stop_pid "$TB_V2RAY_SERVER_PID" || true
+  fi
 
   start udp-reflect-many ip netns exec "$TB_WEB" python3 "$VT_TOOLS/udp_probe.py" reflect --port 7300 --ports 1000 --max-seconds 900
   for mode in mux separated; do
+    udp_has $mode || continue
     path=ours-$mode
     [ $mode = separated ] && path=ours-sep
     log "== UDP: vless-tun (udp.mode $mode) + vless-server, TLS"

@@ -96,6 +96,7 @@ std::unique_ptr<stream::MuxStream> MuxPool::open(const codec::SimpleSocksHeader&
       c->mux->openStream(waitAnswer && cfg_.version == codec::kSmuxVersion2);
   if (s == nullptr) return nullptr;
   ++stats_.streamsOpened;
+  if (h.command == codec::SimpleSocksCommand::kUdp) s->setReceiveWindow(cfg_.datagram_window);
   BufferChain head;
   codec::encodeSimpleSocks(h, head);
   s->write(head, false);  // goes out with the SYN on connect()

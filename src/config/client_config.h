@@ -123,6 +123,9 @@ struct ClientMuxConfig {
   uint64_t keepalive_ms = 10'000;      // NOP when nothing was sent this long
   uint64_t dead_ms = 30'000;           // nothing received this long: connection dead
   uint32_t stream_window = 256 * 1024;  // VER 2 receive window per stream
+  // VER 2 receive window of a UDP stream (its datagrams never wait for a
+  // reader; MuxStream::setReceiveWindow).
+  uint32_t datagram_window = 1 << 20;
   // Connections kept ready with room (below 3/4 of max_streams), dialled in
   // the background, so that a flow never waits for a TCP+TLS handshake.
   uint32_t warm = 1;

@@ -310,7 +310,7 @@ bool Server::startMuxStream(std::unique_ptr<stream::MuxStream> s, const char* us
   sessions_.emplace(p, std::move(session));
   ++active_;
   ++user_streams_[user];
-  p->startStream(user, parent);
+  p->startStream(user, parent, *raw);
   return true;
 }
 

@@ -53,8 +53,9 @@ void ServerSession::start(bool tls) {
   timer_.start(server_.config().handshake_timeout_ms, [this] { onTimer(); });
 }
 
-void ServerSession::startStream(const char* user, uint64_t parent) {
+void ServerSession::startStream(const char* user, uint64_t parent, stream::MuxStream& mux) {
   mux_stream_ = true;
+  mux_in_ = &mux;
   // "198.18.0.1:5000#3": the address stays the peer, the stream id goes to
   // the tag.
   std::string::size_type hash = peer_name_.rfind('#');
@@ -357,6 +358,9 @@ void ServerSession::onSimpleSocksBytes() {
   request_.target = h.target;
   if (h.command == codec::SimpleSocksCommand::kUdp) {
     request_.command = codec::Command::kUdp;
+    // Datagrams never wait here for a reader: a wider window keeps the
+    // client from dropping at a full stream (MuxStream::setReceiveWindow).
+    mux_in_->setReceiveWindow(server_.config().mux.datagram_window);
     // The stream's NAT session may be keyed by udp_session (its header
     // names one): by this user's UUID, as a separated channel's is.
     for (const config::ServerUser& u : server_.config().users) {

@@ -63,8 +63,9 @@ class ServerSession : public event::DeferredDeletable, private stream::MuxSessio
   void start(bool tls);
   // A stream of a mux connection (the inbound is a MuxStream) of `user`
   // (a name from the config, which outlives us).
-  // `parent`: the mux connection's id, for the log line.
-  void startStream(const char* user, uint64_t parent);
+  // `parent`: the mux connection's id, for the log line; `mux`: the inbound
+  // again, as a MuxStream (a UDP stream widens its receive window).
+  void startStream(const char* user, uint64_t parent, stream::MuxStream& mux);
   // The source this connection counts against (Server::sourceKey): the
   // session reports its handshake's end and its close to the Server.
   // `socket`: the connection's TCP socket (under TLS, if any), where a
@@ -200,6 +201,7 @@ class ServerSession : public event::DeferredDeletable, private stream::MuxSessio
   // Mux: on the connection, the session; on a stream, its flags.
   std::unique_ptr<stream::MuxSession> mux_;  // after in_owner_: it holds *in_
   bool mux_stream_ = false;       // we are one stream of a mux connection
+  stream::MuxStream* mux_in_ = nullptr;  // that stream (in_), for its receive window
   std::string mux_tag_;           // " mux=<connection id>/<stream id>" in our log line
   bool user_stream_counted_ = false;
   std::string source_;               // admission: the Server's per-source count

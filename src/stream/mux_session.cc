@@ -288,8 +288,19 @@ void MuxSession::pump() {
     }
     if (out_.size() >= kFlushBytes) flushOut();
   }
-  flushOut();
+  flushSoon();
   pumping_ = false;
+}
+
+void MuxSession::flushSoon() {
+  if (out_.empty() || flush_posted_) return;
+  flush_posted_ = true;
+  std::weak_ptr<bool> alive = alive_;
+  loop_.post([this, alive] {
+    if (alive.expired()) return;
+    flush_posted_ = false;
+    if (!closed_) flushOut();
+  });
 }
 
 void MuxSession::flushOut() {
@@ -298,6 +309,7 @@ void MuxSession::flushOut() {
     return;
   }
   last_tx_ms_ = loop_.now();
+  ++stats_.innerWrites;
   inner_.write(out_, false);
   if (inner_.bufferedBytes() > kMaxInnerBuffered) {
     std::weak_ptr<bool> alive = alive_;
@@ -374,10 +386,21 @@ void MuxSession::onTick() {
 MuxStream::MuxStream(MuxSession& session, uint32_t id, bool outbound, bool wait_answer)
     : session_(&session),
       id_(id),
+      window_(session.opt_.stream_window),
       outbound_(outbound),
       wait_answer_(outbound && wait_answer),
       syn_sent_(!outbound),
       answered_(!outbound || !wait_answer) {}
+
+void MuxStream::setReceiveWindow(uint32_t window) {
+  if (closed_ || session_ == nullptr || session_->version_ != codec::kSmuxVersion2 ||
+      window <= window_) {
+    return;
+  }
+  window_ = window;
+  // Before the SYN the peer has no such stream: connect() announces it.
+  if (syn_sent_) session_->sendUpd(id_, consumed_, window_);
+}
 
 MuxStream::~MuxStream() {
   *alive_ = false;
@@ -402,6 +425,10 @@ void MuxStream::connect() {
   // SYN, then what was written before, in one write where possible.
   codec::encodeSmuxControl(session_->version_, SmuxCommand::kSyn, id_, session_->out_);
   ++session_->stats_.framesOut;
+  if (window_ != session_->opt_.stream_window) {
+    codec::encodeSmuxUpd(id_, consumed_, window_, session_->out_);
+    ++session_->stats_.framesOut;
+  }
   if (sendable() > 0 || fin_wanted_ || empty_psh_) {
     session_->markReady(*this);  // pumps and flushes
   } else {
@@ -503,7 +530,7 @@ void MuxStream::onPsh(BufferChain& payload) {
   held_.moveFrom(payload);
   session_->addHeld(n);
   if (session_->version_ == codec::kSmuxVersion2 &&
-      held_.size() > std::max(session_->opt_.stream_window, kInitialPeerWindow)) {
+      held_.size() > std::max(window_, kInitialPeerWindow)) {
     session_->close(CloseReason::kProtocolError,
                     "stream " + std::to_string(id_) + ": the peer sent past its window");
     return;
@@ -555,10 +582,9 @@ void MuxStream::deliver() {
         consumed_unreported_ += static_cast<uint32_t>(taken);
         // Before our first UPD the peer stops at kInitialPeerWindow bytes in
         // flight: a larger window must still be reported before that.
-        if (consumed_unreported_ >=
-            std::min(session_->opt_.stream_window, kInitialPeerWindow) / 2) {
+        if (consumed_unreported_ >= std::min(window_, kInitialPeerWindow) / 2) {
           consumed_unreported_ = 0;
-          session_->sendUpd(id_, consumed_, session_->opt_.stream_window);
+          session_->sendUpd(id_, consumed_, window_);
         }
       }
     }

@@ -77,6 +77,7 @@ struct MuxStats {
   uint64_t framesOut = 0;
   uint64_t bytesIn = 0;          // PSH payload
   uint64_t bytesOut = 0;
+  uint64_t innerWrites = 0;      // writes handed to the inner stream (batched per loop pass)
   uint64_t v1Pauses = 0;         // inner stream paused on held bytes (VER 1, or VER 2 past v2_receive_buffer)
 };
 
@@ -146,6 +147,11 @@ class MuxSession : public event::DeferredDeletable, private StreamCallbacks {
   void markReady(MuxStream& s);
   void pump();
   void flushOut();
+  // Stream data goes to the inner stream once per loop iteration (or at
+  // kFlushBytes): what many streams (or one stream's many datagrams)
+  // produce in one pass becomes one write, so one TLS record and one
+  // syscall carry it instead of one per frame.
+  void flushSoon();
   void forget(MuxStream& s);
   void onTick();
   void failAll(CloseReason reason, const std::string& detail);
@@ -177,6 +183,7 @@ class MuxSession : public event::DeferredDeletable, private StreamCallbacks {
   bool inner_above_ = false;
   bool paused_ = false;  // inner stream read-disabled on held bytes (heldLimit())
   bool pumping_ = false;
+  bool flush_posted_ = false;
   bool closed_ = false;
   bool goaway_ = false;
   bool dead_suspect_ = false;  // dead_ms passed once; confirmed after a read pass
@@ -207,6 +214,16 @@ class MuxStream final : public Stream, public event::DeferredDeletable {
   std::string peerName() const override;
 
   uint32_t id() const { return id_; }
+  // Raises this stream's receive window (VER 2) above the session's
+  // stream_window; never lowers it. For a datagram stream, whose bytes go
+  // on at once (or are dropped) and never wait for a reader: at 500 Mbit/s
+  // a 256 KiB window is 4 ms in flight, less than one loop pass of a busy
+  // peer, and the sender drops what does not fit. The peer learns the
+  // window from an UPD, sent at once (after the SYN for a stream not yet
+  // connected). The session's bound over all windows (v2_receive_buffer)
+  // still holds.
+  void setReceiveWindow(uint32_t window);
+  uint32_t receiveWindow() const { return window_; }
   // Bytes received and not yet taken by the user.
   size_t heldBytes() const { return held_.size(); }
   bool answered() const { return answered_; }
@@ -239,6 +256,7 @@ class MuxStream final : public Stream, public event::DeferredDeletable {
   uint32_t peer_consumed_ = 0;
   uint32_t peer_window_ = 262144;  // smux's initial guess until the first UPD
   uint32_t consumed_ = 0;          // data bytes our user took
+  uint32_t window_;                // our receive window (stream_window, or raised)
   uint32_t consumed_unreported_ = 0;
   int read_disabled_ = 0;
   bool outbound_;

@@ -166,6 +166,18 @@ TEST(ClientConfig, TunOffload) {
   expectError(std::string("[tun]\noffload = 1\n") + kMinimal, {"c.toml:2:", "tun.offload", "true or false"});
 }
 
+TEST(ClientConfig, MuxDatagramWindow) {
+  auto r = parse(kMinimal);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.value().mux.datagram_window, 1u << 20);
+  EXPECT_EQ(r.value().mux.stream_window, 256u * 1024);
+  r = parse(std::string(kMinimal) + "[mux]\ndatagram_window = 4194304\n");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.value().mux.datagram_window, 4u << 20);
+  expectError(std::string(kMinimal) + "[mux]\ndatagram_window = 1024\n",
+              {"c.toml:6:19", "mux.datagram_window", "65536..16777216", "got 1024"});
+}
+
 TEST(ClientConfig, ErrorsNameFileLineKeyAndExpectation) {
   std::string s = "[server]\naddress = \"198.18.0.2:443\"\n";
   std::string u = "uuid = \"a684455c-b14f-11ea-bf0d-42010aaa0003\"\n";

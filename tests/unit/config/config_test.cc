@@ -82,6 +82,18 @@ TEST(ServerConfig, MinimalDefaults) {
   EXPECT_TRUE(r.value().accept_v0 && r.value().accept_v1);
 }
 
+TEST(ServerConfig, MuxDatagramWindow) {
+  auto r = parseServerConfig(kMinimal, "srv.toml", "");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.value().mux.datagram_window, 1u << 20);
+  r = parseServerConfig(std::string(kMinimal) + "[mux]\ndatagram_window = 65536\n", "srv.toml", "");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.value().mux.datagram_window, 65536u);
+  std::string e = parseError(std::string(kMinimal) + "[mux]\ndatagram_window = 20000000\n");
+  EXPECT_NE(e.find("mux.datagram_window"), std::string::npos) << e;
+  EXPECT_NE(e.find("65536..16777216"), std::string::npos) << e;
+}
+
 TEST(ServerConfig, LoadFileResolvesRelativePaths) {
   std::string dir = ::testing::TempDir();
   std::string path = dir + "/vt_config_test.toml";

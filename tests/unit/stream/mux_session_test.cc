@@ -1592,5 +1592,79 @@ TEST(MuxSessionWire, SenderKeepsToThePeersWindow) {
   EXPECT_TRUE(got == up);
 }
 
+// What streams write in one loop pass reaches the inner stream as one
+// write (one TLS record, one syscall), not one per frame: 100 small writes
+// (under the 64 KiB at which a pass writes early), 100 PSH frames, one inner
+// write.
+TEST(MuxSessionWire, OnePassOfWritesIsOneInnerWrite) {
+  event::Loop loop;
+  Link link(loop, {}, {}, End::kMux, End::kRaw);
+  ASSERT_TRUE(link.up());
+  Endpoint ep;
+  auto s = link.client->openStream(false);
+  ep.attach(*s);
+  s->connect();
+  ASSERT_TRUE(runUntil(loop, [&] { return link.raw_server.received.size() >= 8; }));
+  const uint64_t frames0 = link.client->stats().framesOut;
+  const uint64_t writes0 = link.client->stats().innerWrites;
+  std::string want;
+  for (int i = 0; i < 100; ++i) {
+    std::string d = pattern(500, static_cast<uint8_t>(i));  // 100 frames stay under kFlushBytes
+    write(*s, d);
+    want += d;
+  }
+  EXPECT_EQ(link.client->stats().innerWrites, writes0);  // nothing yet: at the end of the pass
+  ASSERT_TRUE(runUntil(loop, [&] { return pshBytes(link.raw_server.received, 3) == want.size(); }));
+  EXPECT_EQ(link.client->stats().framesOut - frames0, 100u);
+  EXPECT_EQ(link.client->stats().innerWrites - writes0, 1u);
+  std::string got;
+  for (const Frame& f : frames(link.raw_server.received)) got += f.data;
+  EXPECT_TRUE(got == want);
+}
+
+// A datagram stream's wider receive window: announced with the SYN by the
+// opener (SYN, UPD, then the data, in one write), by an UPD at once by the
+// acceptor; the peer may then fill it; it never shrinks.
+TEST(MuxSessionWire, DatagramStreamWindowIsAnnounced) {
+  event::Loop loop;
+  Link link(loop, {}, {}, End::kMux, End::kRaw);
+  ASSERT_TRUE(link.up());
+  Endpoint ep;
+  auto s = link.client->openStream(false);
+  ep.attach(*s);
+  s->setReceiveWindow(1 << 20);
+  s->setReceiveWindow(65536);  // never lower
+  EXPECT_EQ(s->receiveWindow(), 1u << 20);
+  write(*s, "hi");
+  s->connect();
+  ASSERT_TRUE(runUntil(loop, [&] { return link.raw_server.received.size() >= 34; }));
+  EXPECT_EQ(hex(link.raw_server.received),
+            "02 00 00 00 03 00 00 00 "
+            "02 04 08 00 03 00 00 00 00 00 00 00 00 00 10 00 "
+            "02 02 02 00 03 00 00 00 68 69");
+  // The server fills the whole 1 MiB: no "past its window".
+  const std::string big = pattern(1 << 20, 3);
+  std::string frames_in;
+  for (size_t at = 0; at < big.size(); at += 32768) frames_in += psh(kV2, 3, big.substr(at, 32768));
+  link.serverSend(frames_in);
+  ASSERT_TRUE(runUntil(loop, [&] { return ep.received.size() == big.size(); }));
+  EXPECT_FALSE(link.client->closed());
+  EXPECT_TRUE(ep.received == big);
+}
+
+TEST(MuxSessionWire, AcceptedStreamWidensItsWindowWithAnUpd) {
+  event::Loop loop;
+  Link link(loop, {}, {}, End::kRaw);
+  ASSERT_TRUE(link.up());
+  link.clientSend(syn(kV2, 3) + psh(kV2, 3, "x"));
+  ASSERT_TRUE(runUntil(loop, [&] { return !link.server_owner.eps.empty(); }));
+  runFor(loop, 20);
+  link.raw_client.received.clear();
+  MuxStream& ms = link.server_owner.stream(0);
+  ms.setReceiveWindow(1 << 20);
+  ASSERT_TRUE(runUntil(loop, [&] { return link.raw_client.received.size() >= 16; }));
+  EXPECT_EQ(hex(link.raw_client.received), "02 04 08 00 03 00 00 00 01 00 00 00 00 00 10 00");
+}
+
 }  // namespace
 }  // namespace vt::stream
