@@ -115,8 +115,22 @@ void MuxPool::Conn::onMuxClosed(stream::CloseReason reason, const std::string& d
   pool.onConnClosed(*this, reason, detail);
 }
 
+uint64_t MuxPool::framesSent() const {
+  uint64_t n = stats_.framesOut;
+  for (const auto& c : conns_) n += c->mux ? c->mux->stats().framesOut : 0;
+  return n;
+}
+
+uint64_t MuxPool::connectionWrites() const {
+  uint64_t n = stats_.innerWrites;
+  for (const auto& c : conns_) n += c->mux ? c->mux->stats().innerWrites : 0;
+  return n;
+}
+
 void MuxPool::onConnClosed(Conn& c, stream::CloseReason reason, const std::string& detail) {
   const stream::MuxStats& st = c.mux->stats();
+  stats_.framesOut += st.framesOut;
+  stats_.innerWrites += st.innerWrites;
   if (c.closedByUs) {
     VT_DEBUG("mux #%" PRIu64 ": closed: streams=%" PRIu64 " up=%" PRIu64 " down=%" PRIu64, c.id,
              st.streamsOpened, st.bytesOut, st.bytesIn);

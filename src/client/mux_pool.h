@@ -47,6 +47,11 @@ struct MuxPoolStats {
   uint64_t maxConnections = 0;     // most connections at once
   uint64_t maxStreams = 0;         // most streams at once (all connections)
   uint64_t warmDials = 0;          // connections dialled ahead of need
+  // smux frames sent and the connection writes that carried them, of the
+  // connections closed so far (framesSent()/connectionWrites() add the
+  // live ones): frames per write shows the batching of a loop pass.
+  uint64_t framesOut = 0;
+  uint64_t innerWrites = 0;
 };
 
 class MuxPool {
@@ -75,6 +80,8 @@ class MuxPool {
   size_t connections() const { return conns_.size(); }
   size_t streams() const;
   const MuxPoolStats& stats() const { return stats_; }
+  uint64_t framesSent() const;
+  uint64_t connectionWrites() const;
 
  private:
   struct Conn final : event::DeferredDeletable, stream::MuxSession::Owner {

@@ -221,6 +221,8 @@ std::string buildStatsJson(const StatsInput& in) {
         k.num("mux_connections_opened", VT_SUM(p.mux, connectionsOpened));
         k.num("mux_connections_lost", VT_SUM(p.mux, connectionsLost));
         k.num("mux_dials_failed", VT_SUM(p.mux, dialsFailed));
+        k.num("mux_frames_sent", VT_SUM(p.muxPools, framesSent()));
+        k.num("mux_connection_writes", VT_SUM(p.muxPools, connectionWrites()));
       }
       if (!p.pools.empty()) {
         k.num("pool_idle", VT_SUM(p.pools, idle()));
@@ -339,11 +341,12 @@ void logStopStats(const std::vector<const client::Client*>& clients,
   if (!p.mux.empty()) {
     VT_INFO("stopping: mux %llu streams on %llu connections (%llu lost, %llu of them failed "
             "dials; %llu closed idle), at most %llu streams on %llu connections, %llu "
-            "connections now",
+            "connections now; %llu frames sent in %llu writes",
             ull(VT_SUM(p.mux, streamsOpened)), ull(VT_SUM(p.mux, connectionsOpened)),
             ull(VT_SUM(p.mux, connectionsLost)), ull(VT_SUM(p.mux, dialsFailed)),
             ull(VT_SUM(p.mux, connectionsIdled)), ull(VT_SUM(p.mux, maxStreams)),
-            ull(VT_SUM(p.mux, maxConnections)), ull(VT_SUM(p.muxPools, connections())));
+            ull(VT_SUM(p.mux, maxConnections)), ull(VT_SUM(p.muxPools, connections())),
+            ull(VT_SUM(p.muxPools, framesSent())), ull(VT_SUM(p.muxPools, connectionWrites())));
   }
 }
 
