@@ -146,6 +146,13 @@ size_t pshBytes(const std::string& bytes, uint32_t sid) {
   return n;
 }
 
+// The data of every frame in `bytes`, in order.
+std::string frameData(const std::string& bytes) {
+  std::string out;
+  for (const Frame& f : frames(bytes)) out += f.data;
+  return out;
+}
+
 // ---- the two ends
 
 // A session owner that keeps every accepted stream with an Endpoint.
@@ -1587,9 +1594,14 @@ TEST(MuxSessionWire, SenderKeepsToThePeersWindow) {
     std::vector<Frame> f = frames(link.raw_server.received);
     return !f.empty() && f.back().cmd == SmuxCommand::kFin;
   }));
-  std::string got;
-  for (const Frame& f : frames(link.raw_server.received)) got += f.data;
-  EXPECT_TRUE(got == up);
+  EXPECT_TRUE(frameData(link.raw_server.received) == up);
+}
+
+// A client stream of `link` (not yet connected) with `ep` attached.
+std::unique_ptr<MuxStream> openAttached(Link& link, Endpoint& ep) {
+  auto s = link.client->openStream(false);
+  ep.attach(*s);
+  return s;
 }
 
 // What streams write in one loop pass reaches the inner stream as one
@@ -1601,8 +1613,7 @@ TEST(MuxSessionWire, OnePassOfWritesIsOneInnerWrite) {
   Link link(loop, {}, {}, End::kMux, End::kRaw);
   ASSERT_TRUE(link.up());
   Endpoint ep;
-  auto s = link.client->openStream(false);
-  ep.attach(*s);
+  auto s = openAttached(link, ep);
   s->connect();
   ASSERT_TRUE(runUntil(loop, [&] { return link.raw_server.received.size() >= 8; }));
   const uint64_t frames0 = link.client->stats().framesOut;
@@ -1617,9 +1628,7 @@ TEST(MuxSessionWire, OnePassOfWritesIsOneInnerWrite) {
   ASSERT_TRUE(runUntil(loop, [&] { return pshBytes(link.raw_server.received, 3) == want.size(); }));
   EXPECT_EQ(link.client->stats().framesOut - frames0, 100u);
   EXPECT_EQ(link.client->stats().innerWrites - writes0, 1u);
-  std::string got;
-  for (const Frame& f : frames(link.raw_server.received)) got += f.data;
-  EXPECT_TRUE(got == want);
+  EXPECT_TRUE(frameData(link.raw_server.received) == want);
 }
 
 // A datagram stream's wider receive window: announced with the SYN by the
@@ -1630,8 +1639,7 @@ TEST(MuxSessionWire, DatagramStreamWindowIsAnnounced) {
   Link link(loop, {}, {}, End::kMux, End::kRaw);
   ASSERT_TRUE(link.up());
   Endpoint ep;
-  auto s = link.client->openStream(false);
-  ep.attach(*s);
+  auto s = openAttached(link, ep);
   s->setReceiveWindow(1 << 20);
   s->setReceiveWindow(65536);  // never lower
   EXPECT_EQ(s->receiveWindow(), 1u << 20);
