@@ -679,7 +679,10 @@ void Harness::run() {
     checkInvariants();
   }
 
-  // Teardown. A live session: every stream that left it sent its FIN.
+  // Teardown. What the session framed in its last pass goes to the inner
+  // stream at the end of that pass (MuxSession::flushSoon): let it.
+  settle();
+  // A live session: every stream that left it sent its FIN.
   if (session != nullptr && !session->closed()) {
     for (auto& u : users) {
       if (u->closes == 1 || (u->s == nullptr && u->let_go)) check(u->fin_seen, "a stream left without its FIN", std::to_string(u->id));
