@@ -248,6 +248,9 @@ TEST_P(EngineWorkers, TcpFlowsAndFullConeUdpAcrossWorkers) {
   config::ServerConfig scfg = server::testing::baseConfig();
   scfg.listen = {config::HostPort{"198.18.60.2", 0, true}};
   scfg.egress.allow = {*IpPrefix::parse("198.18.62.0/24")};
+  // The harness's 200 ms (for its own timeout tests) also covers a mux
+  // stream's header and dial: under TSan, 24 flows at once outlast it.
+  scfg.handshake_timeout_ms = 10'000;
   std::unique_ptr<server::testing::Harness> server;
   {
     test::NsGuard in(srv->fd());  // the server's socket and loop thread live there
