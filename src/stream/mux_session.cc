@@ -430,7 +430,7 @@ void MuxStream::connect() {
     ++session_->stats_.framesOut;
   }
   if (sendable() > 0 || fin_wanted_ || empty_psh_) {
-    session_->markReady(*this);  // pumps and flushes
+    session_->markReady(*this);  // pumps; the write follows at the end of the pass
   } else {
     session_->flushOut();
   }
