@@ -1,7 +1,10 @@
 #include "event/udp_socket.h"
 
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
+
+#include <algorithm>
 
 #include <cerrno>
 #include <cstring>
@@ -10,6 +13,13 @@
 #include "event/uv_handle.h"
 
 namespace vt::event {
+
+namespace {
+// UDP GSO: at most 64 segments (UDP_MAX_SEGMENTS of older kernels) and one
+// IP datagram's worth of payload per message.
+constexpr size_t kMaxGsoSegments = 64;
+constexpr size_t kMaxGsoBytes = 65000;
+}  // namespace
 
 // A queued send: owns a copy of the datagram until libuv is done with it.
 struct UdpSocket::Impl {
@@ -112,8 +122,9 @@ struct UdpSocket::Impl {
   }
 };
 
-UdpSocket::UdpSocket(Loop& /*loop*/, size_t max_queued_bytes)
-    : max_queued_bytes_(max_queued_bytes),
+UdpSocket::UdpSocket(Loop& loop, size_t max_queued_bytes)
+    : loop_(loop),
+      max_queued_bytes_(max_queued_bytes),
       recv_buf_(new uint8_t[kRecvBufferSize]),
       self_(std::make_shared<UdpSocket*>(this)) {}
 
@@ -133,6 +144,7 @@ Result<std::unique_ptr<UdpSocket>> UdpSocket::open(Loop& loop, bool allow_ipv6,
 }
 
 UdpSocket::~UdpSocket() {
+  if (handle_ != nullptr) flush();  // what this pass sent still leaves
   *self_ = nullptr;  // in-flight sends no longer report to us
   if (handle_ != nullptr) {
     uv_udp_recv_stop(handle_);
@@ -166,23 +178,56 @@ bool UdpSocket::sendTo(const SocketAddress& to, const uint8_t* p, size_t n) {
   // A dual-stack socket reaches IPv4 through IPv4-mapped addresses; an
   // IPv4 socket needs a mapped destination turned back into IPv4.
   SocketAddress dst = Impl::normalize(to);
+  // The largest UDP payload of the family: refused here, not at the flush.
+  size_t max_payload = dst.family() == AF_INET ? 65507 : 65527;
+  if (n > max_payload) {
+    ++send_drops_;
+    return false;
+  }
   if (dual_stack_ && dst.family() == AF_INET) {
     const auto* s4 = reinterpret_cast<const sockaddr_in*>(dst.sa());
     uint8_t mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     std::memcpy(mapped + 12, &s4->sin_addr.s_addr, 4);
     dst = SocketAddress::ipv6(mapped, to.port());
   }
-  uv_buf_t buf = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(p)),
-                             static_cast<unsigned>(n));
-  int rc = uv_udp_try_send(handle_, &buf, 1, dst.sa());
-  if (rc >= 0) return true;
-  if (rc != UV_EAGAIN && rc != UV_ENOSYS) {
-    ++send_drops_;  // no route, too big, ...: UDP's answer is to drop
-    return false;
-  }
   if (queued_bytes_ + n > max_queued_bytes_) {
     ++send_drops_;
     return false;
+  }
+  if (batch_.size() >= kMaxBatchDatagrams || batch_bytes_.size() + n > kMaxBatchBytes) flush();
+  if (batch_bytes_.capacity() == 0) batch_bytes_.reserve(std::min(kMaxBatchBytes, n * 16));
+  Pending d;
+  d.dst = dst;
+  d.offset = static_cast<uint32_t>(batch_bytes_.size());
+  d.size = static_cast<uint32_t>(n);
+  batch_bytes_.insert(batch_bytes_.end(), p, p + n);
+  batch_.push_back(d);
+  queued_bytes_ += n;
+  if (!flush_posted_) {
+    flush_posted_ = true;
+    loop_.post([token = self_] {
+      if (*token != nullptr) (*token)->flush();
+    });
+  }
+  return true;
+}
+
+void UdpSocket::sendOne(const SocketAddress& dst, const uint8_t* p, size_t n) {
+  uv_buf_t buf = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(p)),
+                             static_cast<unsigned>(n));
+  int rc = uv_udp_try_send(handle_, &buf, 1, dst.sa());
+  if (rc >= 0) {
+    ++datagrams_sent_;
+    ++send_calls_;
+    return;
+  }
+  if (rc != UV_EAGAIN && rc != UV_ENOSYS) {
+    ++send_drops_;  // no route, too big, ...: UDP's answer is to drop
+    return;
+  }
+  if (queued_bytes_ + n > max_queued_bytes_) {
+    ++send_drops_;
+    return;
   }
   auto req = std::make_unique<Impl::SendReq>();
   req->bytes.reset(new uint8_t[n == 0 ? 1 : n]);
@@ -193,11 +238,114 @@ bool UdpSocket::sendTo(const SocketAddress& to, const uint8_t* p, size_t n) {
   rc = uv_udp_send(&req->req, handle_, &buf, 1, dst.sa(), &Impl::onSent);
   if (rc != 0) {
     ++send_drops_;
-    return false;
+    return;
   }
+  ++datagrams_sent_;  // libuv sends it (or counts nothing more if it fails)
   queued_bytes_ += n;
   req.release();  // freed in onSent
-  return true;
+}
+
+void UdpSocket::sendEach(size_t from, size_t to) {
+  for (size_t i = from; i < to; ++i) {
+    sendOne(batch_[i].dst, batch_bytes_.data() + batch_[i].offset, batch_[i].size);
+  }
+}
+
+void UdpSocket::flush() {
+  flush_posted_ = false;
+  if (batch_.empty()) return;
+  size_t total = batch_bytes_.size();
+  queued_bytes_ -= total;  // sendOne counts again what libuv queues
+  // Behind datagrams libuv still queues, everything waits its turn there.
+  bool handled = false;
+#if defined(__linux__) && defined(UDP_SEGMENT)
+  if (uv_udp_get_send_queue_count(handle_) == 0) {
+    // Messages: a run for GSO, or one datagram.
+    struct Msg {
+      size_t first = 0;
+      size_t end = 0;
+      uint16_t segment = 0;  // 0: no GSO
+    };
+    constexpr size_t kCmsgSpace = CMSG_SPACE(sizeof(uint16_t));
+    Msg msgs[kMaxBatchDatagrams];
+    mmsghdr hdrs[kMaxBatchDatagrams];
+    iovec iovs[kMaxBatchDatagrams];
+    alignas(cmsghdr) uint8_t cmsgs[kMaxBatchDatagrams][kCmsgSpace];
+    size_t count = 0;
+    for (size_t i = 0; i < batch_.size();) {
+      const Pending& head = batch_[i];
+      size_t j = i + 1;
+      size_t bytes = head.size;
+      if (head.size > 0 && head.size <= gso_max_segment_) {
+        while (j < batch_.size() && j - i < kMaxGsoSegments && batch_[j].size > 0 &&
+               batch_[j].size <= head.size && bytes + batch_[j].size <= kMaxGsoBytes &&
+               batch_[j].dst == head.dst) {
+          bytes += batch_[j].size;
+          ++j;
+          if (batch_[j - 1].size < head.size) break;  // only the last may be shorter
+        }
+      }
+      Msg& m = msgs[count];
+      m.first = i;
+      m.end = j;
+      m.segment = j - i > 1 ? static_cast<uint16_t>(head.size) : 0;
+      iovs[count].iov_base = batch_bytes_.data() + head.offset;
+      iovs[count].iov_len = bytes;
+      mmsghdr& h = hdrs[count];
+      std::memset(&h, 0, sizeof h);
+      h.msg_hdr.msg_name = const_cast<sockaddr*>(head.dst.sa());
+      h.msg_hdr.msg_namelen = head.dst.len();
+      h.msg_hdr.msg_iov = &iovs[count];
+      h.msg_hdr.msg_iovlen = 1;
+      if (m.segment != 0) {
+        h.msg_hdr.msg_control = cmsgs[count];
+        h.msg_hdr.msg_controllen = kCmsgSpace;
+        cmsghdr* c = CMSG_FIRSTHDR(&h.msg_hdr);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        std::memcpy(CMSG_DATA(c), &m.segment, sizeof m.segment);
+      }
+      ++count;
+      i = j;
+    }
+    int fd = this->fd();
+    size_t done = 0;
+    while (done < count) {
+      int r = sendmmsg(fd, hdrs + done, static_cast<unsigned>(count - done), MSG_DONTWAIT);
+      ++send_calls_;
+      if (r > 0) {
+        for (size_t k = done; k < done + static_cast<size_t>(r); ++k) {
+          datagrams_sent_ += msgs[k].end - msgs[k].first;
+        }
+        done += static_cast<size_t>(r);
+        continue;
+      }
+      int err = r == 0 ? EAGAIN : errno;
+      if (err == EINTR) continue;
+      if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) {
+        break;  // the kernel's buffer is full: the rest goes to libuv's queue
+      }
+      // The first message was refused. A GSO run the kernel will not
+      // segment goes datagram by datagram; anything else is dropped.
+      const Msg& m = msgs[done];
+      if (m.segment != 0 && (err == EINVAL || err == EIO || err == ENOPROTOOPT)) {
+        gso_max_segment_ = err == EINVAL ? m.segment - 1u : 0;
+        sendEach(m.first, m.end);
+      } else {
+        send_drops_ += m.end - m.first;
+      }
+      ++done;
+    }
+    if (done < count) sendEach(msgs[done].first, batch_.size());
+    handled = true;
+  }
+#endif
+  if (!handled) sendEach(0, batch_.size());
+  batch_.clear();
+  batch_bytes_.clear();
+  // A busy socket keeps its batch buffer; an idle one gives it back.
+  if (total < 4096) batch_bytes_.shrink_to_fit();
 }
 
 bool UdpSocket::sendTo(const SocketAddress& to, BufferChain& payload) {

@@ -94,10 +94,11 @@ std::string UdpNatSession::stats() const {
   char buf[256];
   std::snprintf(buf, sizeof buf,
                 "port=%u channels=%" PRIu64 " remotes=%zu in=%" PRIu64 "/%" PRIu64 "B out=%" PRIu64
-                "/%" PRIu64 "B drops_no_channel=%" PRIu64 " send_drops=%" PRIu64
-                " recv_drops=%" PRIu64 " assured=%s ms=%" PRIu64,
+                "/%" PRIu64 "B drops_no_channel=%" PRIu64 " sent=%" PRIu64 "/%" PRIu64
+                "calls send_drops=%" PRIu64 " recv_drops=%" PRIu64 " assured=%s ms=%" PRIu64,
                 static_cast<unsigned>(socket_->port()), channels_seen_, remotes_.size(), pkts_in_,
-                bytes_in_, pkts_out_, bytes_out_, drops_no_channel_, socket_->sendDrops(),
+                bytes_in_, pkts_out_, bytes_out_, drops_no_channel_, socket_->datagramsSent(),
+                socket_->sendCalls(), socket_->sendDrops(),
                 socket_->recvDrops(), assured_ ? "yes" : "no", loop_.now() - created_ms_);
   return buf;
 }
