@@ -30,14 +30,25 @@ struct UdpSocket::Impl {
     std::shared_ptr<UdpSocket*> owner;
   };
 
+  // Receiving: libuv reads up to kRecvBatch datagrams per recvmmsg, each
+  // into its own 64 KiB chunk of one buffer. The datagrams are valid only
+  // during their callbacks, all made before the next read on this thread,
+  // so every socket of a thread shares one buffer (touched only as far as
+  // datagrams fill it) instead of each holding its own.
+  static constexpr size_t kRecvBatch = 20;  // libuv reads at most 20 per call
+  static uint8_t* threadRecvBuffer() {
+    thread_local std::unique_ptr<uint8_t[]> buffer(new uint8_t[kRecvBatch * kRecvBufferSize]);
+    return buffer.get();
+  }
+
   static void onAlloc(uv_handle_t* h, size_t /*suggested*/, uv_buf_t* buf) {
     auto* self = static_cast<UdpSocket*>(h->data);
     if (self == nullptr) {
       *buf = uv_buf_init(nullptr, 0);
       return;
     }
-    *buf = uv_buf_init(reinterpret_cast<char*>(self->recv_buf_.get()),
-                       static_cast<unsigned>(kRecvBufferSize));
+    *buf = uv_buf_init(reinterpret_cast<char*>(threadRecvBuffer()),
+                       static_cast<unsigned>(kRecvBatch * kRecvBufferSize));
   }
 
   static void onRecv(uv_udp_t* h, ssize_t nread, const uv_buf_t* buf, const sockaddr* addr,
@@ -72,7 +83,7 @@ struct UdpSocket::Impl {
   // Returns a new bound handle, or null with `rc` set.
   static uv_udp_t* bindSocket(uv_loop_t* loop, bool v6, int& rc) {
     auto* h = new uv_udp_t;
-    rc = uv_udp_init_ex(loop, h, v6 ? AF_INET6 : AF_INET);
+    rc = uv_udp_init_ex(loop, h, (v6 ? AF_INET6 : AF_INET) | UV_UDP_RECVMMSG);
     if (rc != 0) {
       delete h;  // never initialised: nothing for uv_close
       return nullptr;
@@ -125,7 +136,6 @@ struct UdpSocket::Impl {
 UdpSocket::UdpSocket(Loop& loop, size_t max_queued_bytes)
     : loop_(loop),
       max_queued_bytes_(max_queued_bytes),
-      recv_buf_(new uint8_t[kRecvBufferSize]),
       self_(std::make_shared<UdpSocket*>(this)) {}
 
 Result<std::unique_ptr<UdpSocket>> UdpSocket::open(Loop& loop, bool allow_ipv6,

@@ -121,7 +121,6 @@ class UdpSocket {
   size_t queued_bytes_ = 0;
   uint64_t send_drops_ = 0;
   uint64_t recv_drops_ = 0;
-  std::unique_ptr<uint8_t[]> recv_buf_;
   RecvCallback recv_cb_;
   bool receiving_ = false;
   // Shared with in-flight sends so that their callbacks can tell whether
