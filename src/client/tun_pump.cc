@@ -20,14 +20,18 @@ constexpr uint8_t kGsoNone = 0, kGsoTcp4 = 1, kGsoTcp6 = 4, kGsoEcn = 0x80;
 
 TunPump::TunPump(event::Loop& loop, int fd, netstack::NetStack& stack, size_t mtu,
                  bool vnetHeader)
-    : fd_(fd),
+    : loop_(loop),
+      fd_(fd),
       stack_(stack),
       mtu_(mtu < 576 ? 576 : mtu),
       vnet_(vnetHeader),
       readCap_(vnetHeader ? kMaxOffloadPacket : mtu_),
       watcher_(loop, fd) {}
 
-TunPump::~TunPump() { watcher_.stop(); }
+TunPump::~TunPump() {
+  *self_ = nullptr;  // a posted flush finds nobody; an unwritten run goes with us
+  watcher_.stop();
+}
 
 Status TunPump::start() {
   if (!watcher_.ok()) {
@@ -38,7 +42,10 @@ Status TunPump::start() {
   return Status();
 }
 
-void TunPump::stop() { watcher_.stop(); }
+void TunPump::stop() {
+  flushUdpRun();
+  watcher_.stop();
+}
 
 void TunPump::onReadable() {
   netstack::NetStack::InputBatch batch(stack_);  // one ACK per flow for what this reads
@@ -178,22 +185,70 @@ bool TunPump::isControlPacket(const netstack::PacketView& packet) {
 }
 
 void TunPump::writePacket(const netstack::PacketView& packet) {
-  if (!backlog_.empty()) {
-    queue(packet);  // behind what waits: order holds
-    return;
+  if (vnet_ && usoOk_) {
+    UdpCoalescer::Datagram d;
+    if (UdpCoalescer::parse(packet, d)) {
+      if (!udpRun_.joins(d)) flushUdpRun();
+      udpRun_.add(packet, d);
+      if (!runPosted_) {
+        runPosted_ = true;
+        loop_.post([token = self_] {
+          if (*token == nullptr) return;
+          (*token)->runPosted_ = false;
+          (*token)->flushUdpRun();
+        });
+      }
+      return;
+    }
+    flushUdpRun();  // anything else keeps its place behind the run
   }
-  // With the vnet header: a zeroed one (no GSO, checksums complete), or
-  // the GSO one NetStack asked for, ahead of the packet.
+  writeOne(packet, nullptr);
+}
+
+void TunPump::flushUdpRun() {
+  if (udpRun_.empty()) return;
+  const size_t datagrams = udpRun_.count();
+  uint8_t vnet[kVnetHeaderBytes];
+  const std::vector<uint8_t>& bytes = udpRun_.build(vnet);
+  iovec iov{const_cast<uint8_t*>(bytes.data()), bytes.size()};
+  const int err = writeOne(netstack::PacketView{&iov, 1, bytes.size()}, vnet);
+  if (err == EINVAL && datagrams > 1) {
+    // Linux before 6.2 knows no UDP GSO from a TUN: one by one from now on.
+    usoOk_ = false;
+    VT_INFO("tun: the kernel refuses UDP GSO writes (before Linux 6.2): datagrams toward the "
+            "app go one by one");
+    udpRun_.forEachDatagram([this](const uint8_t* p, size_t len) {
+      iovec one{const_cast<uint8_t*>(p), len};
+      writeOne(netstack::PacketView{&one, 1, len}, nullptr);
+    });
+  } else if (err == 0 && datagrams > 1) {
+    stats_.udpGathered += datagrams;
+  }
+  udpRun_.clear();
+}
+
+int TunPump::writeOne(const netstack::PacketView& packet, const uint8_t* vnetHeader) {
+  if (!backlog_.empty()) {
+    queue(packet, vnetHeader);  // behind what waits: order holds
+    return 0;
+  }
+  // With the vnet header: the one given (a UDP GSO run), a zeroed one (no
+  // GSO, checksums complete), or the GSO one NetStack asked for, ahead of
+  // the packet.
   uint8_t header[kVnetHeaderBytes];
   iovec withHeader[kMaxWriteIov + 1];
   const iovec* iov = packet.iov;
   int iovCount = packet.iovCount;
   if (vnet_) {
     if (packet.iovCount > kMaxWriteIov) {
-      queue(packet);  // flattened there (never seen: lwIP's chains are short)
-      return;
+      queue(packet, vnetHeader);  // flattened there (never seen: lwIP's chains are short)
+      return 0;
     }
-    vnetHeaderFor(packet, header);
+    if (vnetHeader != nullptr) {
+      std::memcpy(header, vnetHeader, sizeof header);
+    } else {
+      vnetHeaderFor(packet, header);
+    }
     withHeader[0] = {header, sizeof header};
     std::memcpy(withHeader + 1, packet.iov, sizeof(iovec) * static_cast<size_t>(packet.iovCount));
     iov = withHeader;
@@ -204,25 +259,27 @@ void TunPump::writePacket(const netstack::PacketView& packet) {
     if (n >= 0) {
       ++stats_.packetsOut;
       stats_.bytesOut += static_cast<uint64_t>(n) - (vnet_ ? kVnetHeaderBytes : 0);
-      if (packet.gsoSize != 0) ++stats_.gsoOut;
-      return;
+      if (vnet_ && header[1] != 0) ++stats_.gsoOut;  // gso_type
+      return 0;
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      queue(packet);
-      return;
+      queue(packet, vnetHeader);
+      return 0;
     }
+    const int err = errno;
+    if (err == EINVAL && vnet_ && header[1] == UdpCoalescer::kGsoUdpL4) return err;  // the caller cuts it
     ++stats_.writeDropped;
     if (isControlPacket(packet)) ++stats_.controlDropped;
     if (!errorLogged_) {
       errorLogged_ = true;
-      VT_ERROR("tun: write failed: %s", std::strerror(errno));
+      VT_ERROR("tun: write failed: %s", std::strerror(err));
     }
-    return;
+    return err;
   }
 }
 
-void TunPump::queue(const netstack::PacketView& packet) {
+void TunPump::queue(const netstack::PacketView& packet, const uint8_t* vnetHeader) {
   const bool control = isControlPacket(packet);
   if (control) {
     if (controlPackets_ >= kMaxControlPackets) {
@@ -237,7 +294,11 @@ void TunPump::queue(const netstack::PacketView& packet) {
   }
   Queued q;
   q.control = control;
-  if (vnet_) vnetHeaderFor(packet, q.vnet.data());
+  if (vnet_ && vnetHeader != nullptr) {
+    std::memcpy(q.vnet.data(), vnetHeader, kVnetHeaderBytes);
+  } else if (vnet_) {
+    vnetHeaderFor(packet, q.vnet.data());
+  }
   q.bytes.resize(packet.size);
   size_t off = 0;
   for (int i = 0; i < packet.iovCount; ++i) {
@@ -268,6 +329,9 @@ void TunPump::flush() {
       stats_.bytesOut += q.bytes.size();
       if (q.vnet[1] != 0) ++stats_.gsoOut;  // gso_type
     } else {
+      // A UDP GSO run refused after waiting here (Linux before 6.2, when the
+      // first one met a full queue) is lost; later runs go one by one.
+      if (errno == EINVAL && q.vnet[1] == UdpCoalescer::kGsoUdpL4) usoOk_ = false;
       ++stats_.writeDropped;
       if (q.control) ++stats_.controlDropped;
     }

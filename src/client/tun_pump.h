@@ -4,7 +4,10 @@
 // else copied into a pbuf of the packet's size (the big one is kept for the
 // next read); at most
 // kBatch packets per wakeup so the loop stays fair; writes gather lwIP's
-// pbuf chain with writev. A write the kernel refuses (EAGAIN: its queue is
+// pbuf chain with writev. With TUN offload, the UDP datagrams of one loop
+// pass toward the app are gathered per flow into UDP GSO packets
+// (UdpCoalescer) and written at the end of the pass, or before anything
+// else that is written, so order holds. A write the kernel refuses (EAGAIN: its queue is
 // full) is copied into a bounded backlog, written in order once the fd is
 // writable again (later packets queue behind it, so order holds). Without
 // it a lost SYN-ACK, RST or last data segment waited for the app's or
@@ -31,6 +34,7 @@
 #include <vector>
 
 #include "client/packet_sink.h"
+#include "client/udp_coalescer.h"
 #include "core/error.h"
 #include "event/fd_watcher.h"
 #include "event/loop.h"
@@ -55,6 +59,9 @@ struct TunPumpStats {
   uint64_t gsoIn = 0;
   uint64_t offloadDropped = 0;
   uint64_t gsoOut = 0;  // of packetsOut: segments the kernel takes as GSO
+  // UDP datagrams toward the app that left gathered in UDP GSO packets
+  // (each such packet also counts once in packetsOut and gsoOut).
+  uint64_t udpGathered = 0;
 };
 
 class TunPump final : public PacketSink {
@@ -116,8 +123,17 @@ class TunPump final : public PacketSink {
   // The vnet header of a read of `len` packet bytes at `packet`: false to
   // drop it (counted). Counts GSO reads, completes a partial checksum.
   bool takeVnetHeader(const uint8_t* hdr, uint8_t* packet, size_t len);
-  void queue(const netstack::PacketView& packet);
+  // Writes one packet (behind the backlog if there is one), with
+  // `vnetHeader` when given, else vnetHeaderFor(). 0 when written or
+  // queued; else the errno, the packet dropped and counted, except EINVAL
+  // for a UDP GSO packet, which the caller cuts into datagrams.
+  int writeOne(const netstack::PacketView& packet, const uint8_t* vnetHeader);
+  // Writes the UDP run gathered in this loop pass.
+  void flushUdpRun();
+  void queue(const netstack::PacketView& packet, const uint8_t* vnetHeader);
   void flush();
+
+  event::Loop& loop_;
 
   int fd_;
   netstack::NetStack& stack_;
@@ -138,6 +154,12 @@ class TunPump final : public PacketSink {
   size_t backlogBytes_ = 0;    // data entries only
   size_t backlogPackets_ = 0;  // data entries only
   size_t controlPackets_ = 0;  // control entries
+  // With the vnet header: the UDP datagrams of this loop pass toward the
+  // app, written as one UDP GSO packet per run at the end of the pass.
+  UdpCoalescer udpRun_;
+  bool usoOk_ = true;
+  bool runPosted_ = false;
+  std::shared_ptr<TunPump*> self_ = std::make_shared<TunPump*>(this);
 };
 
 }  // namespace vt::client
