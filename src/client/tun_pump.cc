@@ -43,7 +43,7 @@ Status TunPump::start() {
 }
 
 void TunPump::stop() {
-  flushUdpRun();
+  flushRun();
   watcher_.stop();
 }
 
@@ -185,46 +185,47 @@ bool TunPump::isControlPacket(const netstack::PacketView& packet) {
 }
 
 void TunPump::writePacket(const netstack::PacketView& packet) {
-  if (vnet_ && usoOk_) {
-    UdpCoalescer::Datagram d;
-    if (UdpCoalescer::parse(packet, d)) {
-      if (!udpRun_.joins(d)) flushUdpRun();
-      udpRun_.add(packet, d);
+  if (vnet_) {
+    WriteCoalescer::Piece d;
+    if (WriteCoalescer::parse(packet, d) && (d.tcp || udpRunsOk_)) {
+      if (!run_.joins(d)) flushRun();
+      run_.add(packet, d);
       if (!runPosted_) {
         runPosted_ = true;
         loop_.post([token = self_] {
           if (*token == nullptr) return;
           (*token)->runPosted_ = false;
-          (*token)->flushUdpRun();
+          (*token)->flushRun();
         });
       }
       return;
     }
-    flushUdpRun();  // anything else keeps its place behind the run
+    flushRun();  // anything else keeps its place behind the run
   }
   writeOne(packet, nullptr);
 }
 
-void TunPump::flushUdpRun() {
-  if (udpRun_.empty()) return;
-  const size_t datagrams = udpRun_.count();
+void TunPump::flushRun() {
+  if (run_.empty()) return;
+  const size_t packets = run_.count();
+  const bool tcp = run_.tcp();
   uint8_t vnet[kVnetHeaderBytes];
-  const std::vector<uint8_t>& bytes = udpRun_.build(vnet);
+  const std::vector<uint8_t>& bytes = run_.build(vnet);
   iovec iov{const_cast<uint8_t*>(bytes.data()), bytes.size()};
   const int err = writeOne(netstack::PacketView{&iov, 1, bytes.size()}, vnet);
-  if (err == EINVAL && datagrams > 1) {
+  if (err == EINVAL && packets > 1 && !tcp) {
     // Linux before 6.2 knows no UDP GSO from a TUN: one by one from now on.
-    usoOk_ = false;
+    udpRunsOk_ = false;
     VT_INFO("tun: the kernel refuses UDP GSO writes (before Linux 6.2): datagrams toward the "
             "app go one by one");
-    udpRun_.forEachDatagram([this](const uint8_t* p, size_t len) {
+    run_.forEachPacket([this](const uint8_t* p, size_t len) {
       iovec one{const_cast<uint8_t*>(p), len};
       writeOne(netstack::PacketView{&one, 1, len}, nullptr);
     });
-  } else if (err == 0 && datagrams > 1) {
-    stats_.udpGathered += datagrams;
+  } else if (err == 0 && packets > 1) {
+    (tcp ? stats_.tcpGathered : stats_.udpGathered) += packets;
   }
-  udpRun_.clear();
+  run_.clear();
 }
 
 int TunPump::writeOne(const netstack::PacketView& packet, const uint8_t* vnetHeader) {
@@ -268,7 +269,7 @@ int TunPump::writeOne(const netstack::PacketView& packet, const uint8_t* vnetHea
       return 0;
     }
     const int err = errno;
-    if (err == EINVAL && vnet_ && header[1] == UdpCoalescer::kGsoUdpL4) return err;  // the caller cuts it
+    if (err == EINVAL && vnet_ && header[1] == WriteCoalescer::kGsoUdpL4) return err;  // the caller cuts it
     ++stats_.writeDropped;
     if (isControlPacket(packet)) ++stats_.controlDropped;
     if (!errorLogged_) {
@@ -331,7 +332,7 @@ void TunPump::flush() {
     } else {
       // A UDP GSO run refused after waiting here (Linux before 6.2, when the
       // first one met a full queue) is lost; later runs go one by one.
-      if (errno == EINVAL && q.vnet[1] == UdpCoalescer::kGsoUdpL4) usoOk_ = false;
+      if (errno == EINVAL && q.vnet[1] == WriteCoalescer::kGsoUdpL4) udpRunsOk_ = false;
       ++stats_.writeDropped;
       if (q.control) ++stats_.controlDropped;
     }

@@ -4,10 +4,10 @@
 // else copied into a pbuf of the packet's size (the big one is kept for the
 // next read); at most
 // kBatch packets per wakeup so the loop stays fair; writes gather lwIP's
-// pbuf chain with writev. With TUN offload, the UDP datagrams of one loop
-// pass toward the app are gathered per flow into UDP GSO packets
-// (UdpCoalescer) and written at the end of the pass, or before anything
-// else that is written, so order holds. A write the kernel refuses (EAGAIN: its queue is
+// pbuf chain with writev. With TUN offload, what one loop pass writes is
+// gathered per flow into GSO packets (WriteCoalescer: consecutive TCP
+// segments, or UDP datagrams) and written at the end of the pass, or before
+// anything else that is written, so order holds. A write the kernel refuses (EAGAIN: its queue is
 // full) is copied into a bounded backlog, written in order once the fd is
 // writable again (later packets queue behind it, so order holds). Without
 // it a lost SYN-ACK, RST or last data segment waited for the app's or
@@ -34,7 +34,7 @@
 #include <vector>
 
 #include "client/packet_sink.h"
-#include "client/udp_coalescer.h"
+#include "client/write_coalescer.h"
 #include "core/error.h"
 #include "event/fd_watcher.h"
 #include "event/loop.h"
@@ -59,8 +59,9 @@ struct TunPumpStats {
   uint64_t gsoIn = 0;
   uint64_t offloadDropped = 0;
   uint64_t gsoOut = 0;  // of packetsOut: segments the kernel takes as GSO
-  // UDP datagrams toward the app that left gathered in UDP GSO packets
-  // (each such packet also counts once in packetsOut and gsoOut).
+  // TCP segments and UDP datagrams toward the app that left gathered in
+  // GSO packets (each such packet also counts once in packetsOut and gsoOut).
+  uint64_t tcpGathered = 0;
   uint64_t udpGathered = 0;
 };
 
@@ -128,8 +129,8 @@ class TunPump final : public PacketSink {
   // queued; else the errno, the packet dropped and counted, except EINVAL
   // for a UDP GSO packet, which the caller cuts into datagrams.
   int writeOne(const netstack::PacketView& packet, const uint8_t* vnetHeader);
-  // Writes the UDP run gathered in this loop pass.
-  void flushUdpRun();
+  // Writes the run gathered in this loop pass.
+  void flushRun();
   void queue(const netstack::PacketView& packet, const uint8_t* vnetHeader);
   void flush();
 
@@ -154,10 +155,10 @@ class TunPump final : public PacketSink {
   size_t backlogBytes_ = 0;    // data entries only
   size_t backlogPackets_ = 0;  // data entries only
   size_t controlPackets_ = 0;  // control entries
-  // With the vnet header: the UDP datagrams of this loop pass toward the
-  // app, written as one UDP GSO packet per run at the end of the pass.
-  UdpCoalescer udpRun_;
-  bool usoOk_ = true;
+  // With the vnet header: what this loop pass writes toward the app, one
+  // GSO packet per run, written at the end of the pass.
+  WriteCoalescer run_;
+  bool udpRunsOk_ = true;  // false once the kernel refused UDP GSO
   bool runPosted_ = false;
   std::shared_ptr<TunPump*> self_ = std::make_shared<TunPump*>(this);
 };

@@ -139,6 +139,7 @@ std::string buildStatsJson(const StatsInput& in) {
         t.num("read_dropped", VT_SUM(in.pumps, readDropped));
         t.num("gso_in", VT_SUM(in.pumps, gsoIn));
         t.num("gso_out", VT_SUM(in.pumps, gsoOut));
+        t.num("tcp_gathered", VT_SUM(in.pumps, tcpGathered));
         t.num("udp_gathered", VT_SUM(in.pumps, udpGathered));
         t.num("offload_dropped", VT_SUM(in.pumps, offloadDropped));
       } else {
@@ -305,9 +306,10 @@ void logStopStats(const std::vector<const client::Client*>& clients,
           ull(VT_SUM(ps, writeQueued)), ull(VT_SUM(ps, controlQueued)));
   if (VT_SUM(ps, gsoIn) + VT_SUM(ps, gsoOut) + VT_SUM(ps, offloadDropped) > 0) {
     VT_INFO("stopping: tun offload: %llu of %llu packets read were TSO segments (%llu dropped), "
-            "%llu of %llu written GSO segments (%llu UDP datagrams gathered in them)",
+            "%llu of %llu written GSO packets (%llu TCP segments and %llu UDP datagrams gathered in them)",
             ull(VT_SUM(ps, gsoIn)), ull(VT_SUM(ps, packetsIn)), ull(VT_SUM(ps, offloadDropped)),
-            ull(VT_SUM(ps, gsoOut)), ull(VT_SUM(ps, packetsOut)), ull(VT_SUM(ps, udpGathered)));
+            ull(VT_SUM(ps, gsoOut)), ull(VT_SUM(ps, packetsOut)), ull(VT_SUM(ps, tcpGathered)),
+            ull(VT_SUM(ps, udpGathered)));
   }
   VT_INFO("stopping: tcp syns %llu held (%llu replaced, %llu evicted, %llu expired), "
           "4-tuples reused from time_wait %llu / closing %llu, time_wait %zu now (%llu evicted)",

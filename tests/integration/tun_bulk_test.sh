@@ -43,12 +43,15 @@ done
 wait_log "$TB_TUN_LOG" "flow #[0-9]+ .*dst=198\.18\.1\.2:9000 .*up=$(( (size_mb << 20) + 4 )) " 5
 stop_pid "$TB_TUN_PID" || fail "vless-tun did not exit cleanly"
 # TUN offload (on unless VT_OFFLOAD=false): the upload came in TSO segments
-# of several MSS, read whole (GSO writes are off: docs/netstack.md).
+# of several MSS, read whole, and the downloads' segments left gathered in
+# GSO packets, one per flow run of a loop pass (docs/netstack.md).
 if [ "${VT_OFFLOAD:-true}" = true ]; then
   line=$(grep 'stopping: tun offload' "$TB_TUN_LOG") || fail "no tun offload stop line"
   log "$line"
-  [[ "$line" =~ :\ ([0-9]+)\ of\ [0-9]+\ packets\ read.*\(0\ dropped\),\ 0\ of ]] &&
+  [[ "$line" =~ :\ ([0-9]+)\ of\ [0-9]+\ packets\ read.*\(0\ dropped\),\ ([0-9]+)\ of\ [0-9]+\ written\ GSO\ packets\ \(([0-9]+)\ TCP ]] &&
     [ "${BASH_REMATCH[1]}" -gt 0 ] || fail "offload did not carry the upload: $line"
+  [ "${BASH_REMATCH[2]}" -gt 0 ] && [ "${BASH_REMATCH[3]}" -gt "${BASH_REMATCH[2]}" ] ||
+    fail "the downloads' segments were not gathered into GSO packets: $line"
 else
   ! grep -q 'stopping: tun offload' "$TB_TUN_LOG" || fail "offload counted with tun.offload = false"
 fi

@@ -5,6 +5,8 @@
 # IPv6 and up over IPv4. VT_LOSS_PCT (default 5) is the rate. This kernel
 # has no netem, so nftables `numgen random` picks the TCP packets in ns app:
 #   - lwIP -> app: dropped in prerouting (iifname vt0); lwIP never learns.
+#     With TUN offload one write is a run of a flow's segments gathered in
+#     one loop pass (docs/netstack.md), so a pick drops the whole run.
 #   - app -> lwIP: a drop in output/postrouting is NOT loss: the app's TCP
 #     gets the error back from its own transmit and sends again at once (no
 #     retransmission, measured). So the chosen packets are marked and
