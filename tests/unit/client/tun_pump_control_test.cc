@@ -16,6 +16,7 @@
 #include "client/tun_pump.h"
 #include "event/loop.h"
 #include "netstack/net_stack.h"
+#include "unit/client/null_stack_owner.h"
 #include "unit/netstack/packet_builder.h"
 
 namespace vt::client {
@@ -27,14 +28,7 @@ using test::kPsh;
 using test::kRst;
 using test::kSyn;
 
-// The stack is only the pump's reader side; nothing is read in these tests.
-class NullOwner final : public netstack::NetStack::Callbacks {
- public:
-  void onOutput(const netstack::PacketView&) override {}
-  void onTcpSyn(const netstack::FlowKey&) override {}
-  void onTcpAccepted(std::unique_ptr<netstack::TcpFlow>) override {}
-  void onTimerInterval(uint32_t) override {}
-};
+using NullOwner = test_support::NullStackOwner;
 
 std::vector<uint8_t> segment(bool v6, uint8_t flags, uint32_t seq, size_t payload = 0,
                              uint16_t mss = 0) {

@@ -18,6 +18,7 @@
 #include "event/loop.h"
 #include "netstack/net_stack.h"
 #include "netstack/udp_packet.h"
+#include "unit/client/null_stack_owner.h"
 #include "unit/netstack/packet_builder.h"
 
 namespace vt::client {
@@ -251,14 +252,7 @@ TEST(WriteCoalescer, WhatEndsATcpRun) {
   EXPECT_FALSE(WriteCoalescer::parse(view(pureAck, iov), d));
 }
 
-// The stack is only the pump's reader side here.
-class NullOwner final : public netstack::NetStack::Callbacks {
- public:
-  void onOutput(const netstack::PacketView&) override {}
-  void onTcpSyn(const netstack::FlowKey&) override {}
-  void onTcpAccepted(std::unique_ptr<netstack::TcpFlow>) override {}
-  void onTimerInterval(uint32_t) override {}
-};
+using NullOwner = test_support::NullStackOwner;
 
 // Through a TunPump with the vnet header (a datagram socketpair stands in
 // for the TUN): what one pass writes leaves at the end of the pass, one
