@@ -233,7 +233,7 @@ int TunPump::writeOne(const netstack::PacketView& packet, const uint8_t* vnetHea
     queue(packet, vnetHeader);  // behind what waits: order holds
     return 0;
   }
-  // With the vnet header: the one given (a UDP GSO run), a zeroed one (no
+  // With the vnet header: the one given (a run's GSO header), a zeroed one (no
   // GSO, checksums complete), or the GSO one NetStack asked for, ahead of
   // the packet.
   uint8_t header[kVnetHeaderBytes];
