@@ -69,6 +69,7 @@ MuxPool::Conn* MuxPool::dial() {
   stream::MuxOptions o;
   o.version = cfg_.version;
   o.stream_window = cfg_.stream_window;
+  o.max_stream_window = cfg_.max_stream_window;
   o.keepalive_ms = cfg_.keepalive_ms;
   o.dead_ms = cfg_.dead_ms;
   stream::Stream& raw = *inner;
@@ -127,10 +128,17 @@ uint64_t MuxPool::connectionWrites() const {
   return n;
 }
 
+uint64_t MuxPool::windowGrowths() const {
+  uint64_t n = stats_.windowGrowths;
+  for (const auto& c : conns_) n += c->mux ? c->mux->stats().windowGrowths : 0;
+  return n;
+}
+
 void MuxPool::onConnClosed(Conn& c, stream::CloseReason reason, const std::string& detail) {
   const stream::MuxStats& st = c.mux->stats();
   stats_.framesOut += st.framesOut;
   stats_.innerWrites += st.innerWrites;
+  stats_.windowGrowths += st.windowGrowths;
   if (c.closedByUs) {
     VT_DEBUG("mux #%" PRIu64 ": closed: streams=%" PRIu64 " up=%" PRIu64 " down=%" PRIu64, c.id,
              st.streamsOpened, st.bytesOut, st.bytesIn);

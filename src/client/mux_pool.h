@@ -52,6 +52,7 @@ struct MuxPoolStats {
   // live ones): frames per write shows the batching of a loop pass.
   uint64_t framesOut = 0;
   uint64_t innerWrites = 0;
+  uint64_t windowGrowths = 0;  // a stream's receive window doubled (MuxOptions)
 };
 
 class MuxPool {
@@ -82,6 +83,7 @@ class MuxPool {
   const MuxPoolStats& stats() const { return stats_; }
   uint64_t framesSent() const;
   uint64_t connectionWrites() const;
+  uint64_t windowGrowths() const;
 
  private:
   struct Conn final : event::DeferredDeletable, stream::MuxSession::Owner {

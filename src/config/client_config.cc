@@ -523,7 +523,7 @@ void readPool(TomlReader& r, const toml::table& t, ClientPoolConfig& p) {
 void readMux(TomlReader& r, const toml::table& t, ClientMuxConfig& m) {
   r.checkKeys(t, "mux",
               {"enabled", "version", "max_streams", "idle_timeout", "keepalive", "dead_after",
-               "stream_window", "datagram_window", "warm"});
+               "stream_window", "max_stream_window", "datagram_window", "warm"});
   if (r.failed()) return;
   if (const toml::node* n = t.get("enabled")) {
     auto b = r.boolean(*n, "mux.enabled");
@@ -545,7 +545,8 @@ void readMux(TomlReader& r, const toml::table& t, ClientMuxConfig& m) {
     if (!ms) return;
     m.idle_timeout_ms = *ms;
   }
-  readMuxLiveness(r, t, m.keepalive_ms, m.dead_ms, m.stream_window, m.datagram_window);
+  readMuxLiveness(r, t, m.keepalive_ms, m.dead_ms, m.stream_window, m.max_stream_window,
+                  m.datagram_window);
   if (r.failed()) return;
   if (const toml::node* n = t.get("warm")) {
     auto v = r.integer(*n, "mux.warm", 0, 16);

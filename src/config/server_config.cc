@@ -127,7 +127,7 @@ void readMux(Reader& r, const toml::node& node, ServerConfig& cfg) {
   }
   r.checkKeys(*t, "mux",
               {"max_streams", "max_streams_per_user", "keepalive", "dead_after", "stream_window",
-               "datagram_window"});
+               "max_stream_window", "datagram_window"});
   if (r.failed()) return;
   if (const toml::node* n = t->get("max_streams")) {
     auto v = r.integer(*n, "mux.max_streams", 1, 1'000'000);
@@ -140,7 +140,7 @@ void readMux(Reader& r, const toml::node& node, ServerConfig& cfg) {
     cfg.mux.max_streams_per_user = static_cast<uint32_t>(*v);
   }
   readMuxLiveness(r, *t, cfg.mux.keepalive_ms, cfg.mux.dead_ms, cfg.mux.stream_window,
-                  cfg.mux.datagram_window);
+                  cfg.mux.max_stream_window, cfg.mux.datagram_window);
 }
 
 void readPrefixes(Reader& r, const toml::table& t, const char* key, std::vector<IpPrefix>& out) {

@@ -132,11 +132,11 @@ class TomlReader {
 };
 
 // The [mux] keys both ends share: `mux.keepalive`, `mux.dead_after` (longer
-// than keepalive), `mux.stream_window` and `mux.datagram_window`. Fails
-// through `r`.
+// than keepalive), `mux.stream_window`, `mux.max_stream_window` and
+// `mux.datagram_window`. Fails through `r`.
 inline void readMuxLiveness(TomlReader& r, const toml::table& t, uint64_t& keepalive_ms,
                             uint64_t& dead_ms, uint32_t& stream_window,
-                            uint32_t& datagram_window) {
+                            uint32_t& max_stream_window, uint32_t& datagram_window) {
   if (const toml::node* n = t.get("keepalive")) {
     auto ms = r.duration(*n, "mux.keepalive");
     if (!ms) return;
@@ -158,6 +158,11 @@ inline void readMuxLiveness(TomlReader& r, const toml::table& t, uint64_t& keepa
     auto v = r.integer(*n, "mux.stream_window", 65536, 16 << 20);
     if (!v) return;
     stream_window = static_cast<uint32_t>(*v);
+  }
+  if (const toml::node* n = t.get("max_stream_window")) {
+    auto v = r.integer(*n, "mux.max_stream_window", 65536, 16 << 20);
+    if (!v) return;
+    max_stream_window = static_cast<uint32_t>(*v);
   }
   if (const toml::node* n = t.get("datagram_window")) {
     auto v = r.integer(*n, "mux.datagram_window", 65536, 16 << 20);

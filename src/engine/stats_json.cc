@@ -225,6 +225,7 @@ std::string buildStatsJson(const StatsInput& in) {
         k.num("mux_dials_failed", VT_SUM(p.mux, dialsFailed));
         k.num("mux_frames_sent", VT_SUM(p.muxPools, framesSent()));
         k.num("mux_connection_writes", VT_SUM(p.muxPools, connectionWrites()));
+        k.num("mux_window_growths", VT_SUM(p.muxPools, windowGrowths()));
       }
       if (!p.pools.empty()) {
         k.num("pool_idle", VT_SUM(p.pools, idle()));
@@ -344,12 +345,13 @@ void logStopStats(const std::vector<const client::Client*>& clients,
   if (!p.mux.empty()) {
     VT_INFO("stopping: mux %llu streams on %llu connections (%llu lost, %llu of them failed "
             "dials; %llu closed idle), at most %llu streams on %llu connections, %llu "
-            "connections now; %llu frames sent in %llu writes",
+            "connections now; %llu frames sent in %llu writes; %llu stream windows grown",
             ull(VT_SUM(p.mux, streamsOpened)), ull(VT_SUM(p.mux, connectionsOpened)),
             ull(VT_SUM(p.mux, connectionsLost)), ull(VT_SUM(p.mux, dialsFailed)),
             ull(VT_SUM(p.mux, connectionsIdled)), ull(VT_SUM(p.mux, maxStreams)),
             ull(VT_SUM(p.mux, maxConnections)), ull(VT_SUM(p.muxPools, connections())),
-            ull(VT_SUM(p.muxPools, framesSent())), ull(VT_SUM(p.muxPools, connectionWrites())));
+            ull(VT_SUM(p.muxPools, framesSent())), ull(VT_SUM(p.muxPools, connectionWrites())),
+            ull(VT_SUM(p.muxPools, windowGrowths())));
   }
 }
 

@@ -459,6 +459,7 @@ void ServerSession::startMux(size_t header_len) {
   state_ = State::kMux;
   stream::MuxOptions o;
   o.stream_window = cfg.mux.stream_window;
+  o.max_stream_window = cfg.mux.max_stream_window;
   o.keepalive_ms = cfg.mux.keepalive_ms;
   o.dead_ms = cfg.mux.dead_ms;
   o.max_streams = cfg.mux.max_streams;
@@ -780,6 +781,7 @@ void ServerSession::logClose(stream::CloseReason reason, const std::string& deta
              std::to_string(mux_refused_ + st.streamsRefused) + " smux=v" +
              std::to_string(mux_->version());
     if (st.unknownFrames != 0) extra += " unknown_frames=" + std::to_string(st.unknownFrames);
+    if (st.windowGrowths != 0) extra += " windows_grown=" + std::to_string(st.windowGrowths);
   }
   VT_LOG(level,
          "conn #%" PRIu64 " peer=%s user=%s target=%s up=%" PRIu64 " down=%" PRIu64 " ms=%" PRIu64

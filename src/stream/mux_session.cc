@@ -27,6 +27,10 @@ constexpr size_t kMaxInnerBuffered = 4 << 20;
 // smux's initial guess of the peer window: a peer may send this much before
 // it has seen our first UPD.
 constexpr uint32_t kInitialPeerWindow = 262144;
+// A stream that takes a whole window within this has its window doubled
+// (up to max_stream_window): the window then covers about this long at
+// the stream's rate, the bandwidth-delay product of a 100 ms path.
+constexpr uint64_t kWindowGrowMs = 100;
 
 }  // namespace
 
@@ -387,6 +391,7 @@ MuxStream::MuxStream(MuxSession& session, uint32_t id, bool outbound, bool wait_
     : session_(&session),
       id_(id),
       window_(session.opt_.stream_window),
+      epoch_ms_(session.loop_.now()),
       outbound_(outbound),
       wait_answer_(outbound && wait_answer),
       syn_sent_(!outbound),
@@ -399,7 +404,12 @@ void MuxStream::setReceiveWindow(uint32_t window) {
   }
   window_ = window;
   // Before the SYN the peer has no such stream: connect() announces it.
-  if (syn_sent_) session_->sendUpd(id_, consumed_, window_);
+  if (syn_sent_) sendWindow();
+}
+
+void MuxStream::sendWindow() {
+  consumed_unreported_ = 0;
+  session_->sendUpd(id_, consumed_, window_);
 }
 
 MuxStream::~MuxStream() {
@@ -580,12 +590,24 @@ void MuxStream::deliver() {
       if (session_ != nullptr && session_->version_ == codec::kSmuxVersion2 && taken > 0) {
         consumed_ += static_cast<uint32_t>(taken);
         consumed_unreported_ += static_cast<uint32_t>(taken);
+        // A whole window taken within kWindowGrowMs, and nothing left
+        // over: the window, not the reader, sets the pace (the header's
+        // "Window growth").
+        if (static_cast<uint32_t>(consumed_ - epoch_consumed_) >= window_) {
+          uint64_t now = session_->loop_.now();
+          bool grow = now - epoch_ms_ < kWindowGrowMs && held_.empty() &&
+                      window_ < session_->opt_.max_stream_window;
+          epoch_ms_ = now;
+          epoch_consumed_ = consumed_;
+          if (grow) {
+            window_ = std::min<uint32_t>(window_ * 2, session_->opt_.max_stream_window);
+            ++session_->stats_.windowGrowths;
+            sendWindow();
+          }
+        }
         // Before our first UPD the peer stops at kInitialPeerWindow bytes in
         // flight: a larger window must still be reported before that.
-        if (consumed_unreported_ >= std::min(window_, kInitialPeerWindow) / 2) {
-          consumed_unreported_ = 0;
-          session_->sendUpd(id_, consumed_, window_);
-        }
+        if (consumed_unreported_ >= std::min(window_, kInitialPeerWindow) / 2) sendWindow();
       }
     }
     // The user keeps the rest for now (also with end_stream: offering the

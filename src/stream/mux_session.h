@@ -23,6 +23,20 @@
 // session bound (v1_receive_buffer, 4 MiB) is its only flow control (every
 // stream waits, as xtaci/smux does).
 //
+// Window growth (VER 2): a fixed window caps one stream at window / RTT,
+// and the RTT here is the path's plus a loop pass of each end and the
+// socket buffers between them (256 KiB: 4 Gbit/s at 0.5 ms, 40 Mbit/s at
+// 50 ms). So a stream's window starts at stream_window and doubles, up to
+// max_stream_window, each time its user took a whole window within
+// 100 ms and holds nothing back. A stream held back by its window takes
+// one per RTT, so on any path under 100 ms it grows to the cap; any other
+// ends between what 50 and 100 ms carry at its rate (HTTP/2- and
+// QUIC-style auto-tuning, with a fixed time for the RTT smux does not
+// measure). A stream slower than
+// window / 100 ms, or whose user stops reading, does not grow, and what
+// all streams can make us hold stays under the session's bound
+// (v2_receive_buffer).
+//
 // Keepalive: a NOP when nothing was sent for keepalive_ms; a session that
 // received nothing for dead_ms (still nothing after one more read pass of
 // the loop) is dead. A dead or failed session resets
@@ -61,6 +75,10 @@ class MuxStream;
 struct MuxOptions {
   uint8_t version = 2;                   // client: what we send; server: the first frame's
   uint32_t stream_window = 256 * 1024;   // VER 2: receive window per stream (UPD WINDOW)
+  // VER 2: a stream's window doubles, up to this, each time the peer ran
+  // into it while our user had taken everything (see "Window growth"
+  // above). Equal to stream_window (or below): fixed windows.
+  uint32_t max_stream_window = 4 << 20;
   size_t v1_receive_buffer = 4 << 20;    // VER 1: held bytes before the inner stream pauses
   size_t v2_receive_buffer = 16 << 20;   // VER 2: the same bound over all windows
   uint64_t keepalive_ms = 10'000;
@@ -79,6 +97,7 @@ struct MuxStats {
   uint64_t bytesOut = 0;
   uint64_t innerWrites = 0;      // writes handed to the inner stream (batched per loop pass)
   uint64_t v1Pauses = 0;         // inner stream paused on held bytes (VER 1, or VER 2 past v2_receive_buffer)
+  uint64_t windowGrowths = 0;    // VER 2: a stream's receive window doubled
 };
 
 class MuxSession : public event::DeferredDeletable, private StreamCallbacks {
@@ -242,6 +261,8 @@ class MuxStream final : public Stream, public event::DeferredDeletable {
   // One frame into the session's output; true if more is sendable.
   bool sendOne(BufferChain& out);
   void deliver();
+  // An UPD with consumed_ and window_ now.
+  void sendWindow();
   void maybeFinish();
   void checkBelow();
   void leaveSession();
@@ -258,6 +279,9 @@ class MuxStream final : public Stream, public event::DeferredDeletable {
   uint32_t consumed_ = 0;          // data bytes our user took
   uint32_t window_;                // our receive window (stream_window, or raised)
   uint32_t consumed_unreported_ = 0;
+  // Window growth: when the current measure began, and consumed_ then.
+  uint64_t epoch_ms_;
+  uint32_t epoch_consumed_ = 0;
   int read_disabled_ = 0;
   bool outbound_;
   bool wait_answer_;

@@ -1546,6 +1546,7 @@ TEST(MuxSessionWire, ServerAnswersWithEmptyPshAndSendsUpdAtHalfWindow) {
   event::Loop loop;
   MuxOptions sopt;
   sopt.stream_window = 65536;
+  sopt.max_stream_window = 65536;  // fixed: no growth in the bytes below
   Link link(loop, {}, sopt, End::kRaw);
   ASSERT_TRUE(link.up());
   link.clientSend(syn(kV2, 3) + psh(kV2, 3, pattern(32767, 1)));
@@ -1672,6 +1673,75 @@ TEST(MuxSessionWire, AcceptedStreamWidensItsWindowWithAnUpd) {
   ms.setReceiveWindow(1 << 20);
   ASSERT_TRUE(runUntil(loop, [&] { return link.raw_client.received.size() >= 16; }));
   EXPECT_EQ(hex(link.raw_client.received), "02 04 08 00 03 00 00 00 01 00 00 00 00 00 10 00");
+}
+
+// Window growth: a reader that takes a whole window within 100 ms (here:
+// in one loop pass) and holds nothing has its window doubled at once, up
+// to max_stream_window; a window that took longer does not grow.
+TEST(MuxSessionWire, FastReaderGrowsItsWindow) {
+  event::Loop loop;
+  MuxOptions sopt;
+  sopt.stream_window = 65536;
+  sopt.max_stream_window = 262144;
+  Link link(loop, {}, sopt, End::kRaw);
+  ASSERT_TRUE(link.up());
+  // A whole window in one write: an UPD at half of it, then the growth.
+  link.clientSend(syn(kV2, 3) + psh(kV2, 3, pattern(32768, 1)) + psh(kV2, 3, pattern(32768, 2)));
+  ASSERT_TRUE(runUntil(loop, [&] { return link.raw_client.received.size() >= 32; }));
+  EXPECT_EQ(hex(link.raw_client.received), hex(upd(3, 32768, 65536) + upd(3, 65536, 131072)));
+  EXPECT_EQ(link.server->stats().windowGrowths, 1u);
+  EXPECT_EQ(link.server_owner.stream(0).receiveWindow(), 131072u);
+  // The next window, 131072 bytes, after 110 ms: UPDs at each half, no
+  // growth.
+  runFor(loop, 110);
+  link.raw_client.received.clear();
+  std::string slow;
+  for (int i = 0; i < 4; ++i) slow += psh(kV2, 3, pattern(32768, 3 + i));
+  link.clientSend(slow);
+  ASSERT_TRUE(runUntil(loop, [&] { return link.raw_client.received.size() >= 32; }));
+  EXPECT_EQ(hex(link.raw_client.received),
+            hex(upd(3, 131072, 131072) + upd(3, 196608, 131072)));
+  EXPECT_EQ(link.server->stats().windowGrowths, 1u);
+  // Fast again (four windows' worth in one write; a raw sender past the
+  // window is let be while nothing is held): one more doubling, and no
+  // more past the cap.
+  std::string burst;
+  for (int i = 0; i < 16; ++i) burst += psh(kV2, 3, pattern(32768, 10 + i));
+  link.clientSend(burst);
+  ASSERT_TRUE(runUntil(loop, [&] { return link.server_owner.ep(0).received.size() == 720896; }));
+  runFor(loop, 10);
+  EXPECT_EQ(link.server_owner.stream(0).receiveWindow(), 262144u);
+  EXPECT_EQ(link.server->stats().windowGrowths, 2u);
+}
+
+// A stream through real sockets grows its window while its reader keeps
+// up (8 MiB, the cap at 1 MiB); one whose reader stopped does not.
+TEST(MuxSession, Ver2WindowGrowsForAFastReaderOnly) {
+  event::Loop loop;
+  MuxOptions sopt;
+  sopt.max_stream_window = 1 << 20;
+  Link link(loop, {}, sopt);
+  link.server_owner.setup = [&](auto& s, Endpoint& ep) {
+    if (s->id() == 5) s->readDisable(true);
+    finishOnEof(ep);
+    return true;
+  };
+  ASSERT_TRUE(link.up());
+  const std::string up = pattern(8 << 20, 21);
+  auto fast = open(*link.client, up);
+  auto stopped = open(*link.client, pattern(1 << 20, 22));
+  ASSERT_TRUE(runUntil(
+      loop,
+      [&] {
+        return link.server_owner.eps.size() == 2 && link.server_owner.ep(0).closes == 1 &&
+               link.server_owner.stream(1).heldBytes() == kInitialWindow;
+      },
+      20000));
+  EXPECT_TRUE(link.server_owner.ep(0).received == up);
+  EXPECT_GE(link.server->stats().windowGrowths, 1u);
+  EXPECT_EQ(link.server_owner.stream(1).receiveWindow(), MuxOptions{}.stream_window);
+  runFor(loop, 50);
+  EXPECT_EQ(link.server_owner.stream(1).heldBytes(), kInitialWindow);
 }
 
 }  // namespace
