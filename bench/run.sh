@@ -20,14 +20,14 @@
 # IPv4 and IPv6: mean and p95. Results and analysis: docs/performance.md.
 #
 #   VT_SERVER=build/src/app/vless-server VT_TUN=build/src/app/vless-tun bench/run.sh
-#   BENCH_PARTS="kernel v2ray tls tlsflow notls flows udp ping" (default: all), BENCH_SECS=10
+#   BENCH_PARTS="kernel v2ray tls tlsflow notls ws wsflow flows udp ping" (default: all), BENCH_SECS=10
 #   (flows: the idle-flow RSS points for each vless-tun path that runs)
 #   BENCH_UDP_PATHS="kernel v2ray mux separated" (default: all) for the udp part
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/../tests/integration/lib.sh"
 source "$VT_TOOLS/testbed.sh"
 require_root
-parts=${BENCH_PARTS:-kernel v2ray tls tlsflow notls flows udp ping}
+parts=${BENCH_PARTS:-kernel v2ray tls tlsflow notls ws wsflow flows udp ping}
 no_mux="[mux]
 enabled = false"
 # vless-tun's TUN MTU: its default (8500) unless BENCH_MTU says otherwise.
@@ -147,7 +147,7 @@ CFG
   stop_pid "$TB_V2RAY_SERVER_PID" || true
 fi
 
-if has tls || has tlsflow || has notls || has flows; then
+if has tls || has tlsflow || has notls || has ws || has wsflow || has flows; then
   : "${VT_TUN:?path to vless-tun (or BENCH_PARTS=\"kernel v2ray\")}"
 fi
 
@@ -158,6 +158,33 @@ if has tls; then
   iperf_run ours-mux "$TB_TUN_PID" "$TB_SERVER_PID"
   latency_run ours-mux
   has flows && flows_run ours-mux
+  stop_pid "$TB_TUN_PID" || true
+  stop_pid "$TB_SERVER_PID" || true
+fi
+
+# WebSocket (issue 12): the same paths with the VLESS stream in WebSocket
+# frames under TLS; ws: mux (the default), wsflow: a connection per flow
+# with early data (the upgrade carries the VLESS header).
+ws_server="[ws]
+path = \"/ray\""
+if has ws; then
+  log "== vless-tun + vless-server, TLS + WebSocket, v1 wait, mux"
+  tb_server_start vless-server-ws yes "$ws_server"
+  TB_TUN_EXTRA='[server.ws]
+path = "/ray"' tb_tun_start vless-tun-ws 1 true wait 443 'max_flows = 20000'
+  iperf_run ours-ws "$TB_TUN_PID" "$TB_SERVER_PID"
+  latency_run ours-ws
+  stop_pid "$TB_TUN_PID" || true
+  stop_pid "$TB_SERVER_PID" || true
+fi
+if has wsflow; then
+  log "== vless-tun + vless-server, TLS + WebSocket (early data), a connection per flow"
+  tb_server_start vless-server-wsflow yes "$ws_server"
+  TB_TUN_EXTRA="$no_mux
+[server.ws]
+path = \"/ray\"
+early_data = 2048" tb_tun_start vless-tun-wsflow 1 true wait 443 'max_flows = 20000'
+  latency_run ours-wsflow
   stop_pid "$TB_TUN_PID" || true
   stop_pid "$TB_SERVER_PID" || true
 fi
@@ -339,8 +366,9 @@ done
 echo
 echo "ratios:"
 for t in "tcp 1x up Mbit/s" "tcp 1x down Mbit/s" "tcp 4x up Mbit/s" "tcp 4x down Mbit/s"; do
-  printf '  %-20s ours-mux/ours-tls %6s   ours-tls/v2ray-tls %6s   ours-plain/kernel %6s   ours-tls/kernel %6s\n' "$t" \
-    "$(ratio "ours-mux/$t" "ours-tls/$t")" "$(ratio "ours-tls/$t" "v2ray-tls/$t")" "$(ratio "ours-plain/$t" "kernel/$t")" "$(ratio "ours-tls/$t" "kernel/$t")"
+  printf '  %-20s ours-mux/ours-tls %6s   ours-tls/v2ray-tls %6s   ours-plain/kernel %6s   ours-tls/kernel %6s   ours-ws/ours-mux %6s\n' "$t" \
+    "$(ratio "ours-mux/$t" "ours-tls/$t")" "$(ratio "ours-tls/$t" "v2ray-tls/$t")" "$(ratio "ours-plain/$t" "kernel/$t")" "$(ratio "ours-tls/$t" "kernel/$t")" \
+    "$(ratio "ours-ws/$t" "ours-mux/$t")"
 done
 for p in ours-mux ours-tls ours-plain; do
   echo "  $p RSS per idle flow KiB: client ${R[$p/per_flow_1000]:--} (1000), ${R[$p/per_flow_$big]:--} ($big); server ${R[$p/srv_per_flow_1000]:--} (1000), ${R[$p/srv_per_flow_$big]:--} ($big)"

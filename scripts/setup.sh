@@ -13,7 +13,7 @@ pkgs=(build-essential cmake pkg-config ninja-build libuv1-dev libtomlplusplus-de
       libgtest-dev googletest clang libclang-rt-14-dev llvm dpkg-dev
       v2ray iperf3 socat curl openssl iproute2 python3 procps patch
       dnsmasq-base nftables ca-certificates iputils-ping traceroute
-      openjdk-17-jdk-headless)
+      openjdk-17-jdk-headless nginx-core)
 
 say() { printf 'setup: %s\n' "$*"; }
 
@@ -62,7 +62,18 @@ if [ ${#missing[@]} -gt 0 ] || ! have_src; then
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"
+  # Services a package would start on install (nginx on port 80) stay
+  # down: the tests start their own, inside the namespaces they make.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && own_policy=1
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ $own_policy -eq 0 ] || rm -f "$policy"
+  if [[ " ${missing[*]} " == *" nginx-core "* ]] && command -v systemctl >/dev/null; then
+    systemctl disable --now nginx >/dev/null 2>&1 || true
+  fi
 fi
 
 if ! have_src; then

@@ -21,6 +21,7 @@
 #include "netstack/tcp_flow.h"
 #include "stream/tcp_stream.h"
 #include "stream/tls_stream.h"
+#include "stream/ws_stream.h"
 #include "stream/vless_client_stream.h"
 #include "tls/tls_engine.h"
 
@@ -379,6 +380,17 @@ std::unique_ptr<stream::VlessClientStream> Client::makeStream(codec::Request req
   tcp->setBufferBudget(&budget_);
   stream::StreamPtr s = std::move(tcp);
   if (tls_) s = stream::TlsStream::create(std::move(s), tls_);
+  if (const auto& ws = cfg_.server.ws) {
+    stream::WsClientOptions o;
+    o.path = ws->path;
+    o.host = !ws->host.empty()          ? ws->host
+             : !cfg_.server.sni.empty() ? cfg_.server.sni
+                                        : cfg_.server.address.host;
+    o.extra_headers = ws->headers;
+    o.early_data = ws->early_data;
+    o.close_on_end = ws->half_close;
+    s = stream::WsStream::createClient(std::move(s), std::move(o));
+  }
   req.version = cfg_.server.version;
   req.uuid = cfg_.server.uuid;
   return stream::VlessClientStream::create(std::move(s), std::move(req));

@@ -767,6 +767,7 @@ WsResponseParseResult parseWsResponse(const BufferChain& in, std::string_view ke
                 countHeader(head.headers, "sec-websocket-protocol") != 1)) {
     return fail("server chose a protocol we did not offer");
   }
+  r.protocol_echoed = proto != nullptr;
   r.status = DecodeStatus::kDone;
   r.consumed = head.consumed;
   return r;

@@ -1,6 +1,6 @@
 // WebSocket (RFC 6455) as a transport under VLESS: frames, and the HTTP/1.1
 // upgrade that opens them. Pure codec, no I/O; the stream layer that will
-// drive it (issue 12) is not written yet.
+// drives it is stream/ws_stream.h.
 //
 //    0                   1                   2                   3
 //   +-+-+-+-+-------+-+-------------+-------------------------------+
@@ -237,6 +237,10 @@ struct WsResponseParseResult {
   size_t consumed = 0;  // on kDone
   int status_code = 0;  // as soon as the status line is in (401, 404...)
   std::string error;    // on kInvalid
+  // On kDone: the 101 echoed our Sec-WebSocket-Protocol (the server took
+  // the early data in it; servers that take it echo it, as browsers
+  // require).
+  bool protocol_echoed = false;
 };
 // Checks a server's answer to our request with `key` (the base64 we sent)
 // and `protocol` (what we sent in Sec-WebSocket-Protocol, or empty).

@@ -77,6 +77,68 @@ void readTun(TomlReader& r, const toml::table& t, ClientTunConfig& tun) {
   }
 }
 
+// [server.ws]
+void readClientWs(TomlReader& r, const toml::node& n, ClientServerConfig& s) {
+  const auto* t = n.as_table();
+  if (t == nullptr) {
+    r.fail(n, "server.ws",
+           "expected a table [server.ws] (path, host, headers, early_data, half_close), got " +
+               TomlReader::typeName(n));
+    return;
+  }
+  r.checkKeys(*t, "server.ws", {"path", "host", "headers", "early_data", "half_close"});
+  if (r.failed()) return;
+  ClientWsConfig ws;
+  if (const toml::node* p = t->get("path")) {
+    const std::string* v = r.str(*p, "server.ws.path", "a path like \"/ray\"");
+    if (v == nullptr) return;
+    if (std::string why = wsPathProblem(*v); !why.empty()) {
+      r.fail(*p, "server.ws.path", "expected a path like \"/ray\" (" + why + "), got \"" + *v + "\"");
+      return;
+    }
+    ws.path = *v;
+  }
+  if (const toml::node* h = t->get("host")) {
+    const std::string* v = r.str(*h, "server.ws.host", "a host name like \"cdn.example.com\"");
+    if (v == nullptr) return;
+    if (std::string why = wsHostProblem(*v); !why.empty()) {
+      r.fail(*h, "server.ws.host", "expected a host name like \"cdn.example.com\" (" + why + ")");
+      return;
+    }
+    ws.host = *v;
+  }
+  if (const toml::node* h = t->get("headers")) {
+    const auto* ht = h->as_table();
+    if (ht == nullptr) {
+      r.fail(*h, "server.ws.headers",
+             "expected a table of header names to strings, e.g. { \"User-Agent\" = \"...\" }, got " +
+                 TomlReader::typeName(*h));
+      return;
+    }
+    for (const auto& [k, v] : *ht) {
+      std::string key = "server.ws.headers." + std::string(k.str());
+      const std::string* value = r.str(v, key, "a string");
+      if (value == nullptr) return;
+      if (std::string why = wsHeaderProblem(k.str(), *value); !why.empty()) {
+        r.fail(v, key, "expected an extra request header: " + why);
+        return;
+      }
+      ws.headers.emplace_back(std::string(k.str()), *value);
+    }
+  }
+  if (const toml::node* e = t->get("early_data")) {
+    auto v = r.integer(*e, "server.ws.early_data", 0, 2048);
+    if (!v) return;
+    ws.early_data = static_cast<size_t>(*v);
+  }
+  if (const toml::node* b = t->get("half_close")) {
+    auto v = r.boolean(*b, "server.ws.half_close");
+    if (!v) return;
+    ws.half_close = *v;
+  }
+  s.ws = std::move(ws);
+}
+
 void readServer(TomlReader& r, const toml::table* t, ClientServerConfig& s) {
   if (t == nullptr) {
     r.fail(nullptr, "server", "missing; expected a [server] table with address and uuid");
@@ -84,7 +146,7 @@ void readServer(TomlReader& r, const toml::table* t, ClientServerConfig& s) {
   }
   r.checkKeys(*t, "server",
               {"address", "uuid", "version", "tls", "sni", "alpn", "ca", "insecure", "session_tickets",
-               "connect_mode", "fwmark"});
+               "connect_mode", "fwmark", "ws"});
   if (r.failed()) return;
 
   const std::string addr_expect =
@@ -198,6 +260,7 @@ void readServer(TomlReader& r, const toml::table* t, ClientServerConfig& s) {
     if (!v) return;
     s.fwmark = static_cast<uint32_t>(*v);
   }
+  if (const toml::node* n = t->get("ws")) readClientWs(r, *n, s);
 }
 
 std::optional<std::vector<Cidr>> cidrList(TomlReader& r, const toml::node& n, const std::string& key) {

@@ -63,6 +63,19 @@ enum class ConnectMode {
 };
 const char* connectModeName(ConnectMode m) noexcept;
 
+// [server.ws]: the VLESS stream inside WebSocket (RFC 6455) binary frames,
+// over TLS or plain TCP (docs/client.md "WebSocket").
+struct ClientWsConfig {
+  std::string path = "/";  // origin-form, with any query: "/ray?ed=2048"
+  std::string host;        // the Host header; empty: server.sni, else the address's host
+  std::vector<std::pair<std::string, std::string>> headers;  // extra, e.g. User-Agent
+  size_t early_data = 0;   // 0..2048: first bytes in Sec-WebSocket-Protocol (v2ray/Xray "ed")
+  // Ending our direction sends a close frame at once (a real half-close,
+  // vless-server only); false: nothing until the server closes, as v2ray's
+  // and Xray's clients (a close would end both directions there).
+  bool half_close = false;
+};
+
 struct ClientServerConfig {
   HostPort address;  // may be a DNS name
   UuidBytes uuid{};
@@ -79,6 +92,7 @@ struct ClientServerConfig {
   // SO_MARK; 0 = none. With auto_route it is the route fwmark whenever
   // unset here (the two must agree, or the tunnel would loop).
   uint32_t fwmark = 0;
+  std::optional<ClientWsConfig> ws;  // [server.ws]; unset: the VLESS stream is the connection
 };
 
 // [route.gateway]: this host is a router and carries whole LANs through the

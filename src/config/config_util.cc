@@ -228,4 +228,56 @@ std::string configDir(const std::string& path) {
   return path.substr(0, slash == 0 ? 1 : slash);
 }
 
+namespace {
+bool printableNoSpace(std::string_view s) {
+  for (char c : s) {
+    if (c <= 0x20 || c >= 0x7f) return false;
+  }
+  return true;
+}
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+}  // namespace
+
+std::string wsPathProblem(std::string_view path) {
+  if (path.empty() || path[0] != '/') return "a path must start with \"/\"";
+  if (!printableNoSpace(path)) return "a path is printable ASCII without spaces";
+  return {};
+}
+
+std::string wsHostProblem(std::string_view host) {
+  if (host.empty()) return "a host must not be empty";
+  if (!printableNoSpace(host)) return "a host is printable ASCII without spaces";
+  return {};
+}
+
+std::string wsHeaderProblem(std::string_view name, std::string_view value) {
+  static constexpr std::string_view kTokenExtra = "!#$%&'*+-.^_`|~";
+  if (name.empty()) return "a header name must not be empty";
+  for (char c : name) {
+    bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              kTokenExtra.find(c) != std::string_view::npos;
+    if (!ok) return "header name \"" + std::string(name) + "\" is not an HTTP token";
+  }
+  if (iequals(name, "host") || iequals(name, "upgrade") || iequals(name, "connection") ||
+      (name.size() >= 14 && iequals(name.substr(0, 14), "sec-websocket-"))) {
+    return "header \"" + std::string(name) + "\" is written by the upgrade itself" +
+           (iequals(name, "host") ? " (set ws.host instead)" : "");
+  }
+  for (char c : value) {
+    if (c == '\r' || c == '\n' || c == '\0') {
+      return "the value of header \"" + std::string(name) + "\" holds CR, LF or NUL";
+    }
+  }
+  return {};
+}
+
 }  // namespace vt::config

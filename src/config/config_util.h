@@ -51,4 +51,15 @@ std::string resolvePath(const std::string& base_dir, const std::string& p);
 Result<std::string> readConfigFile(const std::string& path);
 std::string configDir(const std::string& path);
 
+// WebSocket settings, checked where they are read (the codec would refuse
+// them at the first connection): empty when fine, else what is wrong.
+// A path: origin-form ("/" first), printable ASCII without spaces.
+std::string wsPathProblem(std::string_view path);
+// A Host value: printable ASCII without spaces, not empty.
+std::string wsHostProblem(std::string_view host);
+// An extra request header: a token name that is not one the upgrade writes
+// itself (Host, Upgrade, Connection, Sec-WebSocket-*), and a value without
+// CR, LF or NUL.
+std::string wsHeaderProblem(std::string_view name, std::string_view value);
+
 }  // namespace vt::config

@@ -119,6 +119,41 @@ void readUdp(Reader& r, const toml::node& node, ServerConfig& cfg) {
   }
 }
 
+void readWs(Reader& r, const toml::node& node, ServerConfig& cfg) {
+  const auto* t = node.as_table();
+  if (t == nullptr) {
+    r.fail(node, "ws", "expected a table [ws] with path (and host), got " + Reader::typeName(node));
+    return;
+  }
+  r.checkKeys(*t, "ws", {"path", "host"});
+  if (r.failed()) return;
+  ServerWsConfig ws;
+  const toml::node* p = t->get("path");
+  if (p == nullptr) {
+    r.fail(&t->source(), "ws.path", "missing; expected the tunnel's path like \"/ray\"");
+    return;
+  }
+  const std::string* path = r.str(*p, "ws.path", "a path like \"/ray\"");
+  if (path == nullptr) return;
+  std::string why = wsPathProblem(*path);
+  if (why.empty() && path->find('?') != std::string::npos) why = "the query is not compared";
+  if (!why.empty()) {
+    r.fail(*p, "ws.path", "expected a path like \"/ray\" (" + why + "), got \"" + *path + "\"");
+    return;
+  }
+  ws.path = *path;
+  if (const toml::node* h = t->get("host")) {
+    const std::string* host = r.str(*h, "ws.host", "a host name like \"cdn.example.com\"");
+    if (host == nullptr) return;
+    if (std::string w = wsHostProblem(*host); !w.empty()) {
+      r.fail(*h, "ws.host", "expected a host name like \"cdn.example.com\" (" + w + ")");
+      return;
+    }
+    ws.host = *host;
+  }
+  cfg.ws = std::move(ws);
+}
+
 void readMux(Reader& r, const toml::node& node, ServerConfig& cfg) {
   const auto* t = node.as_table();
   if (t == nullptr) {
@@ -339,7 +374,7 @@ void readRoot(Reader& r, const toml::table& root, const std::string& base_dir, S
               {"log_level", "listen", "versions", "fallback", "handshake_timeout", "idle_timeout",
                "reuse_idle_timeout", "drain_timeout", "max_connections",
                "max_connections_per_source", "max_handshakes_per_source", "max_connections_per_user",
-               "max_lookups_per_user", "resolve_timeout", "buffer_budget", "tls", "users", "udp", "mux", "egress", "ip"});
+               "max_lookups_per_user", "resolve_timeout", "buffer_budget", "tls", "users", "udp", "mux", "egress", "ip", "ws"});
   if (r.failed()) return;
 
   if (const toml::node* n = root.get("log_level")) {
@@ -485,6 +520,10 @@ void readRoot(Reader& r, const toml::table& root, const std::string& base_dir, S
   }
   if (const toml::node* n = root.get("ip")) {
     readIp(r, *n, base_dir, cfg);
+    if (r.failed()) return;
+  }
+  if (const toml::node* n = root.get("ws")) {
+    readWs(r, *n, cfg);
     if (r.failed()) return;
   }
   readUsers(r, root, cfg);

@@ -92,12 +92,21 @@ struct ServerIpConfig {
   std::string state_file;
 };
 
+// [ws]: every connection is a WebSocket upgrade first (docs/server.md
+// "WebSocket"); a request for another path or host, or one that is not an
+// upgrade, goes to `fallback` with its bytes as they came.
+struct ServerWsConfig {
+  std::string path;  // the exact path the upgrade asks for (before any '?')
+  std::string host;  // empty: any Host
+};
+
 struct ServerConfig {
   LogLevel log_level = LogLevel::kInfo;
   std::vector<HostPort> listen;  // IP literals only, at least one
   bool accept_v0 = true;         // from `versions`
   bool accept_v1 = true;
   std::optional<HostPort> fallback;  // may be a DNS name
+  std::optional<ServerWsConfig> ws;   // [ws]; unset: VLESS straight on the connection
   uint64_t handshake_timeout_ms = 10'000;
   uint64_t idle_timeout_ms = 300'000;
   // A reused connection (TLV 0x07) waiting for its next request is closed

@@ -13,6 +13,7 @@
 #include "stream/mux_session.h"
 #include "stream/tcp_stream.h"
 #include "stream/tls_stream.h"
+#include "stream/ws_stream.h"
 #include "tls/tls_engine.h"
 
 namespace vt::server {
@@ -217,24 +218,43 @@ void Server::onAccept(std::unique_ptr<stream::TcpStream> tcp) {
   tcp->setNoDelay(true);
   tcp->setBufferBudget(&budget_);
   uint64_t id = next_id_++;
+  // docs/protocol.md 7 "Ending": v2ray's and Xray's clients drop what
+  // they hold on a close; ours waits this long after the last data.
+  constexpr uint64_t kWsCloseDelayMs = 500;
   std::unique_ptr<ServerSession> session;
   stream::TlsStream* tls_raw = nullptr;
+  stream::WsStream* ws_raw = nullptr;
   stream::TcpStream* socket = tcp.get();
+  // TCP, then TLS, then WebSocket (each optional); the session reads the
+  // top one.
+  stream::StreamPtr top = std::move(tcp);
   if (tls_) {
-    auto tls = stream::TlsStream::create(std::move(tcp), tls_);
+    auto tls = stream::TlsStream::create(std::move(top), tls_);
     tls_raw = tls.get();
-    session = std::make_unique<ServerSession>(*this, tls_raw, std::move(tls), id);
-  } else {
-    stream::TcpStream* raw = tcp.get();
-    session = std::make_unique<ServerSession>(*this, raw, std::move(tcp), id);
+    top = std::move(tls);
   }
+  if (cfg_.ws) {
+    stream::WsServerOptions wo;
+    wo.path = cfg_.ws->path;
+    wo.host = cfg_.ws->host;
+    wo.loop = &loop_;
+    wo.close_delay_ms = kWsCloseDelayMs;
+    auto ws = stream::WsStream::createServer(std::move(top), std::move(wo));
+    ws_raw = ws.get();
+    top = std::move(ws);
+  }
+  stream::Stream* in = top.get();
+  auto* owner = dynamic_cast<event::DeferredDeletable*>(top.get());
+  (void)top.release();
+  session = std::make_unique<ServerSession>(*this, in, std::unique_ptr<event::DeferredDeletable>(owner), id);
   ServerSession* p = session.get();
   sessions_.emplace(p, std::move(session));
   ++active_;
   p->setSource(std::move(source), socket);
-  p->start(tls_raw != nullptr);
+  p->start(tls_raw != nullptr || ws_raw != nullptr);
   // After the session has set its callbacks: the handshake may report.
   if (tls_raw != nullptr) tls_raw->startServer();
+  if (ws_raw != nullptr) ws_raw->startServer();
 }
 
 void Server::onHandshakeDone(const std::string& source) {

@@ -178,6 +178,57 @@ TEST(ClientConfig, MuxDatagramWindow) {
               {"c.toml:6:19", "mux.datagram_window", "65536..16777216", "got 1024"});
 }
 
+TEST(ClientConfig, MuxMaxStreamWindow) {
+  auto r = parse(kMinimal);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.value().mux.max_stream_window, 4u << 20);
+  r = parse(std::string(kMinimal) + "[mux]\nmax_stream_window = 262144\n");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.value().mux.max_stream_window, 262144u);
+  expectError(std::string(kMinimal) + "[mux]\nmax_stream_window = 100\n",
+              {"c.toml:6:21", "mux.max_stream_window", "65536..16777216", "got 100"});
+}
+
+TEST(ClientConfig, WebSocket) {
+  auto r = parse(kMinimal);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_FALSE(r.value().server.ws.has_value());
+  // [server.ws] after [server]'s keys: a sub-table.
+  r = parse(std::string(kMinimal) + R"([server.ws]
+path = "/ray?ed=2048"
+host = "cdn.example.com"
+headers = { "User-Agent" = "Mozilla/5.0", "X-Forwarded-For" = "198.18.0.9" }
+early_data = 2048
+half_close = true
+)");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  const auto& ws = *r.value().server.ws;
+  EXPECT_EQ(ws.path, "/ray?ed=2048");
+  EXPECT_EQ(ws.host, "cdn.example.com");
+  ASSERT_EQ(ws.headers.size(), 2u);
+  EXPECT_EQ(ws.early_data, 2048u);
+  EXPECT_TRUE(ws.half_close);
+  r = parse(std::string(kMinimal) + "[server.ws]\n");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.value().server.ws->path, "/");
+  EXPECT_EQ(r.value().server.ws->early_data, 0u);
+  EXPECT_FALSE(r.value().server.ws->half_close);
+  const std::string w = std::string(kMinimal) + "[server.ws]\n";
+  expectError(w + "path = \"ray\"\n", {"c.toml:6:8", "server.ws.path", "start with \"/\""});
+  expectError(w + "path = \"/a b\"\n", {"server.ws.path", "without spaces"});
+  expectError(w + "host = \"\"\n", {"server.ws.host", "must not be empty"});
+  expectError(w + "early_data = 4096\n", {"server.ws.early_data", "0..2048"});
+  expectError(w + "headers = { Host = \"x\" }\n",
+              {"server.ws.headers.Host", "written by the upgrade", "ws.host"});
+  expectError(w + "headers = { \"Sec-WebSocket-Protocol\" = \"x\" }\n",
+              {"server.ws.headers.Sec-WebSocket-Protocol", "written by the upgrade"});
+  expectError(w + "headers = { \"Bad Name\" = \"x\" }\n", {"not an HTTP token"});
+  expectError(w + "headers = { \"X-A\" = \"a\\r\\nb\" }\n", {"CR, LF or NUL"});
+  expectError(w + "headers = { \"X-A\" = 1 }\n", {"server.ws.headers.X-A", "a string"});
+  expectError(w + "paht = \"/\"\n", {"server.ws.paht", "unknown key"});
+  expectError(std::string(kMinimal) + "ws = 1\n", {"server.ws", "expected a table"});
+}
+
 TEST(ClientConfig, ErrorsNameFileLineKeyAndExpectation) {
   std::string s = "[server]\naddress = \"198.18.0.2:443\"\n";
   std::string u = "uuid = \"a684455c-b14f-11ea-bf0d-42010aaa0003\"\n";

@@ -94,6 +94,37 @@ TEST(ServerConfig, MuxDatagramWindow) {
   EXPECT_NE(e.find("65536..16777216"), std::string::npos) << e;
 }
 
+TEST(ServerConfig, MuxMaxStreamWindow) {
+  auto r = parseServerConfig(kMinimal, "srv.toml", "");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.value().mux.max_stream_window, 4u << 20);
+  r = parseServerConfig(std::string(kMinimal) + "[mux]\nmax_stream_window = 262144\n", "srv.toml", "");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.value().mux.max_stream_window, 262144u);
+  std::string e = parseError(std::string(kMinimal) + "[mux]\nmax_stream_window = 1\n");
+  EXPECT_NE(e.find("mux.max_stream_window"), std::string::npos) << e;
+}
+
+TEST(ServerConfig, WebSocket) {
+  auto r = parseServerConfig(kMinimal, "srv.toml", "");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_FALSE(r.value().ws.has_value());
+  r = parseServerConfig(std::string(kMinimal) + "[ws]\npath = \"/ray\"\nhost = \"cdn.example.com\"\n",
+                        "srv.toml", "");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.value().ws->path, "/ray");
+  EXPECT_EQ(r.value().ws->host, "cdn.example.com");
+  std::string e = parseError(std::string(kMinimal) + "[ws]\n");
+  EXPECT_NE(e.find("ws.path"), std::string::npos) << e;
+  EXPECT_NE(e.find("missing"), std::string::npos) << e;
+  e = parseError(std::string(kMinimal) + "[ws]\npath = \"/ray?ed=2048\"\n");
+  EXPECT_NE(e.find("the query is not compared"), std::string::npos) << e;
+  e = parseError(std::string(kMinimal) + "[ws]\npath = \"ray\"\n");
+  EXPECT_NE(e.find("start with"), std::string::npos) << e;
+  e = parseError(std::string(kMinimal) + "[ws]\npath = \"/\"\nport = 1\n");
+  EXPECT_NE(e.find("ws.port"), std::string::npos) << e;
+}
+
 TEST(ServerConfig, LoadFileResolvesRelativePaths) {
   std::string dir = ::testing::TempDir();
   std::string path = dir + "/vt_config_test.toml";
