@@ -190,13 +190,29 @@ bool knownOpcode(uint8_t op) noexcept {
   return op <= 2 || (op >= 8 && op <= 10);
 }
 
-// XORs the chain's bytes in place with key[(offset + i) % 4].
+// XORs the chain's bytes in place with key[i % 4], i counted over the
+// whole chain. Eight bytes at a time with the key repeated in a word
+// (rotated to where each slice starts), then the tail byte by byte: a
+// masked upload passes every byte through here once on each end.
 void maskChain(BufferChain& c, const std::array<uint8_t, 4>& key) {
   size_t pos = 0;
   for (size_t s = 0; s < c.sliceCount(); ++s) {
     Slice& slice = c.slice(s);
     uint8_t* d = slice.data();
-    for (size_t i = 0; i < slice.size(); ++i, ++pos) d[i] ^= key[pos & 3];
+    const size_t n = slice.size();
+    uint8_t k8[8];
+    for (size_t j = 0; j < 8; ++j) k8[j] = key[(pos + j) & 3];
+    uint64_t kw;
+    std::memcpy(&kw, k8, 8);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      uint64_t w;
+      std::memcpy(&w, d + i, 8);
+      w ^= kw;
+      std::memcpy(d + i, &w, 8);
+    }
+    for (; i < n; ++i) d[i] ^= key[(pos + i) & 3];
+    pos += n;
   }
 }
 

@@ -303,6 +303,34 @@ TEST(WebSocketFrame, EncoderMovesUnmaskedSlicesAndMasksInPlace) {
   EXPECT_EQ(out2.toVector(), hex("81 85 37 fa 21 3d 7f 9f 4d 51 58"));
 }
 
+// Masking goes eight bytes at a time within a slice: slices of every length
+// 0..20 in a row, starting at every key offset, against the RFC's rule
+// payload[i] ^ key[i % 4] over the whole payload.
+TEST(WebSocketFrame, MaskingRunsOnAcrossSlicesOfAnyLength) {
+  for (size_t first = 0; first < 4; ++first) {
+    BufferChain payload, out;
+    std::vector<uint8_t> plain;
+    if (first > 0) {
+      std::vector<uint8_t> lead(first, 0x11);
+      payload.append(Slice::copyOf(lead.data(), lead.size()));
+      plain.insert(plain.end(), lead.begin(), lead.end());
+    }
+    for (size_t len = 0; len <= 20; ++len) {
+      std::vector<uint8_t> piece(len);
+      for (size_t i = 0; i < len; ++i) piece[i] = static_cast<uint8_t>(len * 31 + i * 7);
+      if (len > 0) payload.append(Slice::copyOf(piece.data(), len));
+      plain.insert(plain.end(), piece.begin(), piece.end());
+    }
+    ASSERT_TRUE(encodeWsFrame(WsOpcode::kBinary, true, payload, &kRfcKey, out));
+    std::vector<uint8_t> wire = out.toVector();
+    ASSERT_GE(wire.size(), plain.size());
+    const uint8_t* masked = wire.data() + (wire.size() - plain.size());
+    for (size_t i = 0; i < plain.size(); ++i) {
+      ASSERT_EQ(masked[i], plain[i] ^ kRfcKey[i % 4]) << "first " << first << " byte " << i;
+    }
+  }
+}
+
 TEST(WebSocketFrame, DecoderMovesWholeSlices) {
   // A payload that arrives as a slice of its own leaves as that slice.
   BufferChain in;
