@@ -76,4 +76,29 @@ struct Watermarks {
   size_t low = 128 * 1024;
 };
 
+// The edges a layer reports to its user: above once its own queue passed
+// wm.high or the inner stream said above; below once both are over (its
+// queue back at wm.low or under). TlsStream and WsStream share it.
+class WatermarkEdges {
+ public:
+  // Tells `cb` (if any) of a new edge.
+  void update(size_t queued, bool inner_above, const Watermarks& wm, StreamCallbacks* cb) {
+    if (!queue_above_ && queued > wm.high) queue_above_ = true;
+    if (queue_above_ && queued <= wm.low) queue_above_ = false;
+    bool above = inner_above || queue_above_;
+    if (above == reported_above_) return;
+    reported_above_ = above;
+    if (cb == nullptr) return;
+    if (above) {
+      cb->onAboveHighWatermark();
+    } else {
+      cb->onBelowLowWatermark();
+    }
+  }
+
+ private:
+  bool queue_above_ = false;
+  bool reported_above_ = false;
+};
+
 }  // namespace vt::stream

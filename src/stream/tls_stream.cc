@@ -202,17 +202,7 @@ void TlsStream::onBelowLowWatermark() {
 
 void TlsStream::updateWatermarks() {
   if (closed_) return;
-  if (!pending_above_ && plain_out_.size() > wm_.high) pending_above_ = true;
-  if (pending_above_ && plain_out_.size() <= wm_.low) pending_above_ = false;
-  bool above = inner_above_ || pending_above_;
-  if (above == reported_above_) return;
-  reported_above_ = above;
-  if (callbacks_ == nullptr) return;
-  if (above) {
-    callbacks_->onAboveHighWatermark();
-  } else {
-    callbacks_->onBelowLowWatermark();
-  }
+  edges_.update(plain_out_.size(), inner_above_, wm_, callbacks_);
 }
 
 void TlsStream::onClose(CloseReason reason, const std::string& detail) {

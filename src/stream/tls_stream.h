@@ -83,8 +83,7 @@ class TlsStream : public Stream, public event::DeferredDeletable, private Stream
   bool delivering_ = false;  // inside our own onData (re-entrancy guard)
   bool redrive_ = false;
   bool inner_above_ = false;
-  bool pending_above_ = false;
-  bool reported_above_ = false;
+  WatermarkEdges edges_;
 };
 
 }  // namespace vt::stream

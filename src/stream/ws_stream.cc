@@ -491,17 +491,7 @@ void WsStream::onBelowLowWatermark() {
 
 void WsStream::updateWatermarks() {
   if (closed_) return;
-  if (!pending_above_ && pending_.size() > wm_.high) pending_above_ = true;
-  if (pending_above_ && pending_.size() <= wm_.low) pending_above_ = false;
-  bool above = inner_above_ || pending_above_;
-  if (above == reported_above_) return;
-  reported_above_ = above;
-  if (callbacks_ == nullptr) return;
-  if (above) {
-    callbacks_->onAboveHighWatermark();
-  } else {
-    callbacks_->onBelowLowWatermark();
-  }
+  edges_.update(pending_.size(), inner_above_, wm_, callbacks_);
 }
 
 void WsStream::onClose(CloseReason reason, const std::string& detail) {

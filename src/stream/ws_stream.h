@@ -211,8 +211,7 @@ class WsStream : public Stream, public event::DeferredDeletable, private StreamC
   bool processing_ = false;   // process() is running (re-entrancy guard)
   bool redrive_ = false;
   bool inner_above_ = false;
-  bool pending_above_ = false;
-  bool reported_above_ = false;
+  WatermarkEdges edges_;
 };
 
 }  // namespace vt::stream
