@@ -118,7 +118,6 @@ max_sessions = 256
 cache_size = 128
 [mux]
 stream_window = 131072
-max_stream_window = 1048576
 CFG
 }
 default_config() {  # FILE: only what must be said

@@ -59,7 +59,7 @@ struct ServerMuxConfig {
   uint64_t keepalive_ms = 10'000;         // NOP when nothing was sent this long
   uint64_t dead_ms = 30'000;              // nothing received this long: connection dead
   uint32_t stream_window = 256 * 1024;    // VER 2 receive window per stream
-  uint32_t max_stream_window = 4 << 20;   // VER 2: what a stream's window may grow to
+  uint32_t max_stream_window = 1 << 20;   // VER 2: what a stream's window may grow to
   uint32_t datagram_window = 1 << 20;     // VER 2 receive window of a UDP stream
 };
 

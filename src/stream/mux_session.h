@@ -78,7 +78,7 @@ struct MuxOptions {
   // VER 2: a stream's window doubles, up to this, each time the peer ran
   // into it while our user had taken everything (see "Window growth"
   // above). Equal to stream_window (or below): fixed windows.
-  uint32_t max_stream_window = 4 << 20;
+  uint32_t max_stream_window = 1 << 20;
   size_t v1_receive_buffer = 4 << 20;    // VER 1: held bytes before the inner stream pauses
   size_t v2_receive_buffer = 16 << 20;   // VER 2: the same bound over all windows
   uint64_t keepalive_ms = 10'000;

@@ -181,7 +181,7 @@ TEST(ClientConfig, MuxDatagramWindow) {
 TEST(ClientConfig, MuxMaxStreamWindow) {
   auto r = parse(kMinimal);
   ASSERT_TRUE(r.ok()) << r.error().message;
-  EXPECT_EQ(r.value().mux.max_stream_window, 4u << 20);
+  EXPECT_EQ(r.value().mux.max_stream_window, 1u << 20);
   r = parse(std::string(kMinimal) + "[mux]\nmax_stream_window = 262144\n");
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r.value().mux.max_stream_window, 262144u);

@@ -97,7 +97,7 @@ TEST(ServerConfig, MuxDatagramWindow) {
 TEST(ServerConfig, MuxMaxStreamWindow) {
   auto r = parseServerConfig(kMinimal, "srv.toml", "");
   ASSERT_TRUE(r.ok()) << r.error().message;
-  EXPECT_EQ(r.value().mux.max_stream_window, 4u << 20);
+  EXPECT_EQ(r.value().mux.max_stream_window, 1u << 20);
   r = parseServerConfig(std::string(kMinimal) + "[mux]\nmax_stream_window = 262144\n", "srv.toml", "");
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r.value().mux.max_stream_window, 262144u);
