@@ -198,12 +198,7 @@ bool WsStream::readResponse() {
   state_ = State::kOpen;
   VT_DEBUG("ws %s: upgraded %s%s", peerName().c_str(), path_.c_str(),
            protocol_.empty() ? "" : " (early data)");
-  flushPending();  // before anything written from onConnected
-  if (closed_) return false;
-  if (callbacks_ != nullptr) callbacks_->onConnected();
-  if (closed_) return false;
-  updateWatermarks();
-  return true;
+  return announceOpen();
 }
 
 bool WsStream::readRequest() {
@@ -243,6 +238,10 @@ bool WsStream::readRequest() {
   state_ = State::kOpen;
   VT_DEBUG("ws %s: accepted %s host %s, %zu bytes early data", peerName().c_str(), path_.c_str(),
            host_.c_str(), early_.size());
+  return announceOpen();
+}
+
+bool WsStream::announceOpen() {
   flushPending();  // before anything written from onConnected
   if (closed_) return false;
   if (callbacks_ != nullptr) callbacks_->onConnected();

@@ -182,6 +182,9 @@ class WsStream : public Stream, public event::DeferredDeletable, private StreamC
   // Our direction ended: our close now, later (close_delay_ms), or on the
   // peer's close.
   void endOurs();
+  // The upgrade is through (either role): queued writes go out, then
+  // onConnected. False if the stream closed meanwhile.
+  bool announceOpen();
   WsClientOptions client_;
   WsServerOptions server_;
   codec::WsFrameDecoder decoder_;
