@@ -34,10 +34,16 @@ mapping --target H:P --marker FILE [--timeout S]
     "after <ip> <port> ms=<time to the answer>"): the NAT mapping a
     reflector sees for one app socket across a change made meanwhile.
 pingloop --target H:P --seconds S [--interval I] --marker FILE
+         [--ready FILE --ready-after K] [--tail T --settle W]
     From ONE socket, a numbered ping every I seconds (0.1) for S seconds;
     replies are matched by number. Prints "pings sent=N replies=R
-    after_marker=A" where A counts the replies to pings sent after FILE
-    appeared (the test creates it once it has disturbed the tunnel).
+    after_marker=A marker_at=M settled_sent=SS settled_replies=SR" where A
+    counts the replies to pings sent after FILE appeared (the test creates
+    it once it has disturbed the tunnel) and SS/SR the pings sent at least W
+    seconds after it and their replies. With --ready, touches that file
+    after K replies (the test disturbs the tunnel only then); with --tail,
+    stops T seconds after the marker appeared (S stays the cap), so a slow
+    machine still gets T seconds of pings after the disturbance.
 dns --server H --name N [--type A|AAAA] [--tcp] [--port 53] [--timeout S]
     One DNS query (own packet, no library); prints "answer <type> <addr>
     ttl=<ttl>" per record, or "rcode=<n>" / the error, exit 1 without answers.
@@ -330,6 +336,8 @@ def pingloop(args):
     end = time.monotonic() + args.seconds
     sent = replies = after = 0
     marked_from = None  # first ping number sent after the marker appeared
+    settled_from = None  # first ping number sent W seconds after it
+    marked_time = None
     next_send = 0.0
     got = set()
     while time.monotonic() < end:
@@ -337,6 +345,12 @@ def pingloop(args):
         if now >= next_send:
             if marked_from is None and os.path.exists(args.marker):
                 marked_from = sent
+                marked_time = now
+                if args.tail is not None:
+                    end = min(end, now + args.tail)
+            if (settled_from is None and marked_time is not None and
+                    now - marked_time >= args.settle):
+                settled_from = sent
             try:
                 s.send(b"PING %d" % sent)
             except OSError:
@@ -357,8 +371,13 @@ def pingloop(args):
                 replies += 1
                 if marked_from is not None and n >= marked_from:
                     after += 1
-    print("pings sent=%d replies=%d after_marker=%d marker_at=%s" %
-          (sent, replies, after, marked_from), flush=True)
+                if args.ready and replies == args.ready_after:
+                    open(args.ready, "w").close()
+    settled_sent = 0 if settled_from is None else sent - settled_from
+    settled_replies = 0 if settled_from is None else sum(1 for n in got if n >= settled_from)
+    print("pings sent=%d replies=%d after_marker=%d marker_at=%s settled_sent=%d "
+          "settled_replies=%d" % (sent, replies, after, marked_from, settled_sent,
+                                  settled_replies), flush=True)
     return 0
 
 
@@ -604,6 +623,10 @@ def main():
     a.add_argument("--seconds", type=float, required=True)
     a.add_argument("--interval", type=float, default=0.1)
     a.add_argument("--marker", required=True)
+    a.add_argument("--ready")
+    a.add_argument("--ready-after", type=int, default=10)
+    a.add_argument("--tail", type=float)
+    a.add_argument("--settle", type=float, default=0)
     a = sub.add_parser("dns")
     a.add_argument("--server", required=True)
     a.add_argument("--name", required=True)
