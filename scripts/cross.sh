@@ -58,7 +58,7 @@ phase install
 pkgs=(cmake ninja-build pkg-config qemu-user binutils)
 for a in "${arches[@]}"; do
   d=$(debarch "$a")
-  pkgs+=("crossbuild-essential-$d" "libuv1-dev:$d" "libtomlplusplus-dev:$d" "libgtest-dev:$d" "libc6:$d"
+  pkgs+=("crossbuild-essential-$d" "libuv1-dev:$d" "libmaxminddb-dev:$d" "libtomlplusplus-dev:$d" "libgtest-dev:$d" "libc6:$d"
         "libssl-dev:$d")
 done
 missing=()

@@ -9,7 +9,7 @@ src_suite=trixie            # Debian's release after 12: mbedTLS 3.6 LTS, lwIP 2
 mbedtls_want=3.6
 lwip_want=2.2.1
 
-pkgs=(build-essential cmake pkg-config ninja-build libuv1-dev libtomlplusplus-dev libssl-dev
+pkgs=(build-essential cmake pkg-config ninja-build libuv1-dev libtomlplusplus-dev libssl-dev libmaxminddb-dev
       libgtest-dev googletest clang libclang-rt-14-dev llvm dpkg-dev
       v2ray iperf3 socat curl openssl iproute2 python3 procps patch
       dnsmasq-base nftables ca-certificates iputils-ping traceroute

@@ -1,5 +1,6 @@
 #include "route/rule_set.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/ip_prefix.h"
@@ -60,6 +61,19 @@ IpPrefix unmappedPrefix(const IpPrefix& p) {
   return v4;
 }
 
+// "CN", "de": two ASCII letters, as one upper-case key ('C' << 8 | 'N').
+// Anything else (ISO 3166 has no other form) is nullopt.
+std::optional<uint16_t> countryKey(std::string_view s) {
+  if (s.size() != 2) return std::nullopt;
+  uint16_t key = 0;
+  for (char c : s) {
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    if (c < 'A' || c > 'Z') return std::nullopt;
+    key = static_cast<uint16_t>((key << 8) | static_cast<uint8_t>(c));
+  }
+  return key;
+}
+
 Error ruleError(size_t index, const std::string& what) {
   return Error(Errc::kConfig, "rule " + std::to_string(index) + ": " + what);
 }
@@ -107,8 +121,9 @@ IpAddress IpAddress::unmapped() const {
   return v4(bytes.data() + 12);
 }
 
-Result<RuleSet> RuleSet::build(const RuleSetSpec& spec) {
+Result<RuleSet> RuleSet::build(const RuleSetSpec& spec, size_t* failed_rule) {
   RuleSet set;
+  if (failed_rule != nullptr) *failed_rule = SIZE_MAX;
   auto def = parseAction(spec.default_action);
   if (!def) {
     return Error(Errc::kConfig,
@@ -124,9 +139,11 @@ Result<RuleSet> RuleSet::build(const RuleSetSpec& spec) {
   if (spec.rules.size() >= kNoRule) return Error(Errc::kLimit, "too many rules");
 
   set.rules_.reserve(spec.rules.size());
+  std::vector<std::pair<uint16_t, uint32_t>> geo;  // (country, rule), indexed after the loop
   for (size_t i = 0; i < spec.rules.size(); ++i) {
     const RuleSpec& rs = spec.rules[i];
     const uint32_t index = static_cast<uint32_t>(i);
+    if (failed_rule != nullptr) *failed_rule = i;  // what an error return below leaves
     Rule rule;
     auto action = parseAction(rs.action);
     if (!action)
@@ -153,16 +170,21 @@ Result<RuleSet> RuleSet::build(const RuleSetSpec& spec) {
       }
     }
 
-    const bool has_address = !rs.ip_cidr.empty() || !rs.domain.empty() ||
+    const bool has_address = !rs.ip_cidr.empty() || !rs.geoip.empty() || !rs.domain.empty() ||
                              !rs.domain_suffix.empty() || !rs.domain_keyword.empty() ||
                              !rs.domain_regex.empty();
     if (!has_address && rs.port.empty() && rs.network.empty()) {
-      return ruleError(i, "no match conditions (ip_cidr, domain*, port or network)");
+      return ruleError(i, "no match conditions (ip_cidr, geoip, domain*, port or network)");
     }
     for (const std::string& c : rs.ip_cidr) {
       auto prefix = IpPrefix::parse(c);
       if (!prefix) return entryError(i, "ip_cidr", c, "not a CIDR (host bits must be zero)");
       set.cidrs_.insert(unmappedPrefix(*prefix), index);
+    }
+    for (const std::string& c : rs.geoip) {
+      auto key = countryKey(c);
+      if (!key) return entryError(i, "geoip", c, "expected a two-letter country code");
+      geo.emplace_back(*key, index);
     }
     const std::pair<const std::vector<std::string>*, DomainKind> kinds[] = {
         {&rs.domain, DomainKind::kFull},
@@ -172,6 +194,7 @@ Result<RuleSet> RuleSet::build(const RuleSetSpec& spec) {
     };
     for (const auto& [list, kind] : kinds) {
       for (const std::string& d : *list) {
+        if (set.first_domain_rule_ == kNoRule) set.first_domain_rule_ = index;
         Status st = set.domains_.add(kind, d, index);
         if (!st) return ruleError(i, st.error().message);
       }
@@ -179,6 +202,19 @@ Result<RuleSet> RuleSet::build(const RuleSetSpec& spec) {
     if (!has_address) set.no_address_.push_back(index);
     set.rules_.push_back(std::move(rule));
   }
+  if (failed_rule != nullptr) *failed_rule = SIZE_MAX;
+
+  // Sorted by country, then rule; a code a rule lists twice counts once.
+  std::sort(geo.begin(), geo.end());
+  geo.erase(std::unique(geo.begin(), geo.end()), geo.end());
+  for (const auto& [key, rule] : geo) {
+    if (set.geo_keys_.empty() || set.geo_keys_.back() != key) {
+      set.geo_keys_.push_back(key);
+      set.geo_starts_.push_back(static_cast<uint32_t>(set.geo_rules_.size()));
+    }
+    set.geo_rules_.push_back(rule);
+  }
+  set.geo_starts_.push_back(static_cast<uint32_t>(set.geo_rules_.size()));
   return set;
 }
 
@@ -208,6 +244,21 @@ Decision RuleSet::match(const Query& q) const {
       return true;
     });
   }
+  if (!q.country.empty() && !geo_keys_.empty()) {
+    auto key = countryKey(q.country);
+    auto it = key ? std::lower_bound(geo_keys_.begin(), geo_keys_.end(), *key) : geo_keys_.end();
+    if (it != geo_keys_.end() && *it == *key) {
+      const size_t k = static_cast<size_t>(it - geo_keys_.begin());
+      for (uint32_t j = geo_starts_[k]; j < geo_starts_[k + 1]; ++j) {
+        const uint32_t r = geo_rules_[j];
+        if (r >= best) break;
+        if (accept(r)) {
+          best = r;
+          break;
+        }
+      }
+    }
+  }
   if (!q.domain.empty() && !domains_.empty()) {
     uint32_t r = domains_.lowest(q.domain, best, accept);
     if (r != kNoRule) best = r;
@@ -234,6 +285,8 @@ Decision RuleSet::match(const Query& q) const {
 size_t RuleSet::memoryBytes() const {
   size_t bytes = rules_.capacity() * sizeof(Rule) + no_address_.capacity() * sizeof(uint32_t);
   for (const Rule& r : rules_) bytes += r.ports.capacity() * sizeof(r.ports[0]);
+  bytes += geo_keys_.capacity() * sizeof(uint16_t) +
+           (geo_starts_.capacity() + geo_rules_.capacity()) * sizeof(uint32_t);
   return bytes + cidrs_.memoryBytes() + domains_.memoryBytes();
 }
 

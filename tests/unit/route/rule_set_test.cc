@@ -384,5 +384,125 @@ TEST(RuleSet, AgreesWithRuleByRuleReading) {
   }
 }
 
+Query qc(const char* ip, const char* country, uint16_t port = 443, Network net = Network::kTcp) {
+  Query query = q(ip, "", port, net);
+  query.country = country;
+  return query;
+}
+
+TEST(RuleSet, GeoipMatchesByCountry) {
+  RuleSetSpec spec;
+  spec.default_action = "proxy";
+  RuleSpec r0 = rule("direct");
+  r0.geoip = {"cn", "De"};  // any case in the config
+  spec.rules = {r0};
+  RuleSet set = build(spec);
+  EXPECT_TRUE(set.usesGeoip());
+
+  EXPECT_EQ(set.match(qc("1.2.3.4", "CN")).rule, 0u);
+  EXPECT_EQ(set.match(qc("2001:db8::1", "DE")).rule, 0u);
+  EXPECT_EQ(set.match(qc("", "de")).rule, 0u);  // a query's case does not matter either
+  EXPECT_EQ(set.match(qc("1.2.3.4", "DE")).action, Action::kDirect);
+  // Other, unknown and malformed countries: the default.
+  EXPECT_FALSE(set.match(qc("1.2.3.4", "US")).matchedRule());
+  EXPECT_FALSE(set.match(qc("1.2.3.4", "")).matchedRule());
+  EXPECT_FALSE(set.match(qc("1.2.3.4", "C")).matchedRule());
+  EXPECT_FALSE(set.match(qc("1.2.3.4", "CNN")).matchedRule());
+  EXPECT_EQ(set.match(qc("1.2.3.4", "US")).action, Action::kProxy);
+
+  // Without a geoip rule the caller need not look anything up.
+  RuleSetSpec plain;
+  RuleSpec p0 = rule("direct");
+  p0.ip_cidr = {"10.0.0.0/8"};
+  plain.rules = {p0};
+  RuleSet plain_set = build(plain);
+  EXPECT_FALSE(plain_set.usesGeoip());
+  EXPECT_FALSE(plain_set.match(qc("1.2.3.4", "CN")).matchedRule());
+}
+
+TEST(RuleSet, GeoipOredWithCidrAndAndedWithPort) {
+  RuleSetSpec spec;
+  RuleSpec r0 = rule("direct");
+  r0.geoip = {"CN"};
+  r0.ip_cidr = {"10.0.0.0/8"};
+  r0.domain_suffix = {"example.cn"};
+  r0.port = {"443"};
+  spec.rules = {r0};
+  RuleSet set = build(spec);
+
+  EXPECT_EQ(set.match(qc("1.2.3.4", "CN")).rule, 0u);   // by country
+  EXPECT_EQ(set.match(qc("10.9.9.9", "US")).rule, 0u);  // by address
+  EXPECT_EQ(set.match(qc("10.9.9.9", "")).rule, 0u);
+  Query by_name = qc("1.2.3.4", "US");
+  by_name.domain = "www.example.cn";
+  EXPECT_EQ(by_name.domain, "www.example.cn");
+  EXPECT_EQ(set.match(by_name).rule, 0u);  // by name
+  EXPECT_FALSE(set.match(qc("1.2.3.4", "US")).matchedRule());
+  // Port is ANDed with the whole address group.
+  EXPECT_FALSE(set.match(qc("1.2.3.4", "CN", 80)).matchedRule());
+  EXPECT_FALSE(set.match(qc("10.9.9.9", "US", 80)).matchedRule());
+}
+
+TEST(RuleSet, GeoipFollowsRuleOrder) {
+  RuleSetSpec spec;
+  spec.default_action = "direct";
+  RuleSpec r0 = rule("block");
+  r0.ip_cidr = {"198.18.0.0/24"};
+  RuleSpec r1 = rule("proxy");
+  r1.geoip = {"US"};
+  r1.network = {"udp"};
+  RuleSpec r2 = rule("direct");
+  r2.geoip = {"US", "CA", "us"};  // a repeated code counts once
+  RuleSpec r3 = rule("block");
+  r3.domain_keyword = {"ads"};
+  RuleSpec r4 = rule("proxy");
+  r4.geoip = {"CA"};
+  RuleSpec r5 = rule("block");
+  r5.port = {"25"};
+  spec.rules = {r0, r1, r2, r3, r4, r5};
+  RuleSet set = build(spec);
+
+  // r0's CIDR is before any country rule.
+  EXPECT_EQ(set.match(qc("198.18.0.1", "US")).rule, 0u);
+  // r1 needs udp: a TCP flow falls through to r2.
+  EXPECT_EQ(set.match(qc("1.2.3.4", "US", 443, Network::kUdp)).rule, 1u);
+  EXPECT_EQ(set.match(qc("1.2.3.4", "US", 443, Network::kTcp)).rule, 2u);
+  // r2 lists CA before r4 does.
+  EXPECT_EQ(set.match(qc("1.2.3.4", "CA")).rule, 2u);
+  // A keyword in r3 loses to the country in r2 and beats r4's.
+  Query ads = qc("1.2.3.4", "CA");
+  ads.domain = "ads.example.com";
+  EXPECT_EQ(set.match(ads).rule, 2u);
+  ads.country = "FR";
+  EXPECT_EQ(set.match(ads).rule, 3u);
+  // The port-only rule after all of them, and before none of them.
+  EXPECT_EQ(set.match(qc("1.2.3.4", "FR", 25)).rule, 5u);
+  EXPECT_EQ(set.match(qc("1.2.3.4", "CA", 25)).rule, 2u);
+  EXPECT_FALSE(set.match(qc("1.2.3.4", "FR")).matchedRule());
+}
+
+TEST(RuleSet, GeoipErrors) {
+  auto with = [](std::vector<std::string> codes) {
+    RuleSetSpec spec;
+    RuleSpec ok = rule("direct");
+    ok.geoip = {"cn"};
+    RuleSpec bad = rule("proxy");
+    bad.geoip = std::move(codes);
+    spec.rules = {ok, ok, bad};
+    return spec;
+  };
+  EXPECT_EQ(buildError(with({"DE", "xyz"})),
+            "rule 2: geoip entry \"xyz\": expected a two-letter country code");
+  // "\xc3\xa9" is é: two bytes, one letter, not ASCII.
+  for (const char* bad : {"", "c", "C1", "c n", "\xc3\xa9", "geoip:cn"}) {
+    std::string e = buildError(with({bad}));
+    EXPECT_NE(e.find("rule 2: geoip entry \""), std::string::npos) << bad << ": " << e;
+  }
+  size_t failed = 0;
+  auto r = RuleSet::build(with({"1"}), &failed);
+  EXPECT_FALSE(r);
+  EXPECT_EQ(failed, 2u);
+}
+
 }  // namespace
 }  // namespace vt::route
