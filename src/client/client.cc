@@ -9,6 +9,7 @@
 #include <chrono>
 
 #include "client/dns_cache.h"
+#include "client/dns_names.h"
 #include "client/tcp_session.h"
 #include "client/tls_options.h"
 #include "client/udp_channel.h"
@@ -18,6 +19,7 @@
 #include "codec/simple_socks.h"
 #include "codec/vless.h"
 #include "core/log.h"
+#include "event/udp_socket.h"
 #include "netstack/tcp_flow.h"
 #include "stream/tcp_stream.h"
 #include "stream/tls_stream.h"
@@ -70,6 +72,8 @@ Result<std::unique_ptr<Client>> Client::create(event::Loop& loop,
     if (!ctx.ok()) return Error(ctx.error().code, "tls: " + ctx.error().message);
     c->tls_ = std::move(ctx).value();
   }
+  c->rules_ = cfg.route.rules.set;
+  c->geoip_ = cfg.route.rules.geoip;
   if (cfg.server.version == 1 && cfg.mux.enabled) c->mux_ = std::make_unique<MuxPool>(*c, cfg.mux);
   if (cfg.server.version == 1 && cfg.pool.reuse) {
     c->pool_ = std::make_unique<ConnectionPool>(loop, cfg.pool.idle_timeout_ms, cfg.pool.max_idle);
@@ -112,6 +116,10 @@ Result<std::unique_ptr<Client>> Client::create(event::Loop& loop,
     if (cfg.dns.cache_size > 0) {
       c->dnsCache_ = c->hooks_.dnsCache ? c->hooks_.dnsCache
                                         : std::make_shared<DnsCache>(cfg.dns.cache_size);
+    }
+    if (c->rules_ != nullptr && c->rules_->usesDomains()) {
+      c->dnsNames_ = c->hooks_.dnsNames ? c->hooks_.dnsNames
+                                        : std::make_shared<DnsNames>(kDnsNamesCapacity);
     }
   }
   // udp_session ids: unpredictable per run, distinct per app endpoint.
@@ -325,6 +333,29 @@ void Client::onTcpSyn(const netstack::FlowKey& key) {
     stack_->rejectPending(key);
     return;
   }
+  TcpSession::Route how = TcpSession::Route::kProxy;
+  if (rules_ != nullptr && !hijacksDns(key)) {
+    std::string name;
+    const route::Decision d = routeFor(key.dst, key.dstPort, route::Network::kTcp, {}, &name);
+    if (name.empty() && nameCouldMatter(d)) {
+      // A domain rule may still decide: the session accepts the flow and
+      // reads its first bytes (TLS SNI, HTTP Host) before it dials.
+      how = TcpSession::Route::kSniff;
+    } else if (d.action == route::Action::kBlock) {
+      ++stats_.flowsBlocked;
+      VT_DEBUG("blocked %s%s%s (rule %s, %s)", key.toString().c_str(), name.empty() ? "" : " name=",
+               name.c_str(), d.matchedRule() ? std::to_string(d.rule + 1).c_str() : "default",
+               d.block_style == route::BlockStyle::kDrop ? "dropped" : "reset");
+      if (d.block_style == route::BlockStyle::kDrop) {
+        stack_->dropPending(key);
+      } else {
+        stack_->rejectPending(key);
+      }
+      return;
+    } else if (d.action == route::Action::kDirect) {
+      how = TcpSession::Route::kDirect;
+    }
+  }
   auto it = sessions_.find(key);
   if (it != sessions_.end()) {
     // A stale session for this 4-tuple; the SYN now pending is the new
@@ -334,12 +365,13 @@ void Client::onTcpSyn(const netstack::FlowKey& key) {
   }
   while (!lru_.empty() && sessions_.size() >= cfg_.limits.max_flows) evictOne();
 
-  auto s = std::make_unique<TcpSession>(*this, key);
+  auto s = std::make_unique<TcpSession>(*this, key, how);
   TcpSession* raw = s.get();
   lru_.push_front(raw);
   raw->lru_ = lru_.begin();
   sessions_.emplace(key, std::move(s));
   ++stats_.flowsOpened;
+  if (how == TcpSession::Route::kDirect) ++stats_.flowsDirect;
   raw->start();
 }
 
@@ -365,6 +397,77 @@ void Client::onTimerInterval(uint32_t intervalMs) {
   } else {
     stackTimer_.start(intervalMs, [this] { stack_->onTimer(); }, intervalMs);
   }
+}
+
+route::Decision Client::routeFor(const netstack::IpAddress& ip, uint16_t port,
+                                 route::Network network, std::string_view name,
+                                 std::string* known) const {
+  if (rules_ == nullptr) return {};
+  route::Query q;
+  if (ip.isV4()) {
+    q.ip = route::IpAddress::v4(ip.bytes.data());
+  } else if (ip.isV6()) {
+    q.ip = route::IpAddress::v6Bytes(ip.bytes.data());
+  }
+  q.port = port;
+  q.network = network;
+  char country[3] = {};
+  if (geoip_ != nullptr && q.ip) q.country = geoip_->country(*q.ip, country);
+  std::optional<std::string> learnt;
+  if (name.empty() && dnsNames_ != nullptr && rules_->usesDomains()) {
+    const netstack::IpAddress a = netstack::unmapV4(ip);
+    learnt = dnsNames_->nameOf(a.isV6(), a.bytes.data(), loop_.now());
+    if (learnt) {
+      name = *learnt;
+      if (known != nullptr) *known = *learnt;
+    }
+  }
+  q.domain = name;
+  return rules_->match(q);
+}
+
+namespace {
+
+event::SocketAddress socketAddressOf(const netstack::IpAddress& ip, uint16_t port) {
+  if (ip.isV4()) {
+    const uint8_t* b = ip.bytes.data();
+    return event::SocketAddress::ipv4(static_cast<uint32_t>(b[0]) << 24 |
+                                          static_cast<uint32_t>(b[1]) << 16 |
+                                          static_cast<uint32_t>(b[2]) << 8 | b[3],
+                                      port);
+  }
+  return event::SocketAddress::ipv6(ip.bytes.data(), port);
+}
+
+}  // namespace
+
+stream::StreamPtr Client::makeDirect(const netstack::FlowKey& key) {
+  auto tcp = stream::TcpStream::create(loop_, socketAddressOf(netstack::unmapV4(key.dst),
+                                                              key.dstPort));
+  // The mark and protect() keep it out of the TUN, as a server connection.
+  if (cfg_.server.fwmark != 0) tcp->setMark(cfg_.server.fwmark);
+  if (hooks_.protect) {
+    int fd = tcp->fd();
+    if (fd >= 0 && !hooks_.protect(fd)) tcp->refuse("protect() refused the socket");
+  }
+  tcp->setNoDelay(true);
+  tcp->setBufferBudget(&budget_);
+  return tcp;
+}
+
+std::unique_ptr<event::UdpSocket> Client::makeDirectUdp() {
+  auto sock = event::UdpSocket::open(loop_);
+  if (!sock) {
+    VT_WARN("udp: cannot open a direct socket: %s", sock.error().message.c_str());
+    return nullptr;
+  }
+  std::unique_ptr<event::UdpSocket> s = std::move(sock).value();
+  if (cfg_.server.fwmark != 0 && !s->setMark(cfg_.server.fwmark)) return nullptr;
+  if (hooks_.protect && (s->fd() < 0 || !hooks_.protect(s->fd()))) {
+    VT_WARN("udp: protect() refused a direct socket");
+    return nullptr;
+  }
+  return s;
 }
 
 std::unique_ptr<stream::VlessClientStream> Client::makeStream(codec::Request req) {
@@ -475,6 +578,9 @@ bool Client::answerFromCache(const netstack::UdpEndpoint& app, const netstack::U
   std::vector<uint8_t> q = payload.toVector();
   auto answer = dnsCache_->lookup(q.data(), q.size(), loop_.now());
   if (!answer) return false;
+  // The names may have forgotten what the cache still answers (their LRU
+  // is their own): taught again from the answer the app now gets.
+  if (dnsNames_ != nullptr) dnsNames_->learn(answer->data(), answer->size(), loop_.now());
   BufferChain reply;
   reply.append(*answer);
   if (!stack_->sendUdp(dst, app, reply)) return false;
@@ -505,6 +611,17 @@ bool Client::handleUdp(const netstack::UdpEndpoint& app, const netstack::UdpEndp
     ++stats_.dnsHijacked;
     return true;
   }
+  bool direct = false;
+  if (rules_ != nullptr && !dns) {
+    const route::Decision d = routeFor(remote.addr, remote.port, route::Network::kUdp);
+    if (d.action == route::Action::kBlock) {
+      // Silence either way for now: the app's socket times out (an ICMP
+      // port unreachable for block_style = "reset" is not built yet).
+      countRouted(d.action, false);
+      return true;
+    }
+    direct = d.action == route::Action::kDirect;
+  }
   auto it = udpSessions_.find(app);
   if (it == udpSessions_.end()) {
     // Workers: the endpoint's session may live elsewhere (then the datagram
@@ -530,6 +647,11 @@ bool Client::handleUdp(const netstack::UdpEndpoint& app, const netstack::UdpEndp
     VT_DEBUG("dns: query from %s to %s (%zu bytes) -> %s", app.toString().c_str(),
              dst.toString().c_str(), payload.size(), resolverEp_->toString().c_str());
     remote = *resolverEp_;
+  }
+  if (direct) {
+    countRouted(route::Action::kDirect, false);
+    it->second->sendDirect(remote, std::move(payload));
+    return true;
   }
   it->second->send(remote, dst, std::move(payload));
   return true;

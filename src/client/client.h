@@ -35,6 +35,8 @@
 #include "event/socket_address.h"
 #include "event/timer.h"
 #include "netstack/net_stack.h"
+#include "route/geoip.h"
+#include "route/rule_set.h"
 #include "stream/stream.h"
 #include "stream/tcp_stream.h"
 #include "stream/vless_client_stream.h"
@@ -42,10 +44,14 @@
 namespace vt::tls {
 class TlsContext;
 }
+namespace vt::event {
+class UdpSocket;
+}
 
 namespace vt::client {
 
 class DnsCache;
+class DnsNames;
 class TcpSession;
 class UdpSession;
 
@@ -86,6 +92,16 @@ struct ClientStats {
   // Network changes (rtnetlink, or an embedder's vless_tun_network_changed).
   uint64_t networkChanges = 0;
   uint64_t networkClosed = 0;  // server connections closed: their local address was gone
+  // Routing rules ([[route.rules]]): TCP flows and UDP datagrams a rule (or
+  // the default) sent direct or blocked; the rest went to the server.
+  uint64_t flowsDirect = 0;
+  uint64_t flowsBlocked = 0;
+  uint64_t udpDirect = 0;   // datagrams sent direct
+  uint64_t udpBlocked = 0;  // datagrams dropped by a block rule
+  // TCP flows whose first bytes were read for a name (rules name domains
+  // and the address had none from DNS): found (TLS SNI, HTTP Host) or not.
+  uint64_t namesSniffed = 0;
+  uint64_t sniffMisses = 0;
 };
 
 struct FlowKeyHash {
@@ -116,6 +132,9 @@ struct ClientHooks {
   // The workers' shared DNS cache (null: the client makes its own when
   // dns.hijack is on and dns.cache_size > 0).
   std::shared_ptr<DnsCache> dnsCache;
+  // The workers' shared map of addresses to the names they were answered
+  // for (null: the client makes its own when rules name domains).
+  std::shared_ptr<DnsNames> dnsNames;
   // Ids of flows, UDP sessions and mux connections (logs, stats): worker i
   // of n numbers them i+1, i+1+n, ... so that they stay unique per process.
   uint64_t idFirst = 1;
@@ -254,6 +273,33 @@ class Client final : private netstack::NetStack::Callbacks, private IpTunnelHost
   void countUdpQueueOverflow() { ++stats_.udpQueueOverflow; }
   void countUdpBackoffDrop() { ++stats_.udpBackoffDrops; }
   void countDnsUnmatched(uint64_t n = 1) { stats_.dnsUnmatched += n; }
+  // Routing ([[route.rules]]): the decision for a destination; proxy when
+  // there are no rules. `name` is the flow's name when known (sniffed);
+  // else the name the hijacked DNS answered the address for, if any, is
+  // used and copied to *known.
+  route::Decision routeFor(const netstack::IpAddress& ip, uint16_t port, route::Network network,
+                           std::string_view name = {}, std::string* known = nullptr) const;
+  // Whether learning the flow's name could change decision `d` (a rule
+  // naming domains comes before the one that decided): worth sniffing.
+  bool nameCouldMatter(const route::Decision& d) const {
+    return rules_ != nullptr && rules_->firstDomainRule() < d.rule;
+  }
+  void countRouted(route::Action a, bool tcp) {
+    if (a == route::Action::kDirect) ++(tcp ? stats_.flowsDirect : stats_.udpDirect);
+    if (a == route::Action::kBlock) ++(tcp ? stats_.flowsBlocked : stats_.udpBlocked);
+  }
+  void countSniffed(bool found) { ++(found ? stats_.namesSniffed : stats_.sniffMisses); }
+  // Null unless rules name domains and dns.hijack is on.
+  DnsNames* dnsNames() { return dnsNames_.get(); }
+  // Addresses whose DNS name is remembered for domain rules (~200 bytes
+  // each: about 0.8 MiB at most; client/dns_names.h).
+  static constexpr size_t kDnsNamesCapacity = 4096;
+  // A plain TCP connection to the flow's destination itself, leaving by the
+  // real interface (server.fwmark, the embedder's protect()).
+  stream::StreamPtr makeDirect(const netstack::FlowKey& key);
+  // An unconnected UDP socket for a session's direct datagrams, marked and
+  // protected the same way; null (and a WARN) when it cannot be made.
+  std::unique_ptr<event::UdpSocket> makeDirectUdp();
   // A new VLESS connection for `req` (version and user filled in). Null
   // while the server address is unknown.
   std::unique_ptr<stream::VlessClientStream> makeStream(codec::Request req);
@@ -330,6 +376,9 @@ class Client final : private netstack::NetStack::Callbacks, private IpTunnelHost
   std::unique_ptr<ConnectionPool> pool_;
   std::unique_ptr<MuxPool> mux_;
   std::unique_ptr<IpTunnel> ipTunnel_;
+  std::shared_ptr<const route::RuleSet> rules_;  // null: everything to the server
+  std::shared_ptr<const route::GeoIp> geoip_;    // when a rule lists geoip
+  std::shared_ptr<DnsNames> dnsNames_;
   std::optional<netstack::UdpEndpoint> resolverEp_;
   uint64_t udpIdKey_ = 0;  // random per run: udp_session ids derive from it
   uint64_t udpIdSeq_ = 0;

@@ -3,6 +3,7 @@
 #include <deque>
 #include <algorithm>
 
+#include "client/dns_names.h"
 #include "codec/dns.h"
 #include "core/bytes.h"
 
@@ -133,6 +134,7 @@ void DnsTcpTap::onAnswer(const std::vector<uint8_t>& frame, size_t frameLen, uin
   outstanding_.erase(it);
   ++stats_.matched;
   if (cache_.store(frame.data(), frame.size(), nowMs)) ++stats_.stored;
+  if (names_ != nullptr) names_->learn(frame.data(), frame.size(), nowMs);
 }
 
 void DnsTcpTap::stop() {

@@ -43,6 +43,8 @@ struct DnsTcpTapStats {
   uint64_t oversized = 0;  // answers to a query, too long to buffer
 };
 
+class DnsNames;
+
 class DnsTcpTap {
  public:
   static constexpr size_t kMaxOutstanding = 64;
@@ -51,6 +53,8 @@ class DnsTcpTap {
   // `cache` must stay valid while bytes are fed (the destructor does not
   // touch it): the Client's, fed only by its live sessions.
   explicit DnsTcpTap(DnsCache& cache) : cache_(cache) {}
+  // Matched answers also teach the routing rules' names (null: not).
+  void setNames(DnsNames* names) { names_ = names; }
   DnsTcpTap(const DnsTcpTap&) = delete;
   DnsTcpTap& operator=(const DnsTcpTap&) = delete;
 
@@ -90,6 +94,7 @@ class DnsTcpTap {
   void stop();
 
   DnsCache& cache_;
+  DnsNames* names_ = nullptr;
   Reader up_;    // app -> resolver: queries
   Reader down_;  // resolver -> app: answers
 

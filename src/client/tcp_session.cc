@@ -5,6 +5,8 @@
 
 #include "client/client.h"
 #include "client/dns_tcp_tap.h"
+#include "codec/sniff.h"
+#include "route/rule_set.h"
 #include "core/log.h"
 #include "netstack/net_stack.h"
 
@@ -36,7 +38,7 @@ const char* outFailure(stream::CloseReason reason, bool connected) {
 
 }  // namespace
 
-TcpSession::TcpSession(Client& client, const netstack::FlowKey& key)
+TcpSession::TcpSession(Client& client, const netstack::FlowKey& key, Route route)
     : client_(client),
       loop_(client.loop()),
       key_(key),
@@ -44,15 +46,26 @@ TcpSession::TcpSession(Client& client, const netstack::FlowKey& key)
       startMs_(loop_.now()),
       lastActivityMs_(startMs_),
       timer_(loop_),
-      waitMode_(client.config().server.connect_mode == config::ConnectMode::kWait) {
+      direct_(route == Route::kDirect),
+      sniffing_(route == Route::kSniff),
+      waitMode_(direct_ || client.config().server.connect_mode == config::ConnectMode::kWait) {
   if (DnsCache* cache = client.dnsCache(); cache != nullptr && client.hijacksDns(key)) {
     dnsTap_ = std::make_unique<DnsTcpTap>(*cache);
+    dnsTap_->setNames(client.dnsNames());
   }
 }
 
 TcpSession::~TcpSession() = default;
 
 void TcpSession::start() {
+  if (sniffing_) {
+    // The app must speak before we know where it goes: its handshake
+    // completes now, and nothing is dialled until the name is known.
+    accepted_ = true;
+    client_.stack().acceptPending(key_);
+    armTimer();
+    return;
+  }
   if (!waitMode_) {
     // Immediate mode: the app's handshake completes now; its bytes wait in
     // the lwIP window (not consumed) until the outbound takes them.
@@ -60,7 +73,7 @@ void TcpSession::start() {
     client_.stack().acceptPending(key_);
   }
   armTimer();
-  if (client_.serverAddressKnown()) {
+  if (direct_ || client_.serverAddressKnown()) {
     dial();
   } else {
     client_.waitForServerAddress(key_);
@@ -80,7 +93,11 @@ void TcpSession::dialImpossible(const std::string& why) {
 void TcpSession::dial() {
   // Wait mode is v1 only (the config enforces it): the server's want_ip
   // prefix is the "connected" signal the SYN-ACK waits for.
-  out_ = client_.makeOutbound(key_, waitMode_, !poolRetried_, &pooled_);
+  if (direct_) {
+    out_ = client_.makeDirect(key_);
+  } else {
+    out_ = client_.makeOutbound(key_, waitMode_, !poolRetried_, &pooled_);
+  }
   if (out_ == nullptr) {
     client_.waitForServerAddress(key_);
     return;
@@ -116,10 +133,52 @@ void TcpSession::onData(BufferChain& data, bool endStream) {
     appFin_ = true;
     if (finishStartMs_ == 0) {
       finishStartMs_ = loop_.now();
-      armTimer();
+      if (!sniffing_) armTimer();
     }
   }
+  if (sniffing_) {
+    trySniff();
+    return;
+  }
   flushUp();
+}
+
+void TcpSession::trySniff() {
+  const size_t n = std::min(up_.size(), codec::kMaxSniffBytes);
+  codec::SniffResult r;
+  if (n > 0) {
+    std::vector<uint8_t> head(n);
+    up_.copyOut(0, head.data(), n);
+    r = codec::sniffHost(head.data(), n);
+  } else {
+    r.status = codec::SniffStatus::kNeedMore;
+  }
+  const bool found = r.status == codec::SniffStatus::kFound;
+  if (r.status == codec::SniffStatus::kNeedMore && !appFin_ && n < codec::kMaxSniffBytes &&
+      loop_.now() < startMs_ + kSniffMs) {
+    return;  // wait for more (onData) or the deadline (onTimer)
+  }
+  endSniff(found ? r.host : std::string(), found ? r.protocol : nullptr);
+}
+
+void TcpSession::endSniff(const std::string& name, const char* protocol) {
+  sniffing_ = false;
+  client_.countSniffed(!name.empty());
+  const route::Decision d =
+      client_.routeFor(key_.dst, key_.dstPort, route::Network::kTcp, name);
+  name_ = name;
+  VT_DEBUG("flow #%" PRIu64 ": sniffed %s%s%s -> %s (rule %s)", id_,
+           protocol != nullptr ? protocol : "nothing", name.empty() ? "" : " ", name.c_str(),
+           route::actionName(d.action),
+           d.matchedRule() ? std::to_string(d.rule + 1).c_str() : "default");
+  client_.countRouted(d.action, true);
+  if (d.action == route::Action::kBlock) {
+    close("blocked", true);
+    return;
+  }
+  direct_ = d.action == route::Action::kDirect;
+  armTimer();  // sniff deadline -> connect deadline
+  dial();
 }
 
 void TcpSession::onWritable() { pumpDown(); }
@@ -157,7 +216,7 @@ void TcpSession::flushUp() {
 void TcpSession::onOutConnected() {
   if (closed_) return;
   outConnected_ = true;
-  client_.noteServerReached();
+  if (!direct_) client_.noteServerReached();
   touch();
   if (waitMode_ && !accepted_) {
     accepted_ = true;
@@ -267,7 +326,8 @@ void TcpSession::onOutClose(stream::CloseReason reason, const std::string& detai
   // v0 has no connected signal: a server that hangs up before its response
   // header (or any byte) while the app still talks could not reach the
   // destination.
-  bool v0_dial_failed = client_.config().server.version == 0 && down_bytes_ == 0 && !appFin_ &&
+  bool v0_dial_failed = !direct_ && client_.config().server.version == 0 && down_bytes_ == 0 &&
+                        !appFin_ &&
                         (clean || reason == stream::CloseReason::kProtocolError ||
                          reason == stream::CloseReason::kReset);
   if (clean && outConnected_ && !v0_dial_failed) {
@@ -285,10 +345,10 @@ void TcpSession::onOutClose(stream::CloseReason reason, const std::string& detai
     return;
   }
   const char* why = outFailure(reason, outConnected_);
-  if (!outConnected_) client_.onDialFailed();
+  if (!outConnected_ && !direct_) client_.onDialFailed();
   if (v0_dial_failed) why = "connect_failed";
-  VT_WARN("flow #%" PRIu64 " dst=%s: server connection %s: %s%s%s", id_,
-          endpoint(key_.dst, key_.dstPort).c_str(),
+  VT_WARN("flow #%" PRIu64 " dst=%s: %s connection %s: %s%s%s", id_,
+          endpoint(key_.dst, key_.dstPort).c_str(), direct_ ? "direct" : "server",
           outConnected_ && !v0_dial_failed ? "lost" : "failed",
           stream::closeReasonName(reason), detail.empty() ? "" : ": ", detail.c_str());
   close(why, true);
@@ -312,7 +372,9 @@ void TcpSession::armTimer() {
   const config::ClientLimits& lim = client_.config().limits;
   uint64_t now = loop_.now();
   uint64_t deadline;
-  if (!outConnected_) {
+  if (sniffing_) {
+    deadline = startMs_ + kSniffMs;
+  } else if (!outConnected_) {
     deadline = startMs_ + lim.connect_timeout_ms;
   } else {
     deadline = lastActivityMs_ + lim.idle_timeout_ms;
@@ -324,13 +386,18 @@ void TcpSession::armTimer() {
 
 void TcpSession::onTimer() {
   if (closed_) return;
+  if (sniffing_) {
+    trySniff();  // past the deadline: decides with whatever came
+    return;
+  }
   const config::ClientLimits& lim = client_.config().limits;
   uint64_t now = loop_.now();
   if (!outConnected_) {
     if (now >= startMs_ + lim.connect_timeout_ms) {
-      VT_WARN("flow #%" PRIu64 " dst=%s: server connection not made within %" PRIu64 " ms", id_,
-              endpoint(key_.dst, key_.dstPort).c_str(), lim.connect_timeout_ms);
-      client_.onDialFailed();
+      VT_WARN("flow #%" PRIu64 " dst=%s: %s connection not made within %" PRIu64 " ms", id_,
+              endpoint(key_.dst, key_.dstPort).c_str(), direct_ ? "direct" : "server",
+              lim.connect_timeout_ms);
+      if (!direct_) client_.onDialFailed();
       close("connect_timeout", true);
       return;
     }
@@ -381,9 +448,11 @@ void TcpSession::close(const char* reason, bool reset) {
   }
   up_.clear();
   down_.clear();
-  VT_INFO("flow #%" PRIu64 " app=%s dst=%s reason=%s up=%" PRIu64 " down=%" PRIu64 " ms=%" PRIu64,
+  VT_INFO("flow #%" PRIu64 " app=%s dst=%s%s%s%s reason=%s up=%" PRIu64 " down=%" PRIu64
+          " ms=%" PRIu64,
           id_, endpoint(key_.src, key_.srcPort).c_str(), endpoint(key_.dst, key_.dstPort).c_str(),
-          reason, up_bytes_, down_bytes_, loop_.now() - startMs_);
+          name_.empty() ? "" : " name=", name_.c_str(), direct_ ? " route=direct" : "", reason,
+          up_bytes_, down_bytes_, loop_.now() - startMs_);
   client_.onSessionClosed(*this);  // deferred delete: `this` stays valid for now
 }
 

@@ -11,6 +11,16 @@
 // A port-53 flow hijacked to dns.resolver (with the cache on) is also shown,
 // both ways, to a DnsTcpTap, which stores matching answers in the cache; it
 // reads the bytes in place as they pass and never holds the relay back.
+// A flow a routing rule sends `direct` runs the same relay over a plain
+// socket to the destination itself (Client::makeDirect: marked and
+// protected so that it leaves by the real interface); its SYN is answered
+// only once that socket connected, so a refusal reaches the app as one.
+// When a rule naming domains could still decide and the address has no
+// name from DNS, the session sniffs: it accepts the flow at once, holds
+// the app's first bytes (within lwIP's window: the app is not told they
+// were consumed) until they show a TLS SNI or HTTP Host, prove to be
+// neither, or kSniffMs pass (protocols where the server speaks first),
+// then routes by the name and dials; the held bytes go first.
 // Lifetime: created on the app's SYN (before the flow exists), closed once
 // (one log line), deleted by the Client through the loop's deferred delete
 // once the outbound reported its onClose.
@@ -35,7 +45,11 @@ class DnsTcpTap;
 
 class TcpSession final : public event::DeferredDeletable, private netstack::TcpFlow::Callbacks {
  public:
-  TcpSession(Client& client, const netstack::FlowKey& key);
+  enum class Route : uint8_t { kProxy, kDirect, kSniff };
+  // How long a sniffing flow waits for a name in its first bytes.
+  static constexpr uint64_t kSniffMs = 300;
+
+  TcpSession(Client& client, const netstack::FlowKey& key, Route route = Route::kProxy);
   ~TcpSession() override;
   TcpSession(const TcpSession&) = delete;
   TcpSession& operator=(const TcpSession&) = delete;
@@ -56,6 +70,7 @@ class TcpSession final : public event::DeferredDeletable, private netstack::TcpF
   bool closed() const { return closed_; }
   uint64_t startMs() const { return startMs_; }
   uint64_t lastActivityMs() const { return lastActivityMs_; }
+  bool direct() const { return direct_; }
 
  private:
   friend class Client;
@@ -119,6 +134,14 @@ class TcpSession final : public event::DeferredDeletable, private netstack::TcpF
   // Hijacked DNS with the cache on; null otherwise, and once it stopped.
   std::unique_ptr<DnsTcpTap> dnsTap_;
 
+  // Sniffing: reads the held bytes for a name; routes and dials once
+  // decided (or the deadline, or the app's FIN, came).
+  void trySniff();
+  void endSniff(const std::string& name, const char* protocol);
+
+  bool direct_;
+  bool sniffing_;
+  std::string name_;  // from DNS or sniffed (logs)
   bool waitMode_;
   bool accepted_ = false;  // acceptPending was called
   bool outConnected_ = false;

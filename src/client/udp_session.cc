@@ -7,8 +7,10 @@
 
 #include "client/client.h"
 #include "client/dns_cache.h"
+#include "client/dns_names.h"
 #include "client/udp_channel.h"
 #include "core/log.h"
+#include "event/udp_socket.h"
 #include "netstack/net_stack.h"
 
 namespace vt::client {
@@ -124,24 +126,88 @@ void UdpSession::onChannelDatagram(UdpChannel&, const netstack::UdpEndpoint& fro
   if (resolver && from == *resolver) {
     // A hijacked query's answer: from the address the app asked.
     src = dnsOrigin(payload);
-    if (DnsCache* cache = client_.dnsCache()) {
+    DnsCache* cache = client_.dnsCache();
+    DnsNames* names = client_.dnsNames();
+    if (cache != nullptr || names != nullptr) {
       // Only the answer to a query we sent (same id and question) is
-      // cached; the app still gets whatever came, and judges it itself.
+      // cached or taught to the routing names (a spoofed answer must not
+      // steer flows); the app still gets whatever came, and judges it.
       auto it = payload.size() >= 2 ? dnsOrigins_.find(dnsId(payload)) : dnsOrigins_.end();
       std::vector<uint8_t> bytes = payload.toVector();
       if (it != dnsOrigins_.end() && !it->second.question.empty() &&
           DnsCache::questionKey(bytes.data(), bytes.size()) == it->second.question) {
-        cache->store(bytes.data(), bytes.size(), loop_.now());
+        if (cache != nullptr) cache->store(bytes.data(), bytes.size(), loop_.now());
+        if (names != nullptr) names->learn(bytes.data(), bytes.size(), loop_.now());
       } else {
         client_.countDnsUnmatched();
       }
     }
   }
+  deliver(src, payload);
+}
+
+void UdpSession::deliver(netstack::UdpEndpoint src, BufferChain& payload) {
   src.addr = netstack::unmapV4(src.addr);
   if (app_.addr.isV6() && src.addr.isV4()) src.addr = mapV6(src.addr);
   if (src.addr.family != app_.addr.family || !client_.stack().sendUdp(src, app_, payload)) {
     ++drops_;
   }
+}
+
+void UdpSession::sendDirect(const netstack::UdpEndpoint& remote, BufferChain&& payload) {
+  if (closed_) return;
+  if (replied_ && !assured_) {
+    assured_ = true;
+    client_.onUdpAssured(*this);
+  }
+  touch();
+  ++upPackets_;
+  upBytes_ += payload.size();
+  client_.countUdp(1, payload.size(), 0, 0);
+  if (direct_ == nullptr) {
+    direct_ = client_.makeDirectUdp();
+    if (direct_ == nullptr) {
+      ++drops_;
+      return;
+    }
+    direct_->onReceive([this](const uint8_t* data, size_t n, const event::SocketAddress& from) {
+      if (closed_) return;
+      netstack::UdpEndpoint src;
+      const sockaddr* sa = from.sa();
+      if (sa->sa_family == AF_INET) {
+        const auto* in = reinterpret_cast<const sockaddr_in*>(sa);
+        src.addr = netstack::IpAddress::v4(reinterpret_cast<const uint8_t*>(&in->sin_addr));
+      } else if (sa->sa_family == AF_INET6) {
+        const auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+        src.addr = netstack::IpAddress::v6(in6->sin6_addr.s6_addr);
+      } else {
+        return;
+      }
+      src.port = from.port();
+      replied_ = true;
+      touch();
+      ++downPackets_;
+      ++directDown_;
+      downBytes_ += n;
+      client_.countUdp(0, 0, 1, n);
+      BufferChain payload;
+      payload.append(data, n);
+      deliver(src, payload);
+    });
+  }
+  ++directUp_;
+  const netstack::IpAddress ip = netstack::unmapV4(remote.addr);
+  event::SocketAddress to;
+  if (ip.isV4()) {
+    const uint8_t* b = ip.bytes.data();
+    to = event::SocketAddress::ipv4(static_cast<uint32_t>(b[0]) << 24 |
+                                        static_cast<uint32_t>(b[1]) << 16 |
+                                        static_cast<uint32_t>(b[2]) << 8 | b[3],
+                                    remote.port);
+  } else {
+    to = event::SocketAddress::ipv6(ip.bytes.data(), remote.port);
+  }
+  if (!direct_->sendTo(to, payload)) ++drops_;
 }
 
 void UdpSession::onChannelClosed(UdpChannel& ch) {
@@ -166,8 +232,8 @@ void UdpSession::rememberDnsOrigin(const BufferChain& payload, const netstack::U
     }
     dnsOrder_.push_back(id);
   }
-  std::string question;  // only the cache needs it
-  if (client_.dnsCache() != nullptr) {
+  std::string question;  // only the cache and the routing names need it
+  if (client_.dnsCache() != nullptr || client_.dnsNames() != nullptr) {
     std::vector<uint8_t> bytes = payload.toVector();
     question = DnsCache::questionKey(bytes.data(), bytes.size());
   }
@@ -241,10 +307,16 @@ void UdpSession::close(const char* reason) {
     loop_.deferredDelete(std::move(ch));
   }
   client_.countUdpDrops(drops_);
+  // The direct socket stays (its callback may be running): closed_ mutes
+  // it, and it goes with the session's deferred delete.
+  std::string direct;
+  if (direct_ != nullptr || directUp_ != 0) {
+    direct = " direct=" + std::to_string(directUp_) + "/" + std::to_string(directDown_);
+  }
   VT_INFO("udp #%" PRIu64 " app=%s mode=%s channels=%" PRIu64 " up=%" PRIu64 "/%" PRIu64
-          " down=%" PRIu64 "/%" PRIu64 " drops=%" PRIu64 " assured=%s ms=%" PRIu64 " reason=%s",
+          " down=%" PRIu64 "/%" PRIu64 " drops=%" PRIu64 "%s assured=%s ms=%" PRIu64 " reason=%s",
           id_, app_.toString().c_str(), config::udpModeName(client_.config().udp.mode),
-          channelsOpened_, upPackets_, upBytes_, downPackets_, downBytes_, drops_,
+          channelsOpened_, upPackets_, upBytes_, downPackets_, downBytes_, drops_, direct.c_str(),
           assured_ ? "yes" : "no", loop_.now() - startMs_, reason);
   client_.onUdpSessionClosed(*this);  // deferred delete: `this` stays valid for now
 }

@@ -20,6 +20,12 @@
 // udp.idle_timeout after it, as kernel NATs time out unreplied/assured
 // flows. At udp.max_sessions the Client evicts the least recently active
 // session, unassured ones first.
+// Routing rules may send some remotes `direct`: those datagrams leave by
+// the session's own UDP socket (opened on the first, marked and protected
+// so that it skips the TUN), and whatever comes back to that socket, from
+// any source, reaches the app like the server's datagrams (full cone: the
+// kernel keeps one mapping per socket). Counted with the rest, and
+// separately on the close line.
 // One INFO line at close. Deleted through the loop's deferred delete.
 #pragma once
 
@@ -35,6 +41,10 @@
 #include "event/loop.h"
 #include "event/timer.h"
 #include "netstack/flow_key.h"
+
+namespace vt::event {
+class UdpSocket;
+}
 
 namespace vt::client {
 
@@ -52,6 +62,8 @@ class UdpSession final : public event::DeferredDeletable {
   // sent it to (differs from `remote` for a hijacked DNS query).
   void send(const netstack::UdpEndpoint& remote, const netstack::UdpEndpoint& shown,
             BufferChain&& payload);
+  // A datagram a routing rule sends direct to `remote`.
+  void sendDirect(const netstack::UdpEndpoint& remote, BufferChain&& payload);
   // Idempotent: closes every channel, logs, hands itself to the Client.
   void close(const char* reason);
 
@@ -88,6 +100,8 @@ class UdpSession final : public event::DeferredDeletable {
   uint64_t idleTimeoutMs() const;
   void armTimer();
   void onTimer();
+  // To the app from `from` (unmapped or mapped to the app's family).
+  void deliver(netstack::UdpEndpoint from, BufferChain& payload);
   void rememberDnsOrigin(const BufferChain& payload, const netstack::UdpEndpoint& shown);
   netstack::UdpEndpoint dnsOrigin(const BufferChain& payload) const;
 
@@ -120,6 +134,8 @@ class UdpSession final : public event::DeferredDeletable {
   uint64_t channelSeq_ = 0;
   uint64_t channelsOpened_ = 0;
   uint64_t upPackets_ = 0, upBytes_ = 0, downPackets_ = 0, downBytes_ = 0, drops_ = 0;
+  std::unique_ptr<event::UdpSocket> direct_;  // opened on the first direct datagram
+  uint64_t directUp_ = 0, directDown_ = 0;    // datagrams
   uint64_t dialBackoffMs_ = 0;  // 0: no failure streak
   uint64_t noDialUntilMs_ = 0;
   uint64_t failedAtMs_ = 0;     // the streak's last failure

@@ -8,6 +8,7 @@
 #include <sched.h>
 #endif
 
+#include "config/client_rules_config.h"
 #include "config/client_server_config.h"
 #include "config/toml_reader.h"
 #include "core/ip_prefix.h"
@@ -159,7 +160,8 @@ void readRoute(TomlReader& r, const toml::table& t, ClientRouteConfig& route,
                ClientServerConfig& server) {
   r.checkKeys(t, "route",
               {"auto_route", "fwmark", "table", "priority", "capture", "bypass", "keep_lan",
-               "carry_ipv6", "state_file", "gateway"});
+               "carry_ipv6", "state_file", "gateway", "rules", "default_action", "block_style",
+               "geoip_database"});
   if (r.failed()) return;
   struct B {
     const char* name;
@@ -226,6 +228,7 @@ void readRoute(TomlReader& r, const toml::table& t, ClientRouteConfig& route,
     readGateway(r, *n, route);
     if (r.failed()) return;
   }
+
   if (route.auto_route) {
     if (!mark_set && server.fwmark != 0) route.fwmark = server.fwmark;
     server.fwmark = route.fwmark;  // every outbound socket skips the TUN
@@ -519,6 +522,8 @@ void readRoot(TomlReader& r, const toml::table& root, const std::string& base_di
   cfg.server.ca_file = resolvePath(base_dir, cfg.server.ca_file);
   if (const toml::table* t = section(r, root, "route")) {
     readRoute(r, *t, cfg.route, cfg.server);
+    if (r.failed()) return;
+    readRules(r, *t, base_dir, cfg.route.rules);
     if (r.failed()) return;
     const auto& gw = cfg.route.gateway;
     if (gw && std::find(gw->interfaces.begin(), gw->interfaces.end(), cfg.tun.name) !=

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -12,6 +13,11 @@
 #include "config/config_util.h"
 #include "core/error.h"
 #include "core/log.h"
+
+namespace vt::route {
+class GeoIp;
+class RuleSet;
+}
 
 namespace vt::config {
 
@@ -102,6 +108,20 @@ struct ClientGatewayConfig {
   bool ipv6 = true;  // forward the LANs' IPv6 too (net.ipv6.conf.all.forwarding)
 };
 
+// [[route.rules]] and the defaults (config/client_rules_config.h): which
+// flows go to the server, out of the TUN directly, or nowhere.
+struct ClientRulesConfig {
+  // Null when there are no rules and the default is proxy: every flow goes
+  // to the server, as without routing, and no lookup is paid.
+  std::shared_ptr<const route::RuleSet> set;
+  size_t count = 0;                      // rules, for the start-up line
+  std::string default_action = "proxy";  // as written (logs)
+  // route.geoip_database, opened (mapped) at load time when a rule lists
+  // geoip; null otherwise. Read-only and thread-safe once open.
+  std::shared_ptr<const route::GeoIp> geoip;
+  std::string geoip_path;  // resolved against the config's directory
+};
+
 // [route]: Linux policy routing into the TUN (platform/linux/route_manager.h).
 // Unset lists keep the route manager's defaults.
 struct ClientRouteConfig {
@@ -117,6 +137,7 @@ struct ClientRouteConfig {
   bool carry_ipv6 = true;
   std::string state_file;  // empty: /run/vless-tun/<tun name>.routes
   std::optional<ClientGatewayConfig> gateway;  // [route.gateway]; unset: off
+  ClientRulesConfig rules;
 };
 
 // [pool]: connection reuse (TLV 0x07) for TCP flows to a v1 server

@@ -20,6 +20,7 @@
 #include "client/client.h"
 #include "client/connection_pool.h"
 #include "client/dns_cache.h"
+#include "client/dns_names.h"
 #include "client/ip_tunnel.h"
 #include "client/mux_pool.h"
 #include "client/packet_sink.h"
@@ -460,8 +461,14 @@ RunResult Engine::runImpl() {
   if (nWorkers > 1 && cfg.dns.cache_size > 0) {
     sharedDns = std::make_shared<client::DnsCache>(cfg.dns.cache_size);
   }
+  // Likewise the names the answers taught, for rules by domain.
+  std::shared_ptr<client::DnsNames> sharedNames;
+  if (nWorkers > 1 && cfg.route.rules.set != nullptr && cfg.route.rules.set->usesDomains()) {
+    sharedNames = std::make_shared<client::DnsNames>(client::Client::kDnsNamesCapacity);
+  }
   auto makeHooks = [&](size_t i) {
     client::ClientHooks hooks;
+    hooks.dnsNames = sharedNames;
     hooks.protect = opts_.protect;
     hooks.nameservers = opts_.nameservers;
     hooks.dnsCache = sharedDns;
@@ -599,6 +606,15 @@ RunResult Engine::runImpl() {
           r.tun && r.tun->vnetHeader() ? " offload tso" : "",
           cfg.server.address.toString().c_str(),
           static_cast<unsigned>(cfg.server.version), cfg.server.tls ? "tls" : "plain");
+  if (cfg.route.rules.set != nullptr) {
+    VT_INFO("routing: %zu rules, default %s (direct sockets carry fwmark %u%s)",
+            cfg.route.rules.count, cfg.route.rules.default_action.c_str(), cfg.server.fwmark,
+            opts_.protect ? " and go through protect()" : "");
+    if (cfg.server.fwmark == 0 && !opts_.protect && !cfg.route.auto_route) {
+      VT_WARN("routing: direct rules without server.fwmark or auto_route: direct sockets follow "
+              "the main table, which may send them back into the TUN");
+    }
+  }
   if (!cfg.server.tls) {
     const config::HostPort& a = cfg.server.address;
     auto ip = a.is_ip ? event::SocketAddress::parseIp(a.host, a.port) : std::nullopt;

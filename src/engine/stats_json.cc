@@ -194,6 +194,15 @@ std::string buildStatsJson(const StatsInput& in) {
       n.num("connections_closed", VT_SUM(cs, networkClosed));
     }
     {
+      o.key("route");
+      Obj r(out);
+      r.num("rules", c->config().route.rules.count);
+      r.num("tcp_direct", VT_SUM(cs, flowsDirect));
+      r.num("tcp_blocked", VT_SUM(cs, flowsBlocked));
+      r.num("udp_direct", VT_SUM(cs, udpDirect));
+      r.num("udp_blocked", VT_SUM(cs, udpBlocked));
+    }
+    {
       o.key("dns");
       Obj d(out);
       d.num("hijacked", VT_SUM(cs, dnsHijacked));
@@ -328,6 +337,14 @@ void logStopStats(const std::vector<const client::Client*>& clients,
             "to their home worker (%llu dropped: its queue was full)",
             clients.size(), each.c_str(), ull(VT_SUM(cs, handedOver)),
             ull(VT_SUM(cs, handOverDrops)));
+  }
+  if (clients.front()->config().route.rules.set != nullptr) {
+    VT_INFO("stopping: routing: %zu rules, default %s; tcp direct=%llu blocked=%llu, "
+            "udp direct=%llu blocked=%llu (datagrams)",
+            clients.front()->config().route.rules.count,
+            clients.front()->config().route.rules.default_action.c_str(),
+            ull(VT_SUM(cs, flowsDirect)), ull(VT_SUM(cs, flowsBlocked)),
+            ull(VT_SUM(cs, udpDirect)), ull(VT_SUM(cs, udpBlocked)));
   }
   if (!p.tls.empty()) {
     VT_INFO("stopping: tls %llu handshakes, %llu resumed, %llu tickets received",

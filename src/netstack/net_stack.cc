@@ -499,6 +499,15 @@ bool NetStack::rejectPending(const FlowKey& key) {
   return decide(key, false);
 }
 
+bool NetStack::dropPending(const FlowKey& key) {
+  auto it = findPending(key);
+  if (it == pending_.end()) return false;
+  LwipEntry entry(this);
+  if (it->syn != nullptr) pbuf_free(it->syn);
+  pending_.erase(it);
+  return true;
+}
+
 bool NetStack::decide(const FlowKey& key, bool accept) {
   auto it = findPending(key);
   if (it == pending_.end()) return false;

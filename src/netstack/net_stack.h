@@ -243,6 +243,9 @@ class NetStack {
   // then the work happens when the outermost input()/onTimer() returns.
   bool acceptPending(const FlowKey& key);
   bool rejectPending(const FlowKey& key);
+  // Forgets the SYN without an answer (a routing rule's block_style =
+  // "drop"): the app's retransmissions arrive as new onTcpSyn calls.
+  bool dropPending(const FlowKey& key);
 
   void onTimer();
 

@@ -177,7 +177,8 @@ CFG
 # tb_tun_start NAME VERSION TLS MODE [PORT] [extra [limits] lines]: vless-tun
 # (TUN MTU $TB_MTU, 1500 unless set; the benchmark sets vless-tun's default)
 # in ns app; waits for its start line, then routes the web subnets into vt0.
-# $TB_TUN_EXTRA (TOML tables, e.g. "[mux]" lines) ends the config.
+# $TB_TUN_EXTRA (TOML tables, e.g. "[mux]" lines) ends the config;
+# $TB_TUN_SERVER_EXTRA adds keys to its [server] table.
 # Sets TB_TUN_PID and TB_TUN_LOG.
 tb_tun_start() {
   local name=$1 version=$2 tls=$3 mode=$4 port=${5:-443} limits=${6:-}
@@ -199,6 +200,7 @@ tls = $tls
 sni = "test.name"
 ca = "ca.pem"
 connect_mode = "$mode"
+${TB_TUN_SERVER_EXTRA:-}
 [limits]
 $limits
 ${TB_TUN_EXTRA:-}
