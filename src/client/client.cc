@@ -8,6 +8,7 @@
 #include <cinttypes>
 #include <chrono>
 
+#include "client/dialled_ips.h"
 #include "client/dns_cache.h"
 #include "client/dns_names.h"
 #include "client/tcp_session.h"
@@ -74,6 +75,12 @@ Result<std::unique_ptr<Client>> Client::create(event::Loop& loop,
   }
   c->rules_ = cfg.route.rules.set;
   c->geoip_ = cfg.route.rules.geoip;
+  if (c->rules_ != nullptr && c->geoip_ != nullptr && cfg.route.rules.dial_by_name &&
+      cfg.server.version == 1) {
+    c->dialledIps_ = c->hooks_.dialledIps ? c->hooks_.dialledIps
+                                          : std::make_shared<DialledIps>(
+                                                kDnsNamesCapacity, cfg.route.rules.want_ip_ttl_ms);
+  }
   if (cfg.server.version == 1 && cfg.mux.enabled) c->mux_ = std::make_unique<MuxPool>(*c, cfg.mux);
   if (cfg.server.version == 1 && cfg.pool.reuse) {
     c->pool_ = std::make_unique<ConnectionPool>(loop, cfg.pool.idle_timeout_ms, cfg.pool.max_idle);
@@ -117,7 +124,7 @@ Result<std::unique_ptr<Client>> Client::create(event::Loop& loop,
       c->dnsCache_ = c->hooks_.dnsCache ? c->hooks_.dnsCache
                                         : std::make_shared<DnsCache>(cfg.dns.cache_size);
     }
-    if (c->rules_ != nullptr && c->rules_->usesDomains()) {
+    if (c->rules_ != nullptr && (c->rules_->usesDomains() || cfg.route.rules.dial_by_name)) {
       c->dnsNames_ = c->hooks_.dnsNames ? c->hooks_.dnsNames
                                         : std::make_shared<DnsNames>(kDnsNamesCapacity);
     }
@@ -334,8 +341,9 @@ void Client::onTcpSyn(const netstack::FlowKey& key) {
     return;
   }
   TcpSession::Route how = TcpSession::Route::kProxy;
+  std::string knownName;  // from the DNS answers
   if (rules_ != nullptr && !hijacksDns(key)) {
-    std::string name;
+    std::string& name = knownName;
     const route::Decision d = routeFor(key.dst, key.dstPort, route::Network::kTcp, {}, &name);
     if (name.empty() && nameCouldMatter(d)) {
       // A domain rule may still decide: the session accepts the flow and
@@ -365,7 +373,7 @@ void Client::onTcpSyn(const netstack::FlowKey& key) {
   }
   while (!lru_.empty() && sessions_.size() >= cfg_.limits.max_flows) evictOne();
 
-  auto s = std::make_unique<TcpSession>(*this, key, how);
+  auto s = std::make_unique<TcpSession>(*this, key, how, std::move(knownName));
   TcpSession* raw = s.get();
   lru_.push_front(raw);
   raw->lru_ = lru_.begin();
@@ -411,10 +419,8 @@ route::Decision Client::routeFor(const netstack::IpAddress& ip, uint16_t port,
   }
   q.port = port;
   q.network = network;
-  char country[3] = {};
-  if (geoip_ != nullptr && q.ip) q.country = geoip_->country(*q.ip, country);
   std::optional<std::string> learnt;
-  if (name.empty() && dnsNames_ != nullptr && rules_->usesDomains()) {
+  if (name.empty() && dnsNames_ != nullptr) {
     const netstack::IpAddress a = netstack::unmapV4(ip);
     learnt = dnsNames_->nameOf(a.isV6(), a.bytes.data(), loop_.now());
     if (learnt) {
@@ -423,6 +429,14 @@ route::Decision Client::routeFor(const netstack::IpAddress& ip, uint16_t port,
     }
   }
   q.domain = name;
+  char country[3] = {};
+  if (geoip_ != nullptr && q.ip) {
+    // want_ip: a name the server dialled before is judged by the address
+    // it reached, not by the one our DNS answer gave the app.
+    std::optional<route::IpAddress> dialled;
+    if (dialledIps_ != nullptr && !name.empty()) dialled = dialledIps_->lookup(name, loop_.now());
+    q.country = geoip_->country(dialled ? *dialled : *q.ip, country);
+  }
   return rules_->match(q);
 }
 
@@ -499,9 +513,19 @@ std::unique_ptr<stream::VlessClientStream> Client::makeStream(codec::Request req
   return stream::VlessClientStream::create(std::move(s), std::move(req));
 }
 
+void Client::noteDialled(const std::string& name, const codec::Address& ip) {
+  if (dialledIps_ == nullptr || !ip.isIp()) return;
+  const route::IpAddress a = ip.type == codec::Address::Type::kIpv4
+                                 ? route::IpAddress::v4(ip.ip.data())
+                                 : route::IpAddress::v6Bytes(ip.ip.data());
+  dialledIps_->note(name, a, loop_.now());
+}
+
 stream::StreamPtr Client::makeOutbound(const netstack::FlowKey& key, bool want_ip, bool allowPool,
-                                       bool* pooled) {
+                                       bool* pooled, std::string_view name,
+                                       stream::VlessClientStream** named) {
   if (pooled != nullptr) *pooled = false;
+  if (named != nullptr) *named = nullptr;
   codec::Request req;
   req.command = codec::Command::kTcp;
   netstack::UdpEndpoint dst{key.dst, key.dstPort};
@@ -513,7 +537,13 @@ stream::StreamPtr Client::makeOutbound(const netstack::FlowKey& key, bool want_i
   }
   req.target = udpAddress(dst);
   req.want_ip = want_ip && cfg_.server.version == 1;
-  if (mux_ != nullptr) {
+  const bool byName = cfg_.route.rules.dial_by_name && !name.empty() && !hijacksDns(key);
+  bool learn = false;  // the server's address for the name is still to learn
+  if (byName) {
+    req.target = codec::Address::fromDomain(name, key.dstPort);
+    learn = req.want_ip && dialledIps_ != nullptr && !dialledIps_->lookup(name, loop_.now());
+  }
+  if (mux_ != nullptr && !learn) {
     // Wait mode: the stream reports connected on the server's answer. A
     // stream rides a shared connection, which may die under it before the
     // answer: the first try counts as pooled (TcpSession tries once more).
@@ -524,7 +554,11 @@ stream::StreamPtr Client::makeOutbound(const netstack::FlowKey& key, bool want_i
   // before the server's answer, so a pooled connection that turns out dead
   // is retried on a fresh one unseen. In immediate mode the app's first
   // bytes would already be on the dead connection.
-  if (pool_ == nullptr || !req.want_ip) return makeStream(std::move(req));
+  if (pool_ == nullptr || !req.want_ip) {
+    auto s = makeStream(std::move(req));
+    if (named != nullptr && learn) *named = s.get();
+    return s;
+  }
   req.reuse = true;
   std::unique_ptr<stream::VlessClientStream> s;
   if (stream::StreamPtr idle = allowPool ? pool_->take() : nullptr; idle != nullptr) {
@@ -538,6 +572,7 @@ stream::StreamPtr Client::makeOutbound(const netstack::FlowKey& key, bool want_i
   }
   ConnectionPool* pool = pool_.get();
   s->setRelease([pool](stream::StreamPtr inner) { pool->put(std::move(inner)); });
+  if (named != nullptr && learn) *named = s.get();
   return s;
 }
 

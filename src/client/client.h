@@ -50,6 +50,7 @@ class UdpSocket;
 
 namespace vt::client {
 
+class DialledIps;
 class DnsCache;
 class DnsNames;
 class TcpSession;
@@ -135,6 +136,8 @@ struct ClientHooks {
   // The workers' shared map of addresses to the names they were answered
   // for (null: the client makes its own when rules name domains).
   std::shared_ptr<DnsNames> dnsNames;
+  // ... and of the addresses the server dialled for names (want_ip).
+  std::shared_ptr<DialledIps> dialledIps;
   // Ids of flows, UDP sessions and mux connections (logs, stats): worker i
   // of n numbers them i+1, i+1+n, ... so that they stay unique per process.
   uint64_t idFirst = 1;
@@ -232,8 +235,16 @@ class Client final : private netstack::NetStack::Callbacks, private IpTunnelHost
   // chunked, runs over an idle pooled connection when `allowPool` and one
   // is there (*pooled says so), and goes back to the pool when it ends
   // cleanly.
+  // With route.dial_by_name and a `name`, the server is asked for the
+  // name; while the server's address for it is not known (DialledIps), the
+  // flow takes its own VLESS connection with want_ip rather than the mux,
+  // and *named gets that stream (to read the answer on connect).
   stream::StreamPtr makeOutbound(const netstack::FlowKey& key, bool want_ip,
-                                 bool allowPool = true, bool* pooled = nullptr);
+                                 bool allowPool = true, bool* pooled = nullptr,
+                                 std::string_view name = {},
+                                 stream::VlessClientStream** named = nullptr);
+  // The server answered that it dialled `ip` for `name` (want_ip).
+  void noteDialled(const std::string& name, const codec::Address& ip);
   // Null unless connection reuse is on.
   const ConnectionPool* pool() const { return pool_.get(); }
   // Null unless the mux is on (v1 and mux.enabled).
@@ -288,8 +299,9 @@ class Client final : private netstack::NetStack::Callbacks, private IpTunnelHost
     if (a == route::Action::kDirect) ++(tcp ? stats_.flowsDirect : stats_.udpDirect);
     if (a == route::Action::kBlock) ++(tcp ? stats_.flowsBlocked : stats_.udpBlocked);
   }
+  const DialledIps* dialledIps() const { return dialledIps_.get(); }
   void countSniffed(bool found) { ++(found ? stats_.namesSniffed : stats_.sniffMisses); }
-  // Null unless rules name domains and dns.hijack is on.
+  // Null unless rules name domains (or dial_by_name is on) and dns.hijack is on.
   DnsNames* dnsNames() { return dnsNames_.get(); }
   // Addresses whose DNS name is remembered for domain rules (~200 bytes
   // each: about 0.8 MiB at most; client/dns_names.h).
@@ -379,6 +391,7 @@ class Client final : private netstack::NetStack::Callbacks, private IpTunnelHost
   std::shared_ptr<const route::RuleSet> rules_;  // null: everything to the server
   std::shared_ptr<const route::GeoIp> geoip_;    // when a rule lists geoip
   std::shared_ptr<DnsNames> dnsNames_;
+  std::shared_ptr<DialledIps> dialledIps_;  // dial_by_name with geoip rules (v1)
   std::optional<netstack::UdpEndpoint> resolverEp_;
   uint64_t udpIdKey_ = 0;  // random per run: udp_session ids derive from it
   uint64_t udpIdSeq_ = 0;

@@ -7,6 +7,7 @@
 #include "client/dns_tcp_tap.h"
 #include "codec/sniff.h"
 #include "route/rule_set.h"
+#include "stream/vless_client_stream.h"
 #include "core/log.h"
 #include "netstack/net_stack.h"
 
@@ -38,7 +39,8 @@ const char* outFailure(stream::CloseReason reason, bool connected) {
 
 }  // namespace
 
-TcpSession::TcpSession(Client& client, const netstack::FlowKey& key, Route route)
+TcpSession::TcpSession(Client& client, const netstack::FlowKey& key, Route route,
+                       std::string name)
     : client_(client),
       loop_(client.loop()),
       key_(key),
@@ -48,6 +50,8 @@ TcpSession::TcpSession(Client& client, const netstack::FlowKey& key, Route route
       timer_(loop_),
       direct_(route == Route::kDirect),
       sniffing_(route == Route::kSniff),
+      name_(std::move(name)),
+      nameFromDns_(!name_.empty()),
       waitMode_(direct_ || client.config().server.connect_mode == config::ConnectMode::kWait) {
   if (DnsCache* cache = client.dnsCache(); cache != nullptr && client.hijacksDns(key)) {
     dnsTap_ = std::make_unique<DnsTcpTap>(*cache);
@@ -96,7 +100,12 @@ void TcpSession::dial() {
   if (direct_) {
     out_ = client_.makeDirect(key_);
   } else {
-    out_ = client_.makeOutbound(key_, waitMode_, !poolRetried_, &pooled_);
+    // By name only when the name came from our DNS answers: a sniffed one
+    // is the app's claim (domain fronting puts another name there), and
+    // the address the app chose must stay the one reached.
+    out_ = client_.makeOutbound(key_, waitMode_, !poolRetried_, &pooled_,
+                                nameFromDns_ ? std::string_view(name_) : std::string_view(),
+                                &named_);
   }
   if (out_ == nullptr) {
     client_.waitForServerAddress(key_);
@@ -166,7 +175,7 @@ void TcpSession::endSniff(const std::string& name, const char* protocol) {
   client_.countSniffed(!name.empty());
   const route::Decision d =
       client_.routeFor(key_.dst, key_.dstPort, route::Network::kTcp, name);
-  name_ = name;
+  if (!name.empty()) name_ = name;
   VT_DEBUG("flow #%" PRIu64 ": sniffed %s%s%s -> %s (rule %s)", id_,
            protocol != nullptr ? protocol : "nothing", name.empty() ? "" : " ", name.c_str(),
            route::actionName(d.action),
@@ -217,6 +226,9 @@ void TcpSession::onOutConnected() {
   if (closed_) return;
   outConnected_ = true;
   if (!direct_) client_.noteServerReached();
+  if (named_ != nullptr) {
+    if (auto ip = named_->dialledIp()) client_.noteDialled(name_, *ip);
+  }
   touch();
   if (waitMode_ && !accepted_) {
     accepted_ = true;

@@ -38,6 +38,10 @@
 #include "netstack/tcp_flow.h"
 #include "stream/stream.h"
 
+namespace vt::stream {
+class VlessClientStream;
+}
+
 namespace vt::client {
 
 class Client;
@@ -49,7 +53,9 @@ class TcpSession final : public event::DeferredDeletable, private netstack::TcpF
   // How long a sniffing flow waits for a name in its first bytes.
   static constexpr uint64_t kSniffMs = 300;
 
-  TcpSession(Client& client, const netstack::FlowKey& key, Route route = Route::kProxy);
+  // `name`: the destination's name when known from DNS (logs, dial_by_name).
+  TcpSession(Client& client, const netstack::FlowKey& key, Route route = Route::kProxy,
+             std::string name = {});
   ~TcpSession() override;
   TcpSession(const TcpSession&) = delete;
   TcpSession& operator=(const TcpSession&) = delete;
@@ -141,7 +147,11 @@ class TcpSession final : public event::DeferredDeletable, private netstack::TcpF
 
   bool direct_;
   bool sniffing_;
-  std::string name_;  // from DNS or sniffed (logs)
+  std::string name_;  // from DNS or sniffed (logs, dial_by_name)
+  bool nameFromDns_;
+  // The outbound when it asked the server for name_ with want_ip (owned by
+  // out_): its answer teaches the Client the address the server dialled.
+  stream::VlessClientStream* named_ = nullptr;
   bool waitMode_;
   bool accepted_ = false;  // acceptPending was called
   bool outConnected_ = false;

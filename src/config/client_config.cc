@@ -161,7 +161,7 @@ void readRoute(TomlReader& r, const toml::table& t, ClientRouteConfig& route,
   r.checkKeys(t, "route",
               {"auto_route", "fwmark", "table", "priority", "capture", "bypass", "keep_lan",
                "carry_ipv6", "state_file", "gateway", "rules", "default_action", "block_style",
-               "geoip_database"});
+               "geoip_database", "dial_by_name", "want_ip_ttl"});
   if (r.failed()) return;
   struct B {
     const char* name;

@@ -120,6 +120,12 @@ struct ClientRulesConfig {
   // geoip; null otherwise. Read-only and thread-safe once open.
   std::shared_ptr<const route::GeoIp> geoip;
   std::string geoip_path;  // resolved against the config's directory
+  // route.dial_by_name: a proxied TCP flow whose name is known (DNS answer
+  // or sniffed) asks the server for the name, not the address; with v1
+  // the server's want_ip answer is remembered for want_ip_ttl and geoip
+  // rules judge the next flows to that name by it.
+  bool dial_by_name = false;
+  uint64_t want_ip_ttl_ms = 600'000;
 };
 
 // [route]: Linux policy routing into the TUN (platform/linux/route_manager.h).

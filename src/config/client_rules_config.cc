@@ -181,6 +181,16 @@ void readRules(TomlReader& r, const toml::table& t, const std::string& base_dir,
     out.geoip = std::shared_ptr<const route::GeoIp>(std::move(geo).value());
     out.geoip_path = db_path;
   }
+  if (const toml::node* n = t.get("dial_by_name")) {
+    auto v = r.boolean(*n, "route.dial_by_name");
+    if (!v) return;
+    out.dial_by_name = *v;
+  }
+  if (const toml::node* n = t.get("want_ip_ttl")) {
+    auto ms = r.duration(*n, "route.want_ip_ttl");
+    if (!ms) return;
+    out.want_ip_ttl_ms = *ms;
+  }
   out.count = spec.rules.size();
   out.default_action = spec.default_action;
   if (spec.rules.empty() && spec.default_action == "proxy") return;  // nothing to decide

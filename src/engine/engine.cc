@@ -19,6 +19,7 @@
 
 #include "client/client.h"
 #include "client/connection_pool.h"
+#include "client/dialled_ips.h"
 #include "client/dns_cache.h"
 #include "client/dns_names.h"
 #include "client/ip_tunnel.h"
@@ -463,12 +464,20 @@ RunResult Engine::runImpl() {
   }
   // Likewise the names the answers taught, for rules by domain.
   std::shared_ptr<client::DnsNames> sharedNames;
-  if (nWorkers > 1 && cfg.route.rules.set != nullptr && cfg.route.rules.set->usesDomains()) {
-    sharedNames = std::make_shared<client::DnsNames>(client::Client::kDnsNamesCapacity);
+  std::shared_ptr<client::DialledIps> sharedDialled;
+  if (nWorkers > 1 && cfg.route.rules.set != nullptr) {
+    if (cfg.route.rules.set->usesDomains() || cfg.route.rules.dial_by_name) {
+      sharedNames = std::make_shared<client::DnsNames>(client::Client::kDnsNamesCapacity);
+    }
+    if (cfg.route.rules.dial_by_name && cfg.route.rules.geoip != nullptr) {
+      sharedDialled = std::make_shared<client::DialledIps>(client::Client::kDnsNamesCapacity,
+                                                          cfg.route.rules.want_ip_ttl_ms);
+    }
   }
   auto makeHooks = [&](size_t i) {
     client::ClientHooks hooks;
     hooks.dnsNames = sharedNames;
+    hooks.dialledIps = sharedDialled;
     hooks.protect = opts_.protect;
     hooks.nameservers = opts_.nameservers;
     hooks.dnsCache = sharedDns;

@@ -13,6 +13,10 @@
 # domestic country (direct); ads.test, answered by dnsmasq through the
 # hijacked DNS as 198.18.6.2, is blocked by name; flows to 198.18.6.3 are
 # routed by the name sniffed from their first bytes (HTTP Host, TLS SNI).
+# want_ip (route.dial_by_name): geo.test is 198.18.7.2 (no country) to the
+# app's DNS and 198.18.5.2 (ZZ) to the server's; the first flow to it goes
+# through the server by name, whose answer says it dialled 198.18.5.2, so
+# the next flows to geo.test go direct.
 source "$(dirname "$0")/lib.sh"
 source "$VT_TOOLS/testbed.sh"
 source "$VT_TOOLS/udp_bed.sh"
@@ -23,6 +27,11 @@ WHOAMI="$VT_TOOLS/tcp_whoami.py"
 T0=$(date +%s)
 
 tb_setup route
+# The server's own view of geo.test (ip netns exec binds /etc/netns/NAME/hosts).
+NETNS_ETC="/etc/netns/$TB_SRV"
+trap 'rc=$?; set +e; rm -rf "$NETNS_ETC"; rmdir /etc/netns 2>/dev/null || true; (exit $rc); _vt_cleanup' EXIT
+mkdir -p "$NETNS_ETC"
+printf '127.0.0.1 localhost\n198.18.5.2 geo.test\n' >"$NETNS_ETC/hosts"
 # ns srv also forwards (the direct path); ns web answers both paths.
 in_srv sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 ip -n "$TB_WEB" route add 198.18.0.0/30 via 198.18.1.1
@@ -35,10 +44,10 @@ ip -n "$TB_APP" -6 route add 2001:db8::/64 dev veth0 table 100
 ip -n "$TB_APP" -6 route add 2001:db8:1::/64 via 2001:db8::2 table 100
 
 # More addresses of ns web: a "domestic" one, and two only known by name.
-for a in 198.18.5.2 198.18.6.2 198.18.6.3 198.18.1.53; do
+for a in 198.18.5.2 198.18.6.2 198.18.6.3 198.18.7.2 198.18.1.53; do
   ip -n "$TB_WEB" addr add $a/32 dev veth0
 done
-for n in 198.18.5.0/24 198.18.6.0/24 198.18.1.53/32; do
+for n in 198.18.5.0/24 198.18.6.0/24 198.18.7.0/24 198.18.1.53/32; do
   ip -n "$TB_SRV" route add $n dev veth1
   ip -n "$TB_APP" route add $n via 198.18.0.2 table 100
 done
@@ -46,7 +55,7 @@ python3 "$VT_TOOLS/mmdb_write.py" "$VT_TMP/geo.mmdb" 198.18.5.0/24=ZZ 198.18.1.0
   198.18.6.0/24=YY 2001:db8:1::/48=YY || fail "cannot write the geoip database"
 start dnsmasq in_web dnsmasq --keep-in-foreground --conf-file=/dev/null --pid-file= \
   --user=root --group=root --no-resolv --no-hosts --port 53 --listen-address=198.18.1.53 \
-  --bind-interfaces --address=/ads.test/198.18.6.2 --local-ttl=60
+  --bind-interfaces --address=/ads.test/198.18.6.2 --address=/geo.test/198.18.7.2 --local-ttl=60
 start whoami in_web python3 "$WHOAMI" serve --ports 8080 8081 8082 8083 8084 --max-seconds 240
 wait_port "$TB_WEB4" 8080 10 "$TB_WEB"
 start reflect in_web python3 "$UB_PROBE" reflect --port 7300 --ports 3 --max-seconds 240
@@ -64,6 +73,7 @@ resolver = \"198.18.1.53:53\"
 [route]
 default_action = \"proxy\"
 geoip_database = \"geo.mmdb\"
+dial_by_name = true
 [[route.rules]]
 ip_cidr = [\"$TB_WEB4/32\", \"$TB_WEB6/128\"]
 port = 8081
@@ -93,7 +103,7 @@ action = \"direct\"
 [[route.rules]]
 geoip = \"zz\"
 action = \"direct\""
-for n in 198.18.5.0/24 198.18.6.0/24; do ip -n "$TB_APP" route replace $n dev vt0; done
+for n in 198.18.5.0/24 198.18.6.0/24 198.18.7.0/24; do ip -n "$TB_APP" route replace $n dev vt0; done
 
 probe() { in_app python3 "$WHOAMI" probe --target "$1" --timeout "${2:-5}" "${@:3}"; }
 expect() {  # expect WHAT TARGET PATTERN [TIMEOUT [PROBE OPTIONS]]
@@ -126,6 +136,12 @@ expect "sniffed Host other" "198.18.6.3:8080" '^PEER 198\.18\.1\.1 ' 5 --http-ho
 expect "sniffed SNI" "198.18.6.3:8084" '^tls-sent ' 5 --tls-sni sniffed.test
 grep -q "port 8084 from 198.18.0.1" "$VT_TMP/whoami.log" ||
   fail "the TLS flow with SNI sniffed.test did not go direct: $(grep 8084 "$VT_TMP/whoami.log")"
+# want_ip: first through the server by name, then direct by the answer.
+out=$(in_app python3 "$UB_PROBE" dns --server 198.18.9.53 --name geo.test) || fail "dns: $out"
+grep -q "^answer A 198.18.7.2 " <<<"$out" || fail "dns geo.test: $out"
+expect "want_ip first" "198.18.7.2:8080" '^PEER 198\.18\.1\.1 '
+expect "want_ip next" "198.18.7.2:8080" '^PEER 198\.18\.0\.1 '
+expect "want_ip again" "198.18.7.2:8080" '^PEER 198\.18\.0\.1 '
 
 # UDP from one app socket: 7300 proxied, 7301 direct, 7302 blocked.
 out=$(in_app python3 "$UB_PROBE" steps --wait 2 --step "$TB_WEB4:7300=WHO?" \
@@ -140,6 +156,8 @@ ub_server_stop
 # The server carried the proxied flows and never heard of the others.
 grep -Eq "target=198\.18\.1\.2:8080 " "$SERVER_LOG" || fail "no proxied TCP flow in the server's log"
 grep -Eq "target=198\.18\.1\.2:7300 " "$SERVER_LOG" || fail "no proxied UDP in the server's log"
+[ "$(grep -c "target=geo\.test:8080 " "$SERVER_LOG")" -eq 1 ] ||
+  fail "want_ip: the server should have dialled geo.test once: $(grep geo.test "$SERVER_LOG")"
 if grep -E ':(8081|8082|8083|7301|7302)\b|198\.18\.5\.2|198\.18\.6\.2|:8084' "$SERVER_LOG"; then
   fail "the server's log names a destination the rules kept from it"
 fi
@@ -147,9 +165,9 @@ grep -Eq "flow #[0-9]+ app=\S+ dst=198\.18\.1\.2:8081 route=direct reason=done" 
   fail "no route=direct flow line: $(grep 'flow #' "$TB_TUN_LOG" | head -5)"
 stop_line=$(grep -E "stopping: routing: " "$TB_TUN_LOG") || fail "no routing summary at stop"
 log "client: $stop_line"
-# direct: 8081 twice, geoip, Host and SNI; blocked: 8082 twice, 8083 (its
-# SYNs), ads.test.
-[[ "$stop_line" =~ tcp\ direct=5\ blocked=([0-9]+), ]] || fail "direct TCP count: $stop_line"
+# direct: 8081 twice, geoip, Host and SNI, geo.test twice; blocked: 8082
+# twice, 8083 (its SYNs), ads.test.
+[[ "$stop_line" =~ tcp\ direct=7\ blocked=([0-9]+), ]] || fail "direct TCP count: $stop_line"
 [ "${BASH_REMATCH[1]}" -ge 4 ] || fail "blocked TCP count: $stop_line"
 [[ "$stop_line" =~ udp\ direct=1\ blocked=1 ]] || fail "UDP counts: $stop_line"
 log "PASS in $(( $(date +%s) - T0 )) s"
