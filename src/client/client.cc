@@ -120,6 +120,15 @@ Result<std::unique_ptr<Client>> Client::create(event::Loop& loop,
     r.addr = netstack::unmapV4(r.addr);
     r.port = cfg.dns.resolver->port;
     c->resolverEp_ = r;
+    if (cfg.dns.direct_resolver && cfg.route.rules.set != nullptr) {
+      netstack::UdpEndpoint d;
+      if (!netstack::IpAddress::parse(cfg.dns.direct_resolver->host, d.addr)) {
+        return Error(Errc::kConfig, "dns.direct_resolver " + cfg.dns.direct_resolver->toString());
+      }
+      d.addr = netstack::unmapV4(d.addr);
+      d.port = cfg.dns.direct_resolver->port;
+      c->directResolverEp_ = d;
+    }
     if (cfg.dns.cache_size > 0) {
       c->dnsCache_ = c->hooks_.dnsCache ? c->hooks_.dnsCache
                                         : std::make_shared<DnsCache>(cfg.dns.cache_size);
@@ -679,13 +688,26 @@ bool Client::handleUdp(const netstack::UdpEndpoint& app, const netstack::UdpEndp
   }
   if (dns) {
     ++stats_.dnsHijacked;
+    remote = *resolverEp_;
+    if (directResolverEp_) {
+      // DNS follows the rules: a name a direct rule matches is asked
+      // outside the tunnel; every other name only through it.
+      std::vector<uint8_t> q = payload.toVector();
+      const std::string name = DnsNames::questionName(q.data(), q.size());
+      if (!name.empty() && rules_->matchName(name).action == route::Action::kDirect) {
+        ++stats_.dnsDirect;
+        VT_DEBUG("dns: query for %s from %s -> %s (direct)", name.c_str(),
+                 app.toString().c_str(), directResolverEp_->toString().c_str());
+        it->second->sendDirect(*directResolverEp_, dst, std::move(payload));
+        return true;
+      }
+    }
     VT_DEBUG("dns: query from %s to %s (%zu bytes) -> %s", app.toString().c_str(),
              dst.toString().c_str(), payload.size(), resolverEp_->toString().c_str());
-    remote = *resolverEp_;
   }
   if (direct) {
     countRouted(route::Action::kDirect, false);
-    it->second->sendDirect(remote, std::move(payload));
+    it->second->sendDirect(remote, dst, std::move(payload));
     return true;
   }
   it->second->send(remote, dst, std::move(payload));

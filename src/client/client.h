@@ -103,6 +103,7 @@ struct ClientStats {
   // and the address had none from DNS): found (TLS SNI, HTTP Host) or not.
   uint64_t namesSniffed = 0;
   uint64_t sniffMisses = 0;
+  uint64_t dnsDirect = 0;  // queries a direct rule sent to dns.direct_resolver
 };
 
 struct FlowKeyHash {
@@ -200,6 +201,8 @@ class Client final : private netstack::NetStack::Callbacks, private IpTunnelHost
   DnsCache* dnsCache() { return dnsCache_.get(); }
   // dns.resolver when dns.hijack is on.
   const std::optional<netstack::UdpEndpoint>& dnsResolver() const { return resolverEp_; }
+  // dns.direct_resolver when dns.hijack is on and routing rules exist.
+  const std::optional<netstack::UdpEndpoint>& directResolver() const { return directResolverEp_; }
   // A TCP flow to port 53 (any address) goes to dns.resolver instead.
   bool hijacksDns(const netstack::FlowKey& key) const {
     return resolverEp_.has_value() && key.dstPort == 53;
@@ -393,6 +396,7 @@ class Client final : private netstack::NetStack::Callbacks, private IpTunnelHost
   std::shared_ptr<DnsNames> dnsNames_;
   std::shared_ptr<DialledIps> dialledIps_;  // dial_by_name with geoip rules (v1)
   std::optional<netstack::UdpEndpoint> resolverEp_;
+  std::optional<netstack::UdpEndpoint> directResolverEp_;
   uint64_t udpIdKey_ = 0;  // random per run: udp_session ids derive from it
   uint64_t udpIdSeq_ = 0;
   uint64_t nextUdpId_ = 0;  // 0: not started (takeId)

@@ -37,6 +37,13 @@ std::string dottedName(const std::string& wire) {
 
 }  // namespace
 
+std::string DnsNames::questionName(const uint8_t* msg, size_t n) {
+  codec::DnsMessage m;
+  std::string error;
+  if (!codec::parseDnsMessage(msg, n, m, error) || m.questions.size() != 1) return "";
+  return dottedName(m.questions.front().wireName);
+}
+
 size_t DnsNames::KeyHash::operator()(const Key& k) const noexcept {
   // FNV-1a: the key is 17 bytes, no need for more.
   uint64_t h = 14695981039346656037ull;

@@ -56,6 +56,10 @@ class DnsNames {
   // with opcode QUERY, RCODE NOERROR, exactly one question whose name is
   // plain (letters, digits, '-', '_'), and A / AAAA answers.
   void learn(const uint8_t* response, size_t n, uint64_t nowMs);
+  // The one question's name of a DNS message ("www.example.test"), as
+  // learn() would key it; "" when it does not parse, has not exactly one
+  // question, or the name is not plain. For routing a query by its name.
+  static std::string questionName(const uint8_t* msg, size_t n);
   // The name `addr` (4 bytes, or 16 when v6) was last learnt for, made
   // most recently used; nullopt when unknown or expired (then forgotten).
   std::optional<std::string> nameOf(bool v6, const uint8_t* addr, uint64_t nowMs);

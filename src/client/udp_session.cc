@@ -123,27 +123,30 @@ void UdpSession::onChannelDatagram(UdpChannel&, const netstack::UdpEndpoint& fro
   client_.countUdp(0, 0, 1, payload.size());
   netstack::UdpEndpoint src = from;
   const auto& resolver = client_.dnsResolver();
-  if (resolver && from == *resolver) {
-    // A hijacked query's answer: from the address the app asked.
-    src = dnsOrigin(payload);
-    DnsCache* cache = client_.dnsCache();
-    DnsNames* names = client_.dnsNames();
-    if (cache != nullptr || names != nullptr) {
-      // Only the answer to a query we sent (same id and question) is
-      // cached or taught to the routing names (a spoofed answer must not
-      // steer flows); the app still gets whatever came, and judges it.
-      auto it = payload.size() >= 2 ? dnsOrigins_.find(dnsId(payload)) : dnsOrigins_.end();
-      std::vector<uint8_t> bytes = payload.toVector();
-      if (it != dnsOrigins_.end() && !it->second.question.empty() &&
-          DnsCache::questionKey(bytes.data(), bytes.size()) == it->second.question) {
-        if (cache != nullptr) cache->store(bytes.data(), bytes.size(), loop_.now());
-        if (names != nullptr) names->learn(bytes.data(), bytes.size(), loop_.now());
-      } else {
-        client_.countDnsUnmatched();
-      }
+  if (resolver && from == *resolver) src = onDnsAnswer(payload);
+  deliver(src, payload);
+}
+
+netstack::UdpEndpoint UdpSession::onDnsAnswer(const BufferChain& payload) {
+  // A hijacked query's answer: from the address the app asked.
+  netstack::UdpEndpoint src = dnsOrigin(payload);
+  DnsCache* cache = client_.dnsCache();
+  DnsNames* names = client_.dnsNames();
+  if (cache != nullptr || names != nullptr) {
+    // Only the answer to a query we sent (same id and question) is
+    // cached or taught to the routing names (a spoofed answer must not
+    // steer flows); the app still gets whatever came, and judges it.
+    auto it = payload.size() >= 2 ? dnsOrigins_.find(dnsId(payload)) : dnsOrigins_.end();
+    std::vector<uint8_t> bytes = payload.toVector();
+    if (it != dnsOrigins_.end() && !it->second.question.empty() &&
+        DnsCache::questionKey(bytes.data(), bytes.size()) == it->second.question) {
+      if (cache != nullptr) cache->store(bytes.data(), bytes.size(), loop_.now());
+      if (names != nullptr) names->learn(bytes.data(), bytes.size(), loop_.now());
+    } else {
+      client_.countDnsUnmatched();
     }
   }
-  deliver(src, payload);
+  return src;
 }
 
 void UdpSession::deliver(netstack::UdpEndpoint src, BufferChain& payload) {
@@ -154,7 +157,8 @@ void UdpSession::deliver(netstack::UdpEndpoint src, BufferChain& payload) {
   }
 }
 
-void UdpSession::sendDirect(const netstack::UdpEndpoint& remote, BufferChain&& payload) {
+void UdpSession::sendDirect(const netstack::UdpEndpoint& remote,
+                            const netstack::UdpEndpoint& shown, BufferChain&& payload) {
   if (closed_) return;
   if (replied_ && !assured_) {
     assured_ = true;
@@ -164,6 +168,8 @@ void UdpSession::sendDirect(const netstack::UdpEndpoint& remote, BufferChain&& p
   ++upPackets_;
   upBytes_ += payload.size();
   client_.countUdp(1, payload.size(), 0, 0);
+  const auto& directDns = client_.directResolver();
+  if (directDns && remote == *directDns) rememberDnsOrigin(payload, shown);
   if (direct_ == nullptr) {
     direct_ = client_.makeDirectUdp();
     if (direct_ == nullptr) {
@@ -192,6 +198,8 @@ void UdpSession::sendDirect(const netstack::UdpEndpoint& remote, BufferChain&& p
       client_.countUdp(0, 0, 1, n);
       BufferChain payload;
       payload.append(data, n);
+      const auto& directDns = client_.directResolver();
+      if (directDns && src == *directDns) src = onDnsAnswer(payload);
       deliver(src, payload);
     });
   }

@@ -62,8 +62,10 @@ class UdpSession final : public event::DeferredDeletable {
   // sent it to (differs from `remote` for a hijacked DNS query).
   void send(const netstack::UdpEndpoint& remote, const netstack::UdpEndpoint& shown,
             BufferChain&& payload);
-  // A datagram a routing rule sends direct to `remote`.
-  void sendDirect(const netstack::UdpEndpoint& remote, BufferChain&& payload);
+  // A datagram a routing rule sends direct to `remote` (`shown`: what the
+  // app sent it to; differs for a query sent to dns.direct_resolver).
+  void sendDirect(const netstack::UdpEndpoint& remote, const netstack::UdpEndpoint& shown,
+                  BufferChain&& payload);
   // Idempotent: closes every channel, logs, hands itself to the Client.
   void close(const char* reason);
 
@@ -100,6 +102,10 @@ class UdpSession final : public event::DeferredDeletable {
   uint64_t idleTimeoutMs() const;
   void armTimer();
   void onTimer();
+  // An answer of a resolver we redirected a query to: cached and taught to
+  // the routing names when it answers a query of ours; returns the address
+  // the app asked, to answer from.
+  netstack::UdpEndpoint onDnsAnswer(const BufferChain& payload);
   // To the app from `from` (unmapped or mapped to the app's family).
   void deliver(netstack::UdpEndpoint from, BufferChain& payload);
   void rememberDnsOrigin(const BufferChain& payload, const netstack::UdpEndpoint& shown);

@@ -349,7 +349,7 @@ void readDns(TomlReader& r, const toml::table* t, ClientDnsConfig& d, bool auto_
   // without one is an error).
   d.hijack = false;
   if (t == nullptr) return;
-  r.checkKeys(*t, "dns", {"hijack", "resolver", "cache_size"});
+  r.checkKeys(*t, "dns", {"hijack", "resolver", "direct_resolver", "cache_size"});
   if (r.failed()) return;
   const std::string expect =
       "an IP address and port like \"198.18.1.53:53\" or \"[2001:db8::53]:53\"";
@@ -362,6 +362,20 @@ void readDns(TomlReader& r, const toml::table* t, ClientDnsConfig& d, bool auto_
       return;
     }
     d.resolver = *hp;
+  }
+  if (const toml::node* n = t->get("direct_resolver")) {
+    const std::string* s = r.str(*n, "dns.direct_resolver", expect);
+    if (s == nullptr) return;
+    auto hp = parseHostPort(*s, false);
+    if (!hp || !hp->is_ip || hp->port == 0) {
+      r.fail(*n, "dns.direct_resolver", "expected " + expect + ", got \"" + *s + "\"");
+      return;
+    }
+    if (!d.resolver) {
+      r.fail(*n, "dns.direct_resolver", "needs dns.resolver (the one through the tunnel)");
+      return;
+    }
+    d.direct_resolver = *hp;
   }
   d.hijack = auto_route && d.resolver.has_value();
   if (const toml::node* n = t->get("hijack")) {

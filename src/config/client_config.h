@@ -211,6 +211,10 @@ struct ClientUdpConfig {
 struct ClientDnsConfig {
   bool hijack = false;  // default: route.auto_route
   std::optional<HostPort> resolver;  // an IP literal with a port; required with hijack
+  // Queries for names a `direct` routing rule matches go here, outside the
+  // tunnel (docs/client.md "Routing rules"); unset: every query goes to
+  // `resolver` through the tunnel.
+  std::optional<HostPort> direct_resolver;
   uint32_t cache_size = 512;         // 0 = no cache
 };
 

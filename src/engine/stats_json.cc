@@ -201,6 +201,9 @@ std::string buildStatsJson(const StatsInput& in) {
       r.num("tcp_blocked", VT_SUM(cs, flowsBlocked));
       r.num("udp_direct", VT_SUM(cs, udpDirect));
       r.num("udp_blocked", VT_SUM(cs, udpBlocked));
+      r.num("dns_direct", VT_SUM(cs, dnsDirect));
+      r.num("names_sniffed", VT_SUM(cs, namesSniffed));
+      r.num("sniff_misses", VT_SUM(cs, sniffMisses));
     }
     {
       o.key("dns");
@@ -340,11 +343,13 @@ void logStopStats(const std::vector<const client::Client*>& clients,
   }
   if (clients.front()->config().route.rules.set != nullptr) {
     VT_INFO("stopping: routing: %zu rules, default %s; tcp direct=%llu blocked=%llu, "
-            "udp direct=%llu blocked=%llu (datagrams)",
+            "udp direct=%llu blocked=%llu (datagrams), dns direct=%llu; names sniffed %llu "
+            "(%llu flows without one)",
             clients.front()->config().route.rules.count,
             clients.front()->config().route.rules.default_action.c_str(),
             ull(VT_SUM(cs, flowsDirect)), ull(VT_SUM(cs, flowsBlocked)),
-            ull(VT_SUM(cs, udpDirect)), ull(VT_SUM(cs, udpBlocked)));
+            ull(VT_SUM(cs, udpDirect)), ull(VT_SUM(cs, udpBlocked)), ull(VT_SUM(cs, dnsDirect)),
+            ull(VT_SUM(cs, namesSniffed)), ull(VT_SUM(cs, sniffMisses)));
   }
   if (!p.tls.empty()) {
     VT_INFO("stopping: tls %llu handshakes, %llu resumed, %llu tickets received",

@@ -282,6 +282,19 @@ Decision RuleSet::match(const Query& q) const {
   return d;
 }
 
+Decision RuleSet::matchName(std::string_view name) const {
+  Decision d;
+  d.action = default_action_;
+  d.block_style = default_block_style_;
+  if (name.empty() || domains_.empty()) return d;
+  const uint32_t r = domains_.lowest(name);
+  if (r == kNoRule) return d;
+  d.rule = r;
+  d.action = rules_[r].action;
+  d.block_style = rules_[r].block_style;
+  return d;
+}
+
 size_t RuleSet::memoryBytes() const {
   size_t bytes = rules_.capacity() * sizeof(Rule) + no_address_.capacity() * sizeof(uint32_t);
   for (const Rule& r : rules_) bytes += r.ports.capacity() * sizeof(r.ports[0]);

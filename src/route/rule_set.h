@@ -109,6 +109,10 @@ class RuleSet {
   static Result<RuleSet> build(const RuleSetSpec& spec, size_t* failed_rule = nullptr);
 
   Decision match(const Query& q) const;
+  // For DNS: the first rule whose domain conditions match `name`, its port
+  // and network conditions not considered (a query has neither yet); the
+  // default decision (rule kDefaultRule) when no rule names it.
+  Decision matchName(std::string_view name) const;
 
   size_t ruleCount() const { return rules_.size(); }
   // Whether any rule has a geoip condition: only then is Query::country

@@ -17,6 +17,9 @@
 # app's DNS and 198.18.5.2 (ZZ) to the server's; the first flow to it goes
 # through the server by name, whose answer says it dialled 198.18.5.2, so
 # the next flows to geo.test go direct.
+# DNS follows the rules: names a direct rule matches are asked from
+# dns.direct_resolver (a second dnsmasq, reached directly), all others only
+# through the tunnel (the direct resolver never sees them).
 source "$(dirname "$0")/lib.sh"
 source "$VT_TOOLS/testbed.sh"
 source "$VT_TOOLS/udp_bed.sh"
@@ -44,7 +47,7 @@ ip -n "$TB_APP" -6 route add 2001:db8::/64 dev veth0 table 100
 ip -n "$TB_APP" -6 route add 2001:db8:1::/64 via 2001:db8::2 table 100
 
 # More addresses of ns web: a "domestic" one, and two only known by name.
-for a in 198.18.5.2 198.18.6.2 198.18.6.3 198.18.7.2 198.18.1.53; do
+for a in 198.18.5.2 198.18.6.2 198.18.6.3 198.18.7.2 198.18.1.53 198.18.6.53; do
   ip -n "$TB_WEB" addr add $a/32 dev veth0
 done
 for n in 198.18.5.0/24 198.18.6.0/24 198.18.7.0/24 198.18.1.53/32; do
@@ -56,6 +59,11 @@ python3 "$VT_TOOLS/mmdb_write.py" "$VT_TMP/geo.mmdb" 198.18.5.0/24=ZZ 198.18.1.0
 start dnsmasq in_web dnsmasq --keep-in-foreground --conf-file=/dev/null --pid-file= \
   --user=root --group=root --no-resolv --no-hosts --port 53 --listen-address=198.18.1.53 \
   --bind-interfaces --address=/ads.test/198.18.6.2 --address=/geo.test/198.18.7.2 --local-ttl=60
+DQLOG="$VT_TMP/direct-dns-queries.txt"
+start dnsmasq-direct in_web dnsmasq --keep-in-foreground --conf-file=/dev/null --pid-file= \
+  --user=root --group=root --no-resolv --no-hosts --port 53 --listen-address=198.18.6.53 \
+  --bind-interfaces --address=/direct.test/198.18.5.2 --local-ttl=60 --log-queries \
+  --log-facility="$DQLOG"
 start whoami in_web python3 "$WHOAMI" serve --ports 8080 8081 8082 8083 8084 --max-seconds 240
 wait_port "$TB_WEB4" 8080 10 "$TB_WEB"
 start reflect in_web python3 "$UB_PROBE" reflect --port 7300 --ports 3 --max-seconds 240
@@ -70,6 +78,7 @@ enabled = false
 [dns]
 hijack = true
 resolver = \"198.18.1.53:53\"
+direct_resolver = \"198.18.6.53:53\"
 [route]
 default_action = \"proxy\"
 geoip_database = \"geo.mmdb\"
@@ -99,6 +108,7 @@ domain_suffix = \"ads.test\"
 action = \"block\"
 [[route.rules]]
 domain = [\"sniffed.test\"]
+domain_suffix = \"direct.test\"
 action = \"direct\"
 [[route.rules]]
 geoip = \"zz\"
@@ -142,6 +152,15 @@ grep -q "^answer A 198.18.7.2 " <<<"$out" || fail "dns geo.test: $out"
 expect "want_ip first" "198.18.7.2:8080" '^PEER 198\.18\.1\.1 '
 expect "want_ip next" "198.18.7.2:8080" '^PEER 198\.18\.0\.1 '
 expect "want_ip again" "198.18.7.2:8080" '^PEER 198\.18\.0\.1 '
+# DNS follows the rules.
+out=$(in_app python3 "$UB_PROBE" dns --server 198.18.9.53 --name www.direct.test) || fail "dns: $out"
+grep -q "^answer A 198.18.5.2 " <<<"$out" || fail "dns www.direct.test: $out"
+grep -q "query\[A\] www.direct.test from 198.18.0.1" "$DQLOG" ||
+  fail "the direct name was not asked directly: $(cat "$DQLOG")"
+expect "dns direct name" "198.18.5.2:8080" '^PEER 198\.18\.0\.1 '
+if grep -E "geo\.test|ads\.test" "$DQLOG"; then
+  fail "a proxied name reached the direct resolver"
+fi
 
 # UDP from one app socket: 7300 proxied, 7301 direct, 7302 blocked.
 out=$(in_app python3 "$UB_PROBE" steps --wait 2 --step "$TB_WEB4:7300=WHO?" \
@@ -158,16 +177,17 @@ grep -Eq "target=198\.18\.1\.2:8080 " "$SERVER_LOG" || fail "no proxied TCP flow
 grep -Eq "target=198\.18\.1\.2:7300 " "$SERVER_LOG" || fail "no proxied UDP in the server's log"
 [ "$(grep -c "target=geo\.test:8080 " "$SERVER_LOG")" -eq 1 ] ||
   fail "want_ip: the server should have dialled geo.test once: $(grep geo.test "$SERVER_LOG")"
-if grep -E ':(8081|8082|8083|7301|7302)\b|198\.18\.5\.2|198\.18\.6\.2|:8084' "$SERVER_LOG"; then
+if grep -E ':(8081|8082|8083|7301|7302)\b|198\.18\.5\.2|198\.18\.6\.2|:8084|direct\.test' "$SERVER_LOG"; then
   fail "the server's log names a destination the rules kept from it"
 fi
 grep -Eq "flow #[0-9]+ app=\S+ dst=198\.18\.1\.2:8081 route=direct reason=done" "$TB_TUN_LOG" ||
   fail "no route=direct flow line: $(grep 'flow #' "$TB_TUN_LOG" | head -5)"
 stop_line=$(grep -E "stopping: routing: " "$TB_TUN_LOG") || fail "no routing summary at stop"
 log "client: $stop_line"
-# direct: 8081 twice, geoip, Host and SNI, geo.test twice; blocked: 8082
-# twice, 8083 (its SYNs), ads.test.
-[[ "$stop_line" =~ tcp\ direct=7\ blocked=([0-9]+), ]] || fail "direct TCP count: $stop_line"
+# direct: 8081 twice, geoip, Host and SNI, geo.test twice, www.direct.test;
+# blocked: 8082 twice, 8083 (its SYNs), ads.test.
+[[ "$stop_line" =~ tcp\ direct=8\ blocked=([0-9]+), ]] || fail "direct TCP count: $stop_line"
 [ "${BASH_REMATCH[1]}" -ge 4 ] || fail "blocked TCP count: $stop_line"
-[[ "$stop_line" =~ udp\ direct=1\ blocked=1 ]] || fail "UDP counts: $stop_line"
+[[ "$stop_line" =~ udp\ direct=1\ blocked=1\ \(datagrams\),\ dns\ direct=1\; ]] ||
+  fail "UDP counts: $stop_line"
 log "PASS in $(( $(date +%s) - T0 )) s"

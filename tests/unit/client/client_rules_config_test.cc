@@ -184,5 +184,22 @@ TEST(ClientRulesConfig, GeoipRulesOpenTheDatabase) {
               {"route.rules[1]", "geoip entry \"ZZZ\"", "two-letter"});
 }
 
+TEST(ClientRulesConfig, DirectResolverNeedsTheTunnelOne) {
+  auto r = parse("[dns]\nhijack = true\nresolver = \"198.18.1.53:53\"\n"
+                 "direct_resolver = \"198.18.6.53:53\"\n[route]\ndial_by_name = true\n"
+                 "want_ip_ttl = \"5m\"\n[[route.rules]]\ndomain_suffix = \"lan\"\naction = \"direct\"\n");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_TRUE(r.value().dns.direct_resolver);
+  EXPECT_EQ(r.value().dns.direct_resolver->port, 53);
+  EXPECT_TRUE(r.value().route.rules.dial_by_name);
+  EXPECT_EQ(r.value().route.rules.want_ip_ttl_ms, 300'000u);
+  expectError("[dns]\ndirect_resolver = \"198.18.6.53:53\"\n",
+              {"c.toml:6:", "dns.direct_resolver", "needs dns.resolver"});
+  expectError("[dns]\nresolver = \"198.18.1.53:53\"\ndirect_resolver = \"dns.lan:53\"\n",
+              {"dns.direct_resolver", "an IP address and port", "dns.lan:53"});
+  expectError("[route]\nwant_ip_ttl = \"soon\"\n", {"route.want_ip_ttl", "duration"});
+  expectError("[route]\ndial_by_name = 1\n", {"route.dial_by_name", "true or false"});
+}
+
 }  // namespace
 }  // namespace vt::config

@@ -504,5 +504,35 @@ TEST(RuleSet, GeoipErrors) {
   EXPECT_EQ(failed, 2u);
 }
 
+TEST(RuleSet, NamesForDnsAndTheFirstDomainRule) {
+  RuleSetSpec spec;
+  RuleSpec cidr = rule("proxy");
+  cidr.ip_cidr = {"198.18.0.0/15"};
+  RuleSpec direct = rule("direct");
+  direct.domain_suffix = {"direct.test"};
+  direct.port = {"443"};  // not considered for a name alone
+  RuleSpec block = rule("block");
+  block.domain_keyword = {"ads"};
+  spec.rules = {cidr, direct, block};
+  spec.default_action = "proxy";
+  RuleSet set = build(spec);
+  EXPECT_TRUE(set.usesDomains());
+  EXPECT_EQ(set.firstDomainRule(), 1u);
+  Decision d = set.matchName("www.direct.test");
+  EXPECT_EQ(d.action, Action::kDirect);
+  EXPECT_EQ(d.rule, 1u);
+  EXPECT_EQ(set.matchName("ads.example").action, Action::kBlock);
+  d = set.matchName("other.example");
+  EXPECT_FALSE(d.matchedRule());
+  EXPECT_EQ(d.action, Action::kProxy);
+  EXPECT_FALSE(set.matchName("").matchedRule());
+
+  RuleSetSpec plain;
+  plain.rules = {cidr};
+  RuleSet none = build(plain);
+  EXPECT_FALSE(none.usesDomains());
+  EXPECT_EQ(none.firstDomainRule(), kNoRule);
+}
+
 }  // namespace
 }  // namespace vt::route
