@@ -16,6 +16,7 @@
 #include "client/udp_channel.h"
 #include "client/udp_session.h"
 #include "codec/address.h"
+#include "codec/icmp_error.h"
 #include "codec/ip_nat.h"
 #include "codec/simple_socks.h"
 #include "codec/vless.h"
@@ -659,9 +660,17 @@ bool Client::handleUdp(const netstack::UdpEndpoint& app, const netstack::UdpEndp
   if (rules_ != nullptr && !dns) {
     const route::Decision d = routeFor(remote.addr, remote.port, route::Network::kUdp);
     if (d.action == route::Action::kBlock) {
-      // Silence either way for now: the app's socket times out (an ICMP
-      // port unreachable for block_style = "reset" is not built yet).
       countRouted(d.action, false);
+      if (d.block_style == route::BlockStyle::kReset && app.addr.family == dst.addr.family) {
+        // As a host with nothing on that port answers: the app's
+        // connected socket fails now (ECONNREFUSED). "drop": silence.
+        uint8_t head[1232];
+        const size_t n = payload.copyOut(0, head, sizeof head);
+        std::vector<uint8_t> icmp =
+            codec::icmpPortUnreachable(app.addr.isV6(), app.addr.bytes.data(), app.port,
+                                       dst.addr.bytes.data(), dst.port, head, n);
+        deliverIpPacket(icmp.data(), icmp.size());
+      }
       return true;
     }
     direct = d.action == route::Action::kDirect;

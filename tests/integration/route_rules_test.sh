@@ -170,6 +170,29 @@ grep -q "^step 1 .*msg=SEEN 198.18.1.1 " <<<"$out" || fail "udp proxy: $out"
 grep -q "^step 2 .*msg=SEEN 198.18.0.1 " <<<"$out" || fail "udp direct: $out"
 grep -q "^step 3 .* none" <<<"$out" || fail "udp block: $out"
 
+# A connected UDP socket learns of a reset-style block at once (ICMP port
+# unreachable from the destination); a drop-style one hears nothing.
+udp_connected() {
+  in_app python3 -c '
+import socket, sys, time
+host, port = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+s.connect((host, port)); s.settimeout(2); t0 = time.monotonic()
+try:
+    s.send(b"WHO?"); s.recv(100); print("answer")
+except ConnectionRefusedError: print("refused ms=%d" % ((time.monotonic() - t0) * 1000))
+except socket.timeout: print("timeout")' "$1" "$2"
+}
+out=$(udp_connected 198.18.1.2 7302)
+[[ "$out" =~ ^refused\ ms=[0-9]{1,3}$ ]] || fail "udp block reset: $out"
+log "udp block reset: $out"
+out=$(udp_connected 2001:db8:1::2 7302)
+[[ "$out" =~ ^refused\ ms=[0-9]{1,3}$ ]] || fail "udp block reset v6: $out"
+log "udp block reset v6: $out"
+out=$(udp_connected 198.18.1.2 8083)
+[ "$out" = timeout ] || fail "udp block drop: $out"
+log "udp block drop: $out"
+
 ub_tun_stop rules
 ub_server_stop
 # The server carried the proxied flows and never heard of the others.
@@ -188,6 +211,6 @@ log "client: $stop_line"
 # blocked: 8082 twice, 8083 (its SYNs), ads.test.
 [[ "$stop_line" =~ tcp\ direct=8\ blocked=([0-9]+), ]] || fail "direct TCP count: $stop_line"
 [ "${BASH_REMATCH[1]}" -ge 4 ] || fail "blocked TCP count: $stop_line"
-[[ "$stop_line" =~ udp\ direct=1\ blocked=1\ \(datagrams\),\ dns\ direct=1\; ]] ||
+[[ "$stop_line" =~ udp\ direct=1\ blocked=4\ \(datagrams\),\ dns\ direct=1\; ]] ||
   fail "UDP counts: $stop_line"
 log "PASS in $(( $(date +%s) - T0 )) s"
