@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cinttypes>
 #include <chrono>
+#include <cstring>
 
 #include "client/dialled_ips.h"
 #include "client/dns_cache.h"
@@ -463,6 +465,23 @@ event::SocketAddress socketAddressOf(const netstack::IpAddress& ip, uint16_t por
   return event::SocketAddress::ipv6(ip.bytes.data(), port);
 }
 
+// route.direct_interface: SO_BINDTODEVICE (needs CAP_NET_RAW before Linux
+// 5.7, root here); false and a WARN when the kernel refuses.
+bool bindToInterface(int fd, const std::string& name) {
+#ifdef SO_BINDTODEVICE
+  if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name.c_str(),
+                           static_cast<socklen_t>(name.size())) == 0) {
+    return fd >= 0;
+  }
+  VT_WARN("route.direct_interface %s: SO_BINDTODEVICE: %s", name.c_str(), strerror(errno));
+  return false;
+#else
+  (void)fd;
+  (void)name;
+  return false;
+#endif
+}
+
 }  // namespace
 
 stream::StreamPtr Client::makeDirect(const netstack::FlowKey& key) {
@@ -470,6 +489,10 @@ stream::StreamPtr Client::makeDirect(const netstack::FlowKey& key) {
                                                               key.dstPort));
   // The mark and protect() keep it out of the TUN, as a server connection.
   if (cfg_.server.fwmark != 0) tcp->setMark(cfg_.server.fwmark);
+  const std::string& dev = cfg_.route.rules.direct_interface;
+  if (!dev.empty() && !bindToInterface(tcp->fd(), dev)) {
+    tcp->refuse("cannot bind to route.direct_interface " + dev);
+  }
   if (hooks_.protect) {
     int fd = tcp->fd();
     if (fd >= 0 && !hooks_.protect(fd)) tcp->refuse("protect() refused the socket");
@@ -487,6 +510,8 @@ std::unique_ptr<event::UdpSocket> Client::makeDirectUdp() {
   }
   std::unique_ptr<event::UdpSocket> s = std::move(sock).value();
   if (cfg_.server.fwmark != 0 && !s->setMark(cfg_.server.fwmark)) return nullptr;
+  const std::string& dev = cfg_.route.rules.direct_interface;
+  if (!dev.empty() && !bindToInterface(s->fd(), dev)) return nullptr;
   if (hooks_.protect && (s->fd() < 0 || !hooks_.protect(s->fd()))) {
     VT_WARN("udp: protect() refused a direct socket");
     return nullptr;

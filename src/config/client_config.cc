@@ -161,7 +161,7 @@ void readRoute(TomlReader& r, const toml::table& t, ClientRouteConfig& route,
   r.checkKeys(t, "route",
               {"auto_route", "fwmark", "table", "priority", "capture", "bypass", "keep_lan",
                "carry_ipv6", "state_file", "gateway", "rules", "default_action", "block_style",
-               "geoip_database", "dial_by_name", "want_ip_ttl"});
+               "geoip_database", "dial_by_name", "want_ip_ttl", "direct_interface"});
   if (r.failed()) return;
   struct B {
     const char* name;
@@ -539,6 +539,11 @@ void readRoot(TomlReader& r, const toml::table& root, const std::string& base_di
     if (r.failed()) return;
     readRules(r, *t, base_dir, cfg.route.rules);
     if (r.failed()) return;
+    if (cfg.route.rules.direct_interface == cfg.tun.name) {
+      r.fail(&t->get("direct_interface")->source(), "route.direct_interface",
+             "expected the real interface, not the TUN (tun.name = \"" + cfg.tun.name + "\")");
+      return;
+    }
     const auto& gw = cfg.route.gateway;
     if (gw && std::find(gw->interfaces.begin(), gw->interfaces.end(), cfg.tun.name) !=
                   gw->interfaces.end()) {

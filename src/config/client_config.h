@@ -126,6 +126,10 @@ struct ClientRulesConfig {
   // rules judge the next flows to that name by it.
   bool dial_by_name = false;
   uint64_t want_ip_ttl_ms = 600'000;
+  // route.direct_interface: direct sockets are also bound to this
+  // interface (SO_BINDTODEVICE), e.g. when no fwmark rule keeps them out
+  // of the TUN. Empty: not bound.
+  std::string direct_interface;
 };
 
 // [route]: Linux policy routing into the TUN (platform/linux/route_manager.h).

@@ -191,6 +191,16 @@ void readRules(TomlReader& r, const toml::table& t, const std::string& base_dir,
     if (!ms) return;
     out.want_ip_ttl_ms = *ms;
   }
+  if (const toml::node* n = t.get("direct_interface")) {
+    const char* expect = "an interface name (1..15 characters, no '/' or spaces)";
+    const std::string* s = r.str(*n, "route.direct_interface", expect);
+    if (s == nullptr) return;
+    if (s->empty() || s->size() > 15 || s->find_first_of("/ \t") != std::string::npos) {
+      r.fail(*n, "route.direct_interface", std::string("expected ") + expect + ", got \"" + *s + "\"");
+      return;
+    }
+    out.direct_interface = *s;
+  }
   out.count = spec.rules.size();
   out.default_action = spec.default_action;
   if (spec.rules.empty() && spec.default_action == "proxy") return;  // nothing to decide

@@ -83,6 +83,7 @@ direct_resolver = \"198.18.6.53:53\"
 default_action = \"proxy\"
 geoip_database = \"geo.mmdb\"
 dial_by_name = true
+direct_interface = \"veth0\"
 [[route.rules]]
 ip_cidr = [\"$TB_WEB4/32\", \"$TB_WEB6/128\"]
 port = 8081

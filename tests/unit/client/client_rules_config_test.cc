@@ -198,6 +198,9 @@ TEST(ClientRulesConfig, DirectResolverNeedsTheTunnelOne) {
   expectError("[dns]\nresolver = \"198.18.1.53:53\"\ndirect_resolver = \"dns.lan:53\"\n",
               {"dns.direct_resolver", "an IP address and port", "dns.lan:53"});
   expectError("[route]\nwant_ip_ttl = \"soon\"\n", {"route.want_ip_ttl", "duration"});
+  expectError("[route]\ndirect_interface = \"a/b\"\n", {"route.direct_interface", "interface name"});
+  expectError("[tun]\nname = \"vt0\"\n[route]\ndirect_interface = \"vt0\"\n",
+              {"route.direct_interface", "not the TUN"});
   expectError("[route]\ndial_by_name = 1\n", {"route.dial_by_name", "true or false"});
 }
 
