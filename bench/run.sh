@@ -17,17 +17,19 @@
 # connections). The `ping` part: ICMP echo round trips (N = BENCH_PINGS,
 # 500, every 10 ms) from ns app to ns web by kernel forwarding and through
 # vless-tun's CmdIP session and vless-server's IP exit (TLS; masquerade),
-# IPv4 and IPv6: mean and p95. Results and analysis: docs/performance.md.
+# IPv4 and IPv6: mean and p95. The `rules` part: routing rule lookups per
+# second with 100,000 rules (no network). Results and analysis:
+# docs/performance.md.
 #
 #   VT_SERVER=build/src/app/vless-server VT_TUN=build/src/app/vless-tun bench/run.sh
-#   BENCH_PARTS="kernel v2ray tls tlsflow notls ws wsflow flows udp ping" (default: all), BENCH_SECS=10
+#   BENCH_PARTS="kernel v2ray tls tlsflow notls ws wsflow flows udp ping rules" (default: all), BENCH_SECS=10
 #   (flows: the idle-flow RSS points for each vless-tun path that runs)
 #   BENCH_UDP_PATHS="kernel v2ray mux separated" (default: all) for the udp part
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/../tests/integration/lib.sh"
 source "$VT_TOOLS/testbed.sh"
 require_root
-parts=${BENCH_PARTS:-kernel v2ray tls tlsflow notls ws wsflow flows udp ping}
+parts=${BENCH_PARTS:-kernel v2ray tls tlsflow notls ws wsflow flows udp ping rules}
 no_mux="[mux]
 enabled = false"
 # vless-tun's TUN MTU: its default (8500) unless BENCH_MTU says otherwise.
@@ -337,6 +339,24 @@ ping_run() {
     row "$path" "ping -$fam p95 ms" "$p95" - -
   done
 }
+
+# Routing rule lookups (no network): bench/route_lookup.cc with 100,000
+# rules, built next to vless-tun (ninja -C <build> route_bench) unless
+# VT_ROUTE_BENCH names it.
+if has rules; then
+  rb=${VT_ROUTE_BENCH:-$(dirname "${VT_TUN:-$VT_SERVER}")/../../tests/unit/route/route_bench}
+  if [ ! -x "$rb" ]; then
+    ninja -C "$(dirname "${VT_TUN:-$VT_SERVER}")/../.." route_bench >/dev/null ||
+      fail "cannot build route_bench (set VT_ROUTE_BENCH)"
+  fi
+  log "== rules: lookups with 100,000 rules"
+  out=$("$rb")
+  printf '%s\n' "$out"
+  while IFS='|' read -r _ q per _; do
+    q=$(echo $q) per=$(echo $per)
+    [[ "$per" =~ ^[0-9]+$ ]] && row rules "lookups/s: $q" "$per" - -
+  done <<<"$out"
+fi
 
 if has ping; then
   : "${VT_TUN:?path to vless-tun (or leave ping out of BENCH_PARTS)}"
