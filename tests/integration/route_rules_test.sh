@@ -19,7 +19,9 @@
 # the next flows to geo.test go direct.
 # DNS follows the rules: names a direct rule matches are asked from
 # dns.direct_resolver (a second dnsmasq, reached directly), all others only
-# through the tunnel (the direct resolver never sees them).
+# through the tunnel (the direct resolver never sees them). A sniffer on
+# ns app's real interface (gw_sniff.py --dns) sees the direct flows to the
+# domestic range and no DNS question but the direct name's.
 source "$(dirname "$0")/lib.sh"
 source "$VT_TOOLS/testbed.sh"
 source "$VT_TOOLS/udp_bed.sh"
@@ -56,20 +58,27 @@ for n in 198.18.5.0/24 198.18.6.0/24 198.18.7.0/24 198.18.1.53/32; do
 done
 python3 "$VT_TOOLS/mmdb_write.py" "$VT_TMP/geo.mmdb" 198.18.5.0/24=ZZ 198.18.1.0/24=YY \
   198.18.6.0/24=YY 2001:db8:1::/48=YY || fail "cannot write the geoip database"
-start dnsmasq in_web dnsmasq --keep-in-foreground --conf-file=/dev/null --pid-file= \
+start dnsmasq ip netns exec "$TB_WEB" dnsmasq --keep-in-foreground --conf-file=/dev/null --pid-file= \
   --user=root --group=root --no-resolv --no-hosts --port 53 --listen-address=198.18.1.53 \
   --bind-interfaces --address=/ads.test/198.18.6.2 --address=/geo.test/198.18.7.2 --local-ttl=60
 DQLOG="$VT_TMP/direct-dns-queries.txt"
-start dnsmasq-direct in_web dnsmasq --keep-in-foreground --conf-file=/dev/null --pid-file= \
+start dnsmasq-direct ip netns exec "$TB_WEB" dnsmasq --keep-in-foreground --conf-file=/dev/null --pid-file= \
   --user=root --group=root --no-resolv --no-hosts --port 53 --listen-address=198.18.6.53 \
   --bind-interfaces --address=/direct.test/198.18.5.2 --local-ttl=60 --log-queries \
   --log-facility="$DQLOG"
-start whoami in_web python3 "$WHOAMI" serve --ports 8080 8081 8082 8083 8084 --max-seconds 240
+start whoami ip netns exec "$TB_WEB" python3 "$WHOAMI" serve --ports 8080 8081 8082 8083 8084 --max-seconds 240
 wait_port "$TB_WEB4" 8080 10 "$TB_WEB"
-start reflect in_web python3 "$UB_PROBE" reflect --port 7300 --ports 3 --max-seconds 240
+start reflect ip netns exec "$TB_WEB" python3 "$UB_PROBE" reflect --port 7300 --ports 3 --max-seconds 240
 ub_wait_reflector "$TB_SRV" "$TB_WEB4" 7300
 tb_server_start
 SERVER_LOG="$VT_TMP/vless-server.log"
+# A sniffer on the app namespace's real interface: what leaves in clear.
+start sniff ip netns exec "$TB_APP" python3 "$VT_TOOLS/gw_sniff.py" --ifname veth0 \
+  --server "$TB_SRV4" --port 443 --lan 198.18.5.0/24 --dns --ready "$VT_TMP/sniff.ready" \
+  --max-seconds 240
+SNIFF_PID=$(last_pid)
+for _ in $(seq 100); do [ -e "$VT_TMP/sniff.ready" ] && break; sleep 0.1; done
+[ -e "$VT_TMP/sniff.ready" ] || fail "the sniffer did not start"
 
 # Without the mux, the server logs each flow's target (the check below).
 ub_tun_start tun 1 443 "fwmark = 496
@@ -196,6 +205,18 @@ log "udp block drop: $out"
 
 ub_tun_stop rules
 ub_server_stop
+stop_pid "$SNIFF_PID" || fail "the sniffer failed"
+sniffed=$(cat "$VT_TMP/sniff.log")
+log "sniffer: $(grep -E '^(tunnel|dns)' <<<"$sniffed" | tr '\n' ' ')"
+# The domestic address was reached in clear, by the app's own address.
+[[ "$(tail -1 <<<"$sniffed")" =~ lan=([0-9]+) ]] && [ "${BASH_REMATCH[1]}" -gt 0 ] ||
+  fail "no direct packet to 198.18.5.0/24 on the real interface: $sniffed"
+# Only the direct name was asked in clear; proxied names never left but inside TLS.
+grep -q "^dns 198.18.0.1:[0-9]* > 198.18.6.53:53 www.direct.test$" <<<"$sniffed" ||
+  fail "the direct query is not on the real interface: $sniffed"
+if grep '^dns ' <<<"$sniffed" | grep -v ' www\.direct\.test$'; then
+  fail "a proxied name crossed the real interface in clear"
+fi
 # The server carried the proxied flows and never heard of the others.
 grep -Eq "target=198\.18\.1\.2:8080 " "$SERVER_LOG" || fail "no proxied TCP flow in the server's log"
 grep -Eq "target=198\.18\.1\.2:7300 " "$SERVER_LOG" || fail "no proxied UDP in the server's log"

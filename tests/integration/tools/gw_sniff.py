@@ -13,6 +13,9 @@ An AF_PACKET socket on IF (both directions) sorts every frame:
 ARP and other non-IP frames are ignored. Writes FILE once bound; on SIGTERM
 or after S seconds prints up to 10 "seen <class> <summary>" lines for lan
 and other packets, then "tunnel=N lan=M other=K", and exits 0.
+With --dns, also one "dns <src> > <dst> <name>" line for every UDP packet
+to or from port 53 that carries a DNS question (the routing rules test:
+which names crossed the real interface in clear).
 """
 import argparse
 import ipaddress
@@ -33,6 +36,7 @@ def main():
     p.add_argument("--lan", action="append", default=[])
     p.add_argument("--ready", required=True)
     p.add_argument("--max-seconds", type=float, default=120)
+    p.add_argument("--dns", action="store_true")
     a = p.parse_args()
     server = ipaddress.ip_address(a.server)
     lans = [ipaddress.ip_network(c) for c in a.lan]
@@ -45,6 +49,20 @@ def main():
         f.write("ready\n")
     counts = {"tunnel": 0, "lan": 0, "other": 0}
     seen = []
+    dns = []
+
+    def qname(msg):
+        # The first question's name of a DNS message; None if it does not parse.
+        if len(msg) < 12 or int.from_bytes(msg[4:6], "big") < 1:
+            return None
+        i, labels = 12, []
+        while i < len(msg) and msg[i] != 0:
+            n = msg[i]
+            if n & 0xC0 or i + 1 + n > len(msg):
+                return None
+            labels.append(msg[i + 1:i + 1 + n].decode("ascii", "replace"))
+            i += 1 + n
+        return ".".join(labels).lower() if i < len(msg) else None
 
     def take(frame):
         if len(frame) < 14:
@@ -64,6 +82,10 @@ def main():
         else:
             return
         ports = struct.unpack("!HH", l4[:4]) if proto in (6, 17) and len(l4) >= 4 else (0, 0)
+        if a.dns and proto == 17 and 53 in ports and len(l4) > 8:
+            name = qname(l4[8:])
+            if name is not None:
+                dns.append(f"dns {src}:{ports[0]} > {dst}:{ports[1]} {name}")
         if proto == 6 and ((src == server and ports[0] == a.port) or (dst == server and ports[1] == a.port)):
             counts["tunnel"] += 1
             return
@@ -87,6 +109,8 @@ def main():
         except (BlockingIOError, InterruptedError):
             break
     for line in seen:
+        print(line)
+    for line in dns:
         print(line)
     print(f"tunnel={counts['tunnel']} lan={counts['lan']} other={counts['other']}", flush=True)
 
