@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ThreadSanitizer build of the threaded parts and their unit tests (issue
 # 11): engine_workers_test (1, 2 and 4 client workers over a real
-# multi-queue TUN: their inboxes, the stats parking, the shared DNS cache,
+# multi-queue TUN: their inboxes, the stats parking, the shared DNS cache
+# and routing maps (DnsNames, DialledIps),
 # lwIP's process-wide lock), capi_test (two cores side by side, stop/run
 # races), netstack_test (several NetStacks on their own threads) and
 # event_test (the resolver pool's threads). Our code and lwIP are
