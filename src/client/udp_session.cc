@@ -45,17 +45,21 @@ UdpSession::UdpSession(Client& client, const netstack::UdpEndpoint& app, uint64_
 
 UdpSession::~UdpSession() = default;
 
-void UdpSession::send(const netstack::UdpEndpoint& remote, const netstack::UdpEndpoint& shown,
-                      BufferChain&& payload) {
-  if (closed_) return;
+void UdpSession::countUp(size_t bytes) {
   if (replied_ && !assured_) {
     assured_ = true;
     client_.onUdpAssured(*this);
   }
   touch();
   ++upPackets_;
-  upBytes_ += payload.size();
-  client_.countUdp(1, payload.size(), 0, 0);
+  upBytes_ += bytes;
+  client_.countUdp(1, bytes, 0, 0);
+}
+
+void UdpSession::send(const netstack::UdpEndpoint& remote, const netstack::UdpEndpoint& shown,
+                      BufferChain&& payload) {
+  if (closed_) return;
+  countUp(payload.size());
   const auto& resolver = client_.dnsResolver();
   if (resolver && remote == *resolver) rememberDnsOrigin(payload, shown);
 
@@ -160,14 +164,7 @@ void UdpSession::deliver(netstack::UdpEndpoint src, BufferChain& payload) {
 void UdpSession::sendDirect(const netstack::UdpEndpoint& remote,
                             const netstack::UdpEndpoint& shown, BufferChain&& payload) {
   if (closed_) return;
-  if (replied_ && !assured_) {
-    assured_ = true;
-    client_.onUdpAssured(*this);
-  }
-  touch();
-  ++upPackets_;
-  upBytes_ += payload.size();
-  client_.countUdp(1, payload.size(), 0, 0);
+  countUp(payload.size());
   const auto& directDns = client_.directResolver();
   if (directDns && remote == *directDns) rememberDnsOrigin(payload, shown);
   if (direct_ == nullptr) {

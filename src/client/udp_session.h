@@ -98,6 +98,9 @@ class UdpSession final : public event::DeferredDeletable {
  private:
   friend class Client;
   void touch();
+  // A datagram from the app: counted, the session touched (and assured
+  // when a reply came before).
+  void countUp(size_t bytes);
   // udp.idle_timeout once assured, else udp.new_session_timeout.
   uint64_t idleTimeoutMs() const;
   void armTimer();

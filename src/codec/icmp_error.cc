@@ -3,16 +3,15 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/bytes.h"
+
 namespace vt::codec {
 namespace {
 
 constexpr size_t kMaxTotal4 = 576;
 constexpr size_t kMaxTotal6 = 1280;
 
-void put16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
+void put16(uint8_t* p, uint16_t v) { storeBe16(p, v); }
 
 // One's-complement sum of 16-bit words, not yet folded or inverted.
 uint32_t sum16(const uint8_t* p, size_t n, uint32_t acc = 0) {

@@ -7,6 +7,8 @@
 
 #include <cctype>
 
+#include "core/bytes.h"
+
 namespace vt::config {
 namespace {
 
@@ -235,16 +237,7 @@ bool printableNoSpace(std::string_view s) {
   }
   return true;
 }
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
+bool iequals(std::string_view a, std::string_view b) { return asciiIEquals(a, b); }
 }  // namespace
 
 std::string wsPathProblem(std::string_view path) {

@@ -9,6 +9,18 @@
 
 namespace vt {
 
+// ASCII case-insensitive equality (header names, methods): no locale.
+inline bool asciiIEquals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
 inline uint16_t loadBe16(const uint8_t* p) noexcept {
   return static_cast<uint16_t>((p[0] << 8) | p[1]);
 }
