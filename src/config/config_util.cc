@@ -169,6 +169,12 @@ std::string HostPort::toString() const {
 }
 
 std::optional<HostPort> parseHostPort(std::string_view text, bool allow_domain) {
+  // inet_pton stops at a NUL: "198.18.0.2\0x" would pass as an address.
+  for (char c : text) {
+    if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f) {
+      return std::nullopt;
+    }
+  }
   HostPort hp;
   std::string_view port_text;
   if (!text.empty() && text[0] == '[') {

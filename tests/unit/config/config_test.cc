@@ -468,6 +468,10 @@ TEST(ConfigUtil, Values) {
   EXPECT_FALSE(hp->is_ip);
   EXPECT_FALSE(parseHostPort("web.internal:80", false).has_value());
   EXPECT_FALSE(parseHostPort("1.2.3:80", true).has_value());
+  // A NUL (TOML's \u0000) ends inet_pton's reading, not ours.
+  EXPECT_FALSE(parseHostPort(std::string_view("198.18.0.2\0x:443", 16), true).has_value());
+  EXPECT_FALSE(parseHostPort(std::string_view("[2001:db8::2\0]:443", 18), true).has_value());
+  EXPECT_FALSE(parseHostPort("web .internal:80", true).has_value());
   EXPECT_FALSE(parseUuidText("a684455c-b14f-11ea-bf0d-42010aaa000").has_value());
   EXPECT_FALSE(parseUuidText("a684455cXb14f-11ea-bf0d-42010aaa0003").has_value());
 }
