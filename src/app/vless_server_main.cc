@@ -10,6 +10,7 @@
 #include <string>
 
 #include "command_line.h"
+#include "link_commands.h"
 #include "malloc_tuning.h"
 
 #include "config/server_config.h"
@@ -33,6 +34,8 @@ void usage(FILE* out) {
       out,
       "usage: vless-server -c FILE          run with the TOML config FILE\n"
       "       vless-server --check -c FILE  validate FILE (and load its TLS files), print ok\n"
+      "       vless-server links -c FILE [--host NAME] [--v0]\n"
+      "                                     print a vless:// link for every user\n"
       "       vless-server --version\n"
       "       vless-server --help\n"
       "Config reference: docs/server.md\n");
@@ -63,6 +66,9 @@ void raiseOpenFilesLimit(uint32_t max_connections) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "links") {
+    return vt::app::serverLinksCommand(argc - 1, argv + 1);
+  }
   vt::app::tuneMalloc();
   vt::app::CommandLine cl;
   if (auto code = vt::app::parseCommandLine(argc, argv, "vless-server", kVersion, usage, cl)) {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "command_line.h"
+#include "link_commands.h"
 #include "malloc_tuning.h"
 
 #include "client/tls_options.h"
@@ -25,6 +26,8 @@ void usage(FILE* out) {
                "usage: vless-tun -c FILE          run with the TOML config FILE (needs "
                "CAP_NET_ADMIN)\n"
                "       vless-tun --check -c FILE  validate FILE (and load its CA file), print ok\n"
+               "       vless-tun import [--ignore K,..] [-o FILE] 'vless://...'\n"
+               "                                  write a config for a share link\n"
                "       vless-tun --version\n"
                "       vless-tun --help\n"
                "Config reference: docs/client.md\n");
@@ -46,6 +49,9 @@ int check(const vt::config::ClientConfig& cfg, const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "import") {
+    return vt::app::importLinkCommand(argc - 1, argv + 1);
+  }
   vt::app::tuneMalloc();
   vt::app::CommandLine cl;
   if (auto code = vt::app::parseCommandLine(argc, argv, "vless-tun", kVersion, usage, cl)) {
