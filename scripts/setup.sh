@@ -13,7 +13,7 @@ pkgs=(build-essential cmake pkg-config ninja-build libuv1-dev libtomlplusplus-de
       libgtest-dev googletest clang libclang-rt-14-dev llvm dpkg-dev
       v2ray iperf3 socat curl openssl iproute2 python3 procps patch
       dnsmasq-base nftables ca-certificates iputils-ping traceroute
-      openjdk-17-jdk-headless nginx-core)
+      openjdk-17-jdk-headless nginx-core systemd)
 
 say() { printf 'setup: %s\n' "$*"; }
 
