@@ -16,6 +16,7 @@
 #include "config/server_config.h"
 #include "core/log.h"
 #include "event/loop.h"
+#include "event/service_notify.h"
 #include "event/signal_watcher.h"
 #include "event/timer.h"
 #include "server/ip_exit.h"
@@ -107,6 +108,8 @@ int main(int argc, char** argv) {
     VT_ERROR("%s", st.error().message.c_str());
     return 1;
   }
+  // Type=notify: listening now (a no-op unless systemd asked).
+  vt::event::notifyServiceManager("READY=1\nSTATUS=listening");
 
   std::unique_ptr<vt::event::SignalWatcher> sigint, sigterm;
   vt::event::Timer stop_poll(loop);
@@ -114,6 +117,7 @@ int main(int argc, char** argv) {
   auto onStop = [&] {
     if (stop_deadline != 0) return;
     VT_INFO("stopping");
+    vt::event::notifyServiceManager("STOPPING=1\nSTATUS=draining connections");
     if (const vt::tls::TlsContext* tls = srv->tlsContext(); tls != nullptr) {
       VT_INFO("stopping: tls %llu handshakes, %llu session tickets accepted",
               static_cast<unsigned long long>(tls->stats().handshakes),

@@ -15,6 +15,7 @@
 #include "config/client_config.h"
 #include "core/log.h"
 #include "engine/engine.h"
+#include "event/service_notify.h"
 #include "tls/tls_engine.h"
 
 namespace {
@@ -83,5 +84,9 @@ int main(int argc, char** argv) {
     VT_ERROR("%s", engine.error().message.c_str());
     return 1;
   }
-  return engine.value()->run() == vt::engine::RunResult::kStopped ? 0 : 1;
+  // Type=notify: the TUN and the routes are in place (no-op without systemd).
+  vt::event::notifyServiceManager("READY=1\nSTATUS=running");
+  const bool stopped = engine.value()->run() == vt::engine::RunResult::kStopped;
+  vt::event::notifyServiceManager("STOPPING=1");
+  return stopped ? 0 : 1;
 }

@@ -4,7 +4,9 @@
 # are checked (dependencies, files, maintainer scripts), installed on this
 # machine with dpkg, their units pass `systemd-analyze verify`, the
 # installed binaries run their units' ExecStart lines as written (configs
-# in /etc, the server in ns srv, the client in ns app) and carry a flow;
+# in /etc, the server in ns srv, the client in ns app), tell a stand-in
+# for systemd's notification socket when they are ready (Type=notify) and
+# stopping, and carry a flow;
 # then both are purged, whatever happens. Refuses to run where either
 # package is already installed.
 source "$(dirname "$0")/lib.sh"
@@ -83,9 +85,23 @@ sed -e 's|/etc/vless-server/fullchain.pem|/etc/vless-server/server.pem|' \
     >/etc/vless-server/server.toml
 srv_exec=$(exec_of /lib/systemd/system/vless-server.service)
 [ "$srv_exec" = "/usr/bin/vless-server -c /etc/vless-server/server.toml" ] || fail "server ExecStart: $srv_exec"
-start pkg-server ip netns exec "$TB_SRV" $srv_exec
+# Type=notify: a stand-in for systemd's notification socket.
+NOTIFY="$VT_TMP/notify.sock"
+start notify python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1]); s.settimeout(60)
+while True:
+    try:
+        print(s.recv(4096).decode().replace("\n", " "), flush=True)
+    except socket.timeout:
+        break' "$NOTIFY"
+NOTIFY_PID=$(last_pid)
+for _ in $(seq 100); do [ -S "$NOTIFY" ] && break; sleep 0.05; done
+NOTIFY_SOCKET="$NOTIFY" start pkg-server ip netns exec "$TB_SRV" $srv_exec
 SRV_PID=$(last_pid)
 wait_port "$TB_SRV4" 443 10 "$TB_SRV"
+wait_log "$VT_TMP/notify.log" '^READY=1 ' 10
 link=$(/usr/bin/vless-server links -c /etc/vless-server/server.toml --host test.name | cut -f2)
 mkdir -p "/etc/netns/$TB_APP"
 printf '127.0.0.1 localhost\n198.18.0.2 test.name\n' >"/etc/netns/$TB_APP/hosts"
@@ -94,9 +110,10 @@ sed -i -e "s|^\[server\]$|[server]\nca = \"$VT_TMP/ca.pem\"|" \
        -e "s|^\[tun\]$|[tun]\nipv4 = \"198.18.2.1/30\"\nmtu = 1500|" /etc/vless-tun/pkgtest.toml
 tun_exec=$(exec_of /lib/systemd/system/vless-tun@.service | sed 's/%i/pkgtest/')
 [ "$tun_exec" = "/usr/bin/vless-tun -c /etc/vless-tun/pkgtest.toml" ] || fail "tun ExecStart: $tun_exec"
-start pkg-tun ip netns exec "$TB_APP" $tun_exec
+NOTIFY_SOCKET="$NOTIFY" start pkg-tun ip netns exec "$TB_APP" $tun_exec
 TUN_PID=$(last_pid)
 wait_log "$VT_TMP/pkg-tun.log" 'vless-tun started' 10
+wait_log "$VT_TMP/notify.log" '^READY=1 STATUS=running' 10
 ip -n "$TB_APP" route replace 198.18.1.0/24 dev vt0
 start whoami ip netns exec "$TB_WEB" python3 "$VT_TOOLS/tcp_whoami.py" serve --ports 8080 --max-seconds 60
 wait_port "$TB_WEB4" 8080 10 "$TB_WEB"
@@ -107,6 +124,9 @@ stop_pid "$TUN_PID" || fail "installed vless-tun did not exit cleanly"
 TUN_PID=""
 stop_pid "$SRV_PID" || fail "installed vless-server did not exit cleanly"
 SRV_PID=""
+grep -q '^STOPPING=1 STATUS=draining' "$VT_TMP/notify.log" || fail "no STOPPING=1: $(cat "$VT_TMP/notify.log")"
+log "service manager heard: $(tr '\n' '|' <"$VT_TMP/notify.log")"
+stop_pid "$NOTIFY_PID" || true
 rm -f "${mine[@]}"
 dpkg --purge vless-tun vless-server >"$VT_TMP/purge.log" 2>&1 || fail "dpkg --purge: $(cat "$VT_TMP/purge.log")"
 [ ! -e /usr/bin/vless-tun ] && [ ! -e /lib/systemd/system/vless-server.service ] || fail "purge left files"
