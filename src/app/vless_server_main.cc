@@ -176,10 +176,33 @@ int main(int argc, char** argv) {
   };
   sigint = std::make_unique<vt::event::SignalWatcher>(loop, SIGINT, onStop);
   sigterm = std::make_unique<vt::event::SignalWatcher>(loop, SIGTERM, onStop);
+  // SIGHUP: the config file again; users and limits apply now (docs/server.md
+  // "Reload"). A file that does not load changes nothing. The read is the
+  // operator's request, a small local file: the one file read after start.
+  auto onReload = [&] {
+    if (stop_deadline != 0) return;
+    vt::event::notifyServiceManager("RELOADING=1");
+    auto fresh = vt::config::loadServerConfig(config_path);
+    if (!fresh.ok()) {
+      VT_ERROR("reload refused, the running config stays: %s", fresh.error().message.c_str());
+    } else {
+      std::vector<std::string> notes;
+      std::string summary = srv->reload(fresh.value(), &notes);
+      vt::setLogLevel(fresh.value().log_level);
+      VT_INFO("reloaded %s: %s", config_path.c_str(), summary.c_str());
+      for (const std::string& n : notes) {
+        VT_WARN("reload: %s changed in %s; it applies at the next restart", n.c_str(),
+                config_path.c_str());
+      }
+    }
+    vt::event::notifyServiceManager("READY=1\nSTATUS=listening");
+  };
+  auto sighup = std::make_unique<vt::event::SignalWatcher>(loop, SIGHUP, onReload);
   loop.run();
   srv.reset();
   sigint.reset();
   sigterm.reset();
+  sighup.reset();
   VT_INFO("stopped");
   return 0;
 }

@@ -286,15 +286,106 @@ bool Server::admitUser(const char* user, std::string* why) {
 
 std::shared_ptr<stream::RateLimit> Server::rateLimit(const config::ServerUser* user) {
   if (user == nullptr || user->rate_limit_bytes_per_s == 0) return nullptr;
-  std::shared_ptr<stream::RateLimit>& rl = rate_limits_[user];
+  std::shared_ptr<stream::RateLimit>& rl = rate_limits_[userKey(user->name)];
   if (!rl) rl = std::make_shared<stream::RateLimit>(user->rate_limit_bytes_per_s);
   return rl;
+}
+
+const char* Server::userKey(const std::string& name) {
+  auto it = user_keys_.find(name);
+  if (it != user_keys_.end()) return it->second;
+  user_names_.push_back(name);
+  const char* key = user_names_.back().c_str();
+  user_keys_.emplace(name, key);
+  return key;
+}
+
+std::string Server::reload(const config::ServerConfig& fresh, std::vector<std::string>* notes) {
+  // Users: who is new, gone, or has a new UUID (the old one must stop
+  // working now, so its connections end like a removed user's).
+  std::unordered_map<std::string, const config::ServerUser*> now;
+  for (const config::ServerUser& u : fresh.users) now.emplace(u.name, &u);
+  std::unordered_map<const char*, const char*> cut;  // key -> why
+  size_t added = 0, removed = 0, rekeyed = 0, rerated = 0;
+  for (const config::ServerUser& u : cfg_.users) {
+    auto it = now.find(u.name);
+    if (it == now.end()) {
+      ++removed;
+      cut.emplace(userKey(u.name), "user removed by reload");
+    } else if (it->second->uuid != u.uuid) {
+      ++rekeyed;
+      cut.emplace(userKey(u.name), "user's uuid changed by reload");
+    }
+  }
+  for (const config::ServerUser& u : fresh.users) {
+    bool known = false;
+    for (const config::ServerUser& o : cfg_.users) known = known || o.name == u.name;
+    if (!known) ++added;
+    // Rate limits: live connections hold the shared limiter; it takes the
+    // new rate at once. No limit any more: the limiter lets everything by
+    // and new connections get none.
+    auto rl = rate_limits_.find(userKey(u.name));
+    if (rl == rate_limits_.end()) continue;
+    if (u.rate_limit_bytes_per_s == 0) {
+      rl->second->setRate(uint64_t{1} << 50);
+      rate_limits_.erase(rl);
+      ++rerated;
+    } else if (rl->second->in.rate() != u.rate_limit_bytes_per_s) {
+      rl->second->setRate(u.rate_limit_bytes_per_s);
+      ++rerated;
+    }
+  }
+  for (auto it = rate_limits_.begin(); it != rate_limits_.end();) {
+    it = now.count(it->first) == 0 ? rate_limits_.erase(it) : std::next(it);
+  }
+  // What only a restart applies.
+  auto differs = [&](bool changed, const char* what) {
+    if (changed && notes != nullptr) notes->push_back(what);
+  };
+  differs(fresh.listen.size() != cfg_.listen.size() ||
+              !std::equal(fresh.listen.begin(), fresh.listen.end(), cfg_.listen.begin(),
+                          [](const config::HostPort& a, const config::HostPort& b) {
+                            return a.toString() == b.toString();
+                          }),
+          "listen");
+  differs(fresh.tls.has_value() != cfg_.tls.has_value() ||
+              (fresh.tls && (fresh.tls->cert_file != cfg_.tls->cert_file ||
+                             fresh.tls->key_file != cfg_.tls->key_file)),
+          "tls");
+  differs(fresh.ws.has_value() != cfg_.ws.has_value() ||
+              (fresh.ws && (fresh.ws->path != cfg_.ws->path || fresh.ws->host != cfg_.ws->host)),
+          "ws");
+  differs(fresh.accept_v0 != cfg_.accept_v0 || fresh.accept_v1 != cfg_.accept_v1, "versions");
+  // Now the new users and limits.
+  cfg_.users = fresh.users;
+  auth_ = Authenticator(cfg_.users);
+  cfg_.max_connections = fresh.max_connections;
+  cfg_.max_connections_per_source = fresh.max_connections_per_source;
+  cfg_.max_handshakes_per_source = fresh.max_handshakes_per_source;
+  cfg_.max_connections_per_user = fresh.max_connections_per_user;
+  cfg_.idle_timeout_ms = fresh.idle_timeout_ms;
+  size_t closed = 0;
+  if (!cut.empty()) {
+    std::vector<ServerSession*> victims;
+    for (const auto& [raw, owned] : sessions_) {
+      if (!raw->closing() && cut.count(raw->user()) != 0) victims.push_back(raw);
+    }
+    for (ServerSession* s : victims) {
+      if (sessions_.count(s) == 0 || s->closing()) continue;  // closed by another's close
+      s->close(stream::CloseReason::kEvicted, cut[s->user()]);
+      ++closed;
+    }
+  }
+  return std::to_string(cfg_.users.size()) + " users (" + std::to_string(added) + " added, " +
+         std::to_string(removed) + " removed, " + std::to_string(rekeyed) + " with a new uuid, " +
+         std::to_string(rerated) + " rate limits changed), " + std::to_string(closed) +
+         " connections closed";
 }
 
 std::vector<std::string> Server::rateLimitSummary() const {
   std::vector<std::string> out;
   for (const auto& [user, rl] : rate_limits_) {
-    out.push_back(user->name + " " + std::to_string(rl->in.rate()) + " B/s: in " +
+    out.push_back(std::string(user) + " " + std::to_string(rl->in.rate()) + " B/s: in " +
                   std::to_string(rl->in.taken()) + " B (" + std::to_string(rl->read_pauses) +
                   " read pauses), out " + std::to_string(rl->out.taken()) + " B (" +
                   std::to_string(rl->write_waits) + " waits for tokens)");

@@ -8,7 +8,9 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -101,6 +103,16 @@ class Server {
     uint64_t user_connections = 0;    // closed at max_connections_per_user
   };
   const AdmissionStats& admissionStats() const { return refused_; }
+  // SIGHUP (docs/server.md "Reload"): the users of `fresh` (added, removed,
+  // a new UUID or rate limit) and its admission limits take effect now.
+  // The connections of a user who is gone or has a new UUID are closed;
+  // every other connection carries on (a changed rate applies to its live
+  // connections at once). Settings only a restart applies (listen, tls,
+  // ws, ...) are named in *notes when they differ. Returns a summary.
+  std::string reload(const config::ServerConfig& fresh, std::vector<std::string>* notes);
+  // A user's name as a pointer that lives as long as the Server: the key
+  // of the per-user counters, stable across reloads.
+  const char* userKey(const std::string& name);
   // The user's rate limit, shared by all its connections; null when the
   // user has none (docs/server.md "Rate limit").
   std::shared_ptr<stream::RateLimit> rateLimit(const config::ServerUser* user);
@@ -149,7 +161,9 @@ class Server {
   std::unordered_map<const char*, size_t> user_streams_;  // live mux streams per user
   std::unordered_map<const char*, size_t> user_conns_;    // authenticated connections per user
   std::unordered_map<std::string, SourceCount> sources_;  // by sourceKey()
-  std::unordered_map<const config::ServerUser*, std::shared_ptr<stream::RateLimit>> rate_limits_;
+  std::unordered_map<const char*, std::shared_ptr<stream::RateLimit>> rate_limits_;  // by userKey
+  std::deque<std::string> user_names_;  // userKey's strings: never moved or freed
+  std::unordered_map<std::string, const char*> user_keys_;
   AdmissionStats refused_;
   AdmissionStats refused_logged_;  // as of the last summary line
   std::string last_refused_;       // "198.18.0.1:4000 (max_handshakes_per_source 128)"

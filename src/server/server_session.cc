@@ -387,7 +387,7 @@ void ServerSession::onRequest(size_t header_len) {
     rejectInput("unknown user");
     return;
   }
-  user_ = user->name.c_str();
+  user_ = server_.userKey(user->name);  // stable across reloads
   if (!mux_stream_ && counted_user_ == nullptr) {
     std::string why;
     if (!server_.admitUser(user_, &why)) {

@@ -77,6 +77,8 @@ class ServerSession : public event::DeferredDeletable, private stream::MuxSessio
   // Idempotent; logs once; the Server deletes us after both streams closed.
   void close(stream::CloseReason reason, const std::string& detail);
   bool closing() const { return state_ == State::kClosed; }
+  // The user's name (Server::userKey), "-" before the request is read.
+  const char* user() const { return user_; }
 
  private:
   // kUdp: CMD 2; the UdpChannel owns the rest of the connection.

@@ -25,6 +25,13 @@ class TokenBucket {
         tokens_(burst_) {}
 
   uint64_t rate() const { return static_cast<uint64_t>(rate_); }
+  // A new rate from now on (a config reload): the burst follows, the
+  // balance stays (capped to the new burst).
+  void setRate(uint64_t bytes_per_s) {
+    rate_ = static_cast<double>(bytes_per_s);
+    burst_ = std::max(rate_ / 10.0, 16384.0);
+    tokens_ = std::min(tokens_, burst_);
+  }
 
   // The balance after refilling up to `now_ms` (negative: debt).
   double balance(uint64_t now_ms) {
@@ -58,6 +65,10 @@ class TokenBucket {
 
 struct RateLimit {
   explicit RateLimit(uint64_t bytes_per_s) : in(bytes_per_s), out(bytes_per_s) {}
+  void setRate(uint64_t bytes_per_s) {
+    in.setRate(bytes_per_s);
+    out.setRate(bytes_per_s);
+  }
   TokenBucket in;   // bytes read from the peer
   TokenBucket out;  // bytes written to the peer
   uint64_t read_pauses = 0;   // times a reader paused for debt
