@@ -203,6 +203,7 @@ int main(int argc, char** argv) {
   sigint.reset();
   sigterm.reset();
   sighup.reset();
+  vt::flushFlowLog();
   VT_INFO("stopped");
   return 0;
 }

@@ -460,7 +460,7 @@ void TcpSession::close(const char* reason, bool reset) {
   }
   up_.clear();
   down_.clear();
-  VT_INFO("flow #%" PRIu64 " app=%s dst=%s%s%s%s reason=%s up=%" PRIu64 " down=%" PRIu64
+  VT_FLOW_INFO("flow #%" PRIu64 " app=%s dst=%s%s%s%s reason=%s up=%" PRIu64 " down=%" PRIu64
           " ms=%" PRIu64,
           id_, endpoint(key_.src, key_.srcPort).c_str(), endpoint(key_.dst, key_.dstPort).c_str(),
           name_.empty() ? "" : " name=", name_.c_str(), direct_ ? " route=direct" : "", reason,

@@ -318,7 +318,7 @@ void UdpSession::close(const char* reason) {
   if (direct_ != nullptr || directUp_ != 0) {
     direct = " direct=" + std::to_string(directUp_) + "/" + std::to_string(directDown_);
   }
-  VT_INFO("udp #%" PRIu64 " app=%s mode=%s channels=%" PRIu64 " up=%" PRIu64 "/%" PRIu64
+  VT_FLOW_INFO("udp #%" PRIu64 " app=%s mode=%s channels=%" PRIu64 " up=%" PRIu64 "/%" PRIu64
           " down=%" PRIu64 "/%" PRIu64 " drops=%" PRIu64 "%s assured=%s ms=%" PRIu64 " reason=%s",
           id_, app_.toString().c_str(), config::udpModeName(client_.config().udp.mode),
           channelsOpened_, upPackets_, upBytes_, downPackets_, downBytes_, drops_, direct.c_str(),

@@ -2,7 +2,9 @@
 // through the C API): then that sink's level and callback apply.
 #include "core/log.h"
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <sys/time.h>
@@ -71,5 +73,45 @@ void logLine(LogLevel level, const char* fmt, ...) {
           t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec,
           static_cast<long>(tv.tv_usec / 1000), logLevelName(level), msg);
 }
+
+namespace {
+
+struct FlowLogBucket {
+  double tokens = kFlowLineBurst;
+  std::chrono::steady_clock::time_point last{};
+  unsigned long long suppressed = 0;
+  std::chrono::steady_clock::time_point first_suppressed{};
+};
+thread_local FlowLogBucket t_flow_log;
+
+void reportSuppressed(FlowLogBucket& b, std::chrono::steady_clock::time_point now) {
+  if (b.suppressed == 0) return;
+  const long long ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now - b.first_suppressed).count();
+  logLine(LogLevel::kInfo, "log: %llu flow lines suppressed in the last %lld ms (over %u a second)",
+          b.suppressed, ms, kFlowLinesPerSecond);
+  b.suppressed = 0;
+}
+
+}  // namespace
+
+bool flowLogAllowed() noexcept {
+  FlowLogBucket& b = t_flow_log;
+  const auto now = std::chrono::steady_clock::now();
+  if (b.last.time_since_epoch().count() != 0) {
+    const double secs = std::chrono::duration<double>(now - b.last).count();
+    b.tokens = std::min<double>(kFlowLineBurst, b.tokens + secs * kFlowLinesPerSecond);
+  }
+  b.last = now;
+  if (b.tokens < 1.0) {
+    if (b.suppressed++ == 0) b.first_suppressed = now;
+    return false;
+  }
+  b.tokens -= 1.0;
+  reportSuppressed(b, now);
+  return true;
+}
+
+void flushFlowLog() noexcept { reportSuppressed(t_flow_log, std::chrono::steady_clock::now()); }
 
 }  // namespace vt

@@ -41,6 +41,17 @@ bool logEnabled(LogLevel level) noexcept;
 
 void logLine(LogLevel level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 
+// Per-flow lines (a flow's, UDP session's or connection's close line) under
+// a flood: at most kFlowLinesPerSecond a second on each thread, in bursts
+// of up to kFlowLineBurst; the rest are counted, and the count is logged
+// ("log: N flow lines suppressed") before the next line let through, or by
+// flushFlowLog() (at stop). Thousands of flows a second otherwise turn the
+// log (and journald) into the bottleneck.
+inline constexpr unsigned kFlowLinesPerSecond = 1000;
+inline constexpr unsigned kFlowLineBurst = 5000;
+bool flowLogAllowed() noexcept;
+void flushFlowLog() noexcept;
+
 }  // namespace vt
 
 #define VT_LOG(level, ...)                                      \
@@ -52,3 +63,16 @@ void logLine(LogLevel level, const char* fmt, ...) __attribute__((format(printf,
 #define VT_INFO(...) VT_LOG(::vt::LogLevel::kInfo, __VA_ARGS__)
 #define VT_WARN(...) VT_LOG(::vt::LogLevel::kWarn, __VA_ARGS__)
 #define VT_ERROR(...) VT_LOG(::vt::LogLevel::kError, __VA_ARGS__)
+// A per-flow line: at INFO rate-limited (flowLogAllowed); other levels
+// (a failure's WARN) always.
+#define VT_FLOW_LOG(level, ...)                                                        \
+  do {                                                                                 \
+    if (::vt::logEnabled(level) && ((level) != ::vt::LogLevel::kInfo || ::vt::flowLogAllowed())) \
+      ::vt::logLine(level, __VA_ARGS__);                                               \
+  } while (0)
+// A per-flow INFO line, rate-limited (flowLogAllowed).
+#define VT_FLOW_INFO(...)                                                         \
+  do {                                                                            \
+    if (::vt::logEnabled(::vt::LogLevel::kInfo) && ::vt::flowLogAllowed())        \
+      ::vt::logLine(::vt::LogLevel::kInfo, __VA_ARGS__);                          \
+  } while (0)

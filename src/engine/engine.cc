@@ -657,6 +657,7 @@ RunResult Engine::runImpl() {
     finalStats_ = true;  // the last snapshot, kept for after run
   }
   publishStats(buildStats(&r));
+  flushFlowLog();
   VT_INFO("stopped");
   return r.result;
 }

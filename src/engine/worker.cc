@@ -76,6 +76,7 @@ void Worker::startThread(const LogSink* log) {
   thread = std::thread([this, log] {
     LogScope scope(log);
     loop->run();
+    flushFlowLog();  // what this thread's flow-line limit held back
     std::lock_guard<std::mutex> lk(inbox.mu);
     inbox.exited = true;
     inbox.cv.notify_all();

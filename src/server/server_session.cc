@@ -783,7 +783,7 @@ void ServerSession::logClose(stream::CloseReason reason, const std::string& deta
     if (st.unknownFrames != 0) extra += " unknown_frames=" + std::to_string(st.unknownFrames);
     if (st.windowGrowths != 0) extra += " windows_grown=" + std::to_string(st.windowGrowths);
   }
-  VT_LOG(level,
+  VT_FLOW_LOG(level,
          "conn #%" PRIu64 " peer=%s user=%s target=%s up=%" PRIu64 " down=%" PRIu64 " ms=%" PRIu64
          " close=%s%s",
          id_, peer_name_.c_str(), user_, target_.c_str(), up_, down_, ms, why.c_str(),

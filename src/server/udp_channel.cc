@@ -387,7 +387,7 @@ void UdpChannel::shutdown(stream::CloseReason reason, const std::string& detail)
   LogLevel level =
       reason == stream::CloseReason::kProtocolError ? LogLevel::kWarn : LogLevel::kInfo;
   std::string why = detail.empty() ? stream::closeReasonName(reason) : detail;
-  VT_LOG(level,
+  VT_FLOW_LOG(level,
          "udp conn #%" PRIu64 " peer=%s user=%s mode=%s target=%s nat=%s up=%" PRIu64 "/%" PRIu64
          "B down=%" PRIu64 "/%" PRIu64 "B drops_up=%" PRIu64 " drops_down=%" PRIu64
          " denied=%" PRIu64 " ms=%" PRIu64 " close=%s",
