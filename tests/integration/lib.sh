@@ -17,11 +17,15 @@ fail() {
   exit 1
 }
 
+VT_CLEANUP_PATHS=()
 _vt_cleanup() {
   local rc=$?
   for pid in "${VT_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${VT_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   for ns in "${VT_NETNS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+  # Files a test put outside VT_TMP (/etc/netns/<ns>/...), by path.
+  for p in "${VT_CLEANUP_PATHS[@]}"; do rm -rf "$p"; done
+  [ ${#VT_CLEANUP_PATHS[@]} -eq 0 ] || rmdir /etc/netns 2>/dev/null || true
   if [ $rc -ne 0 ]; then
     # Show what the processes said; it is the first thing one needs.
     for f in "$VT_TMP"/*.log; do

@@ -14,10 +14,7 @@ require_cmd python3 openssl ip
 T0=$(date +%s)
 
 tb_setup link
-NETNS_ETC="/etc/netns/$TB_APP"
-trap 'rc=$?; set +e; rm -rf "$NETNS_ETC"; rmdir /etc/netns 2>/dev/null || true; (exit $rc); _vt_cleanup' EXIT
-mkdir -p "$NETNS_ETC"
-printf '127.0.0.1 localhost\n198.18.0.2 test.name\n' >"$NETNS_ETC/hosts"
+tb_netns_hosts "$TB_APP" "198.18.0.2 test.name"
 start whoami ip netns exec "$TB_WEB" python3 "$VT_TOOLS/tcp_whoami.py" serve --ports 8080 --max-seconds 200
 wait_port "$TB_WEB4" 8080 10 "$TB_WEB"
 

@@ -30,8 +30,6 @@ cleanup_pkgs() {
   [ -n "${SRV_PID:-}" ] && stop_pid "$SRV_PID"
   rm -f "${mine[@]}"
   dpkg --purge vless-tun vless-server >/dev/null 2>&1
-  rm -rf "/etc/netns/${TB_APP:-none}"
-  rmdir /etc/netns 2>/dev/null
   (exit $rc)
   _vt_cleanup
 }
@@ -103,8 +101,7 @@ SRV_PID=$(last_pid)
 wait_port "$TB_SRV4" 443 10 "$TB_SRV"
 wait_log "$VT_TMP/notify.log" '^READY=1 ' 10
 link=$(/usr/bin/vless-server links -c /etc/vless-server/server.toml --host test.name | cut -f2)
-mkdir -p "/etc/netns/$TB_APP"
-printf '127.0.0.1 localhost\n198.18.0.2 test.name\n' >"/etc/netns/$TB_APP/hosts"
+tb_netns_hosts "$TB_APP" "198.18.0.2 test.name"
 /usr/bin/vless-tun import -o /etc/vless-tun/pkgtest.toml "$link" 2>/dev/null || fail "import $link"
 sed -i -e "s|^\[server\]$|[server]\nca = \"$VT_TMP/ca.pem\"|" \
        -e "s|^\[tun\]$|[tun]\nipv4 = \"198.18.2.1/30\"\nmtu = 1500|" /etc/vless-tun/pkgtest.toml

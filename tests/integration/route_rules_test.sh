@@ -33,10 +33,7 @@ T0=$(date +%s)
 
 tb_setup route
 # The server's own view of geo.test (ip netns exec binds /etc/netns/NAME/hosts).
-NETNS_ETC="/etc/netns/$TB_SRV"
-trap 'rc=$?; set +e; rm -rf "$NETNS_ETC"; rmdir /etc/netns 2>/dev/null || true; (exit $rc); _vt_cleanup' EXIT
-mkdir -p "$NETNS_ETC"
-printf '127.0.0.1 localhost\n198.18.5.2 geo.test\n' >"$NETNS_ETC/hosts"
+tb_netns_hosts "$TB_SRV" "198.18.5.2 geo.test"
 # ns srv also forwards (the direct path); ns web answers both paths.
 in_srv sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 ip -n "$TB_WEB" route add 198.18.0.0/30 via 198.18.1.1

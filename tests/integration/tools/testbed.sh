@@ -46,6 +46,16 @@ tb_setup() {
   log "test bed: namespaces $TB_APP $TB_SRV $TB_WEB"
 }
 
+# tb_netns_hosts NS LINE...: /etc/hosts for the programs run in NS by ip
+# netns exec (it binds /etc/netns/NS/hosts); removed when the test ends.
+tb_netns_hosts() {
+  local ns=$1
+  shift
+  mkdir -p "/etc/netns/$ns"
+  VT_CLEANUP_PATHS+=("/etc/netns/$ns")
+  printf '%s\n' "127.0.0.1 localhost" "$@" >"/etc/netns/$ns/hosts"
+}
+
 # tb_host_behind_web: a host two routers behind ns srv, for the IP exit
 # tests (the TTL and traceroute show the hops):
 #   ns srv --- ns web (198.18.1.2 | 198.18.3.1/30, 2001:db8:3::1/64)
