@@ -6,7 +6,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
+#include <sys/stat.h>
 #include <sys/time.h>
 
 namespace vt {
@@ -50,6 +52,28 @@ const char* logLevelName(LogLevel level) noexcept {
   return "?";
 }
 
+int syslogPriority(LogLevel level) noexcept {
+  switch (level) {
+    case LogLevel::kTrace:
+    case LogLevel::kDebug: return 7;
+    case LogLevel::kInfo: return 6;
+    case LogLevel::kWarn: return 4;
+    case LogLevel::kError: return 3;
+    case LogLevel::kOff: return 6;
+  }
+  return 6;
+}
+
+bool isJournalStream(const char* env, int fd) noexcept {
+  if (env == nullptr) return false;
+  unsigned long long dev = 0, ino = 0;
+  if (std::sscanf(env, "%llu:%llu", &dev, &ino) != 2) return false;
+  struct stat st {};
+  if (fstat(fd, &st) != 0) return false;
+  return static_cast<unsigned long long>(st.st_dev) == dev &&
+         static_cast<unsigned long long>(st.st_ino) == ino;
+}
+
 void setLogLevel(LogLevel level) noexcept { g_level.store(level); }
 LogLevel logLevel() noexcept { return g_level.load(std::memory_order_relaxed); }
 
@@ -62,6 +86,14 @@ void logLine(LogLevel level, const char* fmt, ...) {
   if (n < 0) return;
   if (const LogSink* s = t_sink; s != nullptr && s->fn != nullptr) {
     s->fn(s->ctx, level, msg);
+    return;
+  }
+  // Under systemd with stderr going to the journal: a syslog priority
+  // prefix instead of the time (journald stamps each line itself), so
+  // `journalctl -p warning` finds the WARN lines.
+  static const bool journal = isJournalStream(std::getenv("JOURNAL_STREAM"), 2);
+  if (journal) {
+    fprintf(stderr, "<%d>%-5s %s\n", syslogPriority(level), logLevelName(level), msg);
     return;
   }
   timeval tv{};

@@ -41,6 +41,12 @@ bool logEnabled(LogLevel level) noexcept;
 
 void logLine(LogLevel level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 
+// journald: when $JOURNAL_STREAM names stderr (systemd set it up so), each
+// line carries a syslog priority prefix ("<4>WARN  ...") instead of the
+// time. Exposed for tests: whether `env` ("DEV:INODE") names `fd`.
+bool isJournalStream(const char* env, int fd) noexcept;
+int syslogPriority(LogLevel level) noexcept;
+
 // Per-flow lines (a flow's, UDP session's or connection's close line) under
 // a flood: at most kFlowLinesPerSecond a second on each thread, in bursts
 // of up to kFlowLineBurst; the rest are counted, and the count is logged

@@ -2,6 +2,9 @@
 // kFlowLinesPerSecond a second; what is held back is counted and said.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <string>
 #include <thread>
@@ -37,6 +40,24 @@ TEST(FlowLog, BurstThenRateThenTheCountIsSaid) {
     EXPECT_EQ(lines.size(), 1u);
     g_lines = nullptr;
   }).join();
+}
+
+TEST(Journal, StreamMatchesTheDescriptorAndPriorities) {
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  struct stat st {};
+  ASSERT_EQ(::fstat(p[1], &st), 0);
+  const std::string env = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+  EXPECT_TRUE(isJournalStream(env.c_str(), p[1]));
+  EXPECT_FALSE(isJournalStream((env + "1").c_str(), p[1]));
+  EXPECT_FALSE(isJournalStream("garbage", p[1]));
+  EXPECT_FALSE(isJournalStream(nullptr, p[1]));
+  ::close(p[0]);
+  ::close(p[1]);
+  EXPECT_EQ(syslogPriority(LogLevel::kError), 3);
+  EXPECT_EQ(syslogPriority(LogLevel::kWarn), 4);
+  EXPECT_EQ(syslogPriority(LogLevel::kInfo), 6);
+  EXPECT_EQ(syslogPriority(LogLevel::kDebug), 7);
 }
 
 TEST(Bytes, AsciiIEquals) {
