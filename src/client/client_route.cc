@@ -49,17 +49,6 @@ route::Decision Client::routeFor(const netstack::IpAddress& ip, uint16_t port,
 
 namespace {
 
-event::SocketAddress socketAddressOf(const netstack::IpAddress& ip, uint16_t port) {
-  if (ip.isV4()) {
-    const uint8_t* b = ip.bytes.data();
-    return event::SocketAddress::ipv4(static_cast<uint32_t>(b[0]) << 24 |
-                                          static_cast<uint32_t>(b[1]) << 16 |
-                                          static_cast<uint32_t>(b[2]) << 8 | b[3],
-                                      port);
-  }
-  return event::SocketAddress::ipv6(ip.bytes.data(), port);
-}
-
 // route.direct_interface: SO_BINDTODEVICE (needs CAP_NET_RAW before Linux
 // 5.7, root here); false and a WARN when the kernel refuses.
 bool bindToInterface(int fd, const std::string& name) {
@@ -80,8 +69,9 @@ bool bindToInterface(int fd, const std::string& name) {
 }  // namespace
 
 stream::StreamPtr Client::makeDirect(const netstack::FlowKey& key) {
-  auto tcp = stream::TcpStream::create(loop_, socketAddressOf(netstack::unmapV4(key.dst),
-                                                              key.dstPort));
+  const netstack::IpAddress ip = netstack::unmapV4(key.dst);
+  const auto dst = event::SocketAddress::fromIpBytes(ip.bytes.data(), ip.size(), key.dstPort);
+  auto tcp = stream::TcpStream::create(loop_, dst);
   // The mark and protect() keep it out of the TUN, as a server connection.
   if (cfg_.server.fwmark != 0) tcp->setMark(cfg_.server.fwmark);
   const std::string& dev = cfg_.route.rules.direct_interface;

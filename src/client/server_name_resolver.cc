@@ -247,12 +247,7 @@ bool ServerNameResolver::parseAnswer(const uint8_t* p, size_t n, const std::stri
   // (SERVFAIL, REFUSED) is not: the next nameserver gets a try.
   if (m.rcode() != codec::kDnsRcodeNoError && m.rcode() != codec::kDnsRcodeNxDomain) return false;
   for (const std::vector<uint8_t>& ip : codec::dnsAnswerAddresses(p, n, m, type)) {
-    out.push_back(ip.size() == 4
-                      ? event::SocketAddress::ipv4(static_cast<uint32_t>(ip[0]) << 24 |
-                                                       static_cast<uint32_t>(ip[1]) << 16 |
-                                                       static_cast<uint32_t>(ip[2]) << 8 | ip[3],
-                                                   0)
-                      : event::SocketAddress::ipv6(ip.data(), 0));
+    out.push_back(event::SocketAddress::fromIpBytes(ip.data(), ip.size(), 0));
   }
   return true;
 }

@@ -202,16 +202,7 @@ void UdpSession::sendDirect(const netstack::UdpEndpoint& remote,
   }
   ++directUp_;
   const netstack::IpAddress ip = netstack::unmapV4(remote.addr);
-  event::SocketAddress to;
-  if (ip.isV4()) {
-    const uint8_t* b = ip.bytes.data();
-    to = event::SocketAddress::ipv4(static_cast<uint32_t>(b[0]) << 24 |
-                                        static_cast<uint32_t>(b[1]) << 16 |
-                                        static_cast<uint32_t>(b[2]) << 8 | b[3],
-                                    remote.port);
-  } else {
-    to = event::SocketAddress::ipv6(ip.bytes.data(), remote.port);
-  }
+  const auto to = event::SocketAddress::fromIpBytes(ip.bytes.data(), ip.size(), remote.port);
   if (!direct_->sendTo(to, payload)) ++drops_;
 }
 

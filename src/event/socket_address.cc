@@ -92,6 +92,13 @@ SocketAddress SocketAddress::ipv4(uint32_t host_order, uint16_t port) {
   return a;
 }
 
+SocketAddress SocketAddress::fromIpBytes(const uint8_t* ip, size_t len, uint16_t port) {
+  if (len == 16) return ipv6(ip, port);
+  return ipv4(static_cast<uint32_t>(ip[0]) << 24 | static_cast<uint32_t>(ip[1]) << 16 |
+                  static_cast<uint32_t>(ip[2]) << 8 | ip[3],
+              port);
+}
+
 SocketAddress SocketAddress::ipv6(const uint8_t ip[16], uint16_t port) {
   SocketAddress a;
   auto* s6 = reinterpret_cast<sockaddr_in6*>(&a.storage);

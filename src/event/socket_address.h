@@ -23,6 +23,8 @@ struct SocketAddress {
   static SocketAddress fromSockaddr(const sockaddr* sa);
   static SocketAddress ipv4(uint32_t host_order, uint16_t port);
   static SocketAddress ipv6(const uint8_t ip[16], uint16_t port);
+  // An address in network byte order, 4 (IPv4) or 16 (IPv6) bytes.
+  static SocketAddress fromIpBytes(const uint8_t* ip, size_t len, uint16_t port);
 
   int family() const { return storage.ss_family; }
   uint16_t port() const;
