@@ -8,6 +8,7 @@
 #include "client/mux_pool.h"
 #include "client/tcp_session.h"
 #include "client/udp_session.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "tls/tls_engine.h"
 
@@ -17,36 +18,7 @@ namespace {
 
 using ull = unsigned long long;
 
-class Obj {
- public:
-  explicit Obj(std::string& out) : out_(out) { out_ += '{'; }
-  ~Obj() { out_ += '}'; }
-  Obj(const Obj&) = delete;
-  Obj& operator=(const Obj&) = delete;
-  void key(const char* k) {
-    if (!first_) out_ += ',';
-    first_ = false;
-    out_ += '"';
-    out_ += k;
-    out_ += "\":";
-  }
-  void num(const char* k, uint64_t v) {
-    key(k);
-    out_ += std::to_string(v);
-  }
-  void str(const char* k, const std::string& v) {
-    key(k);
-    out_ += jsonString(v);
-  }
-  void boolean(const char* k, bool v) {
-    key(k);
-    out_ += v ? "true" : "false";
-  }
-
- private:
-  std::string& out_;
-  bool first_ = true;
-};
+using Obj = JsonObject;
 
 std::string endpoint(const netstack::IpAddress& a, uint16_t port) {
   return netstack::UdpEndpoint{a, port}.toString();
@@ -86,28 +58,6 @@ struct Parts {
 
 }  // namespace
 
-std::string jsonString(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
-  return out;
-}
 
 std::string buildStatsJson(const StatsInput& in) {
   std::string out;

@@ -9,6 +9,7 @@
 #include "client/client.h"
 #include "client/tun_pump.h"
 #include "config/client_config.h"
+#include "core/json.h"  // jsonString, for callers
 
 namespace vt::engine {
 
@@ -32,8 +33,6 @@ struct StatsInput {
 inline constexpr size_t kMaxListedFlows = 1000;
 
 std::string buildStatsJson(const StatsInput& in);
-// "a\"b" -> "\"a\\\"b\"" (control characters escaped).
-std::string jsonString(const std::string& s);
 
 // The "stopping:" log lines (docs/client.md): before and after
 // Client::stop() (the UDP sessions it closes add their drops).
