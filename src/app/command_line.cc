@@ -16,6 +16,13 @@ std::optional<int> parseCommandLine(int argc, char** argv, const char* program,
     }
     if (a == "--check") {
       out.check_only = true;
+    } else if (a == "--control" && i + 1 < argc) {
+      out.control_path = argv[++i];
+      if (out.control_path.empty() || out.control_path[0] != '/') {
+        std::fprintf(stderr, "%s: --control: expected an absolute path, got '%s'\n", program,
+                     out.control_path.c_str());
+        return 2;
+      }
     } else if ((a == "-c" || a == "--config") && i + 1 < argc) {
       out.config_path = argv[++i];
     } else {

@@ -1,5 +1,5 @@
 // The command line both programs share: `-c FILE`, `--check -c FILE`,
-// `--version`, `--help`. Usage errors exit 2, as documented.
+// `--control PATH`, `--version`, `--help`. Usage errors exit 2, as documented.
 #pragma once
 
 #include <cstdio>
@@ -11,6 +11,7 @@ namespace vt::app {
 struct CommandLine {
   std::string config_path;
   bool check_only = false;
+  std::string control_path;  // --control PATH: overrides [control] socket
 };
 
 // Parses argv. Returns an exit code when main() should return at once

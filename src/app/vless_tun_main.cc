@@ -8,6 +8,7 @@
 #include <string>
 
 #include "command_line.h"
+#include "control_commands.h"
 #include "link_commands.h"
 #include "malloc_tuning.h"
 
@@ -27,6 +28,10 @@ void usage(FILE* out) {
                "usage: vless-tun -c FILE          run with the TOML config FILE (needs "
                "CAP_NET_ADMIN)\n"
                "       vless-tun --check -c FILE  validate FILE (and load its CA file), print ok\n"
+               "       vless-tun -c FILE --control PATH  ... with the control socket at PATH\n"
+               "       vless-tun status [-s SOCKET] [--json]  the live state of a running client\n"
+               "       vless-tun close [-s SOCKET] ID         close one of its flows\n"
+               "       vless-tun log-level [-s SOCKET] [LEVEL]\n"
                "       vless-tun import [--ignore K,..] [-o FILE] 'vless://...'\n"
                "                                  write a config for a share link\n"
                "       vless-tun --version\n"
@@ -52,6 +57,11 @@ int check(const vt::config::ClientConfig& cfg, const std::string& path) {
 int main(int argc, char** argv) {
   if (argc >= 2 && std::string(argv[1]) == "import") {
     return vt::app::importLinkCommand(argc - 1, argv + 1);
+  }
+  if (argc >= 2 && vt::app::isControlCommand(argv[1])) {
+    // Instances of vless-tun@NAME.service: /run/vless-tun/NAME.sock.
+    return vt::app::controlCommand(argc - 1, argv + 1,
+                                   vt::app::ControlTarget{"vless-tun", "/run/vless-tun", ""});
   }
   vt::app::tuneMalloc();
   vt::app::CommandLine cl;
@@ -79,13 +89,15 @@ int main(int argc, char** argv) {
   o.autoRoute = true;
   o.handleSignals = true;
   o.log.level = o.cfg.log_level;
+  o.controlSocket = cl.control_path.empty() ? o.cfg.control.socket : cl.control_path;
+  o.controlGroup = o.cfg.control.group;
+  // Type=notify: ready once the TUN, the routes and the control socket are up.
+  o.onStarted = [] { vt::event::notifyServiceManager("READY=1\nSTATUS=running"); };
   auto engine = vt::engine::Engine::create(std::move(o));
   if (!engine.ok()) {
     VT_ERROR("%s", engine.error().message.c_str());
     return 1;
   }
-  // Type=notify: the TUN and the routes are in place (no-op without systemd).
-  vt::event::notifyServiceManager("READY=1\nSTATUS=running");
   const bool stopped = engine.value()->run() == vt::engine::RunResult::kStopped;
   vt::event::notifyServiceManager("STOPPING=1");
   return stopped ? 0 : 1;

@@ -189,6 +189,11 @@ class Client final : private netstack::NetStack::Callbacks, private IpTunnelHost
     for (const auto& [app, s] : udpSessions_) fn(*s);
   }
   const std::vector<event::SocketAddress>& serverAddresses() const { return serverAddrs_; }
+  // The operator's control socket (client_ops.cc): one line naming the
+  // live TCP flow or UDP session with that id ("" if none), and closing it
+  // (TCP: a reset to the app; false if none).
+  std::string describeFlow(uint64_t id) const;
+  bool closeFlow(uint64_t id);
 
   size_t sessionCount() const { return sessions_.size(); }
   size_t udpSessionCount() const { return udpSessions_.size(); }

@@ -77,6 +77,10 @@ class TcpSession final : public event::DeferredDeletable, private netstack::TcpF
   uint64_t startMs() const { return startMs_; }
   uint64_t lastActivityMs() const { return lastActivityMs_; }
   bool direct() const { return direct_; }
+  uint64_t upBytes() const { return up_bytes_; }
+  uint64_t downBytes() const { return down_bytes_; }
+  // The destination's name, from DNS or sniffed; empty when none.
+  const std::string& name() const { return name_; }
 
  private:
   friend class Client;

@@ -74,6 +74,9 @@ class UdpSession final : public event::DeferredDeletable {
   uint64_t sessionId() const { return sessionId_; }
   bool closed() const { return closed_; }
   uint64_t startMs() const { return startMs_; }
+  // Payload bytes through the server (direct datagrams are counted apart).
+  uint64_t upBytes() const { return upBytes_; }
+  uint64_t downBytes() const { return downBytes_; }
   uint64_t lastActivityMs() const { return lastActivityMs_; }
   size_t channelCount() const { return channels_.size(); }
   // The app sent again after a reply came.

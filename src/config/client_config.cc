@@ -1,4 +1,5 @@
 #include "config/client_config.h"
+#include "config/control_config.h"
 
 #include <arpa/inet.h>
 
@@ -516,7 +517,8 @@ void readIp(TomlReader& r, const toml::table* t, ClientIpConfig& ip, uint8_t ver
 void readRoot(TomlReader& r, const toml::table& root, const std::string& base_dir,
               ClientConfig& cfg) {
   r.checkKeys(root, "",
-              {"log_level", "tun", "server", "route", "limits", "udp", "dns", "pool", "mux", "ip"});
+              {"log_level", "tun", "server", "route", "limits", "udp", "dns", "pool", "mux", "ip",
+               "control"});
   if (r.failed()) return;
   if (const toml::node* n = root.get("log_level")) {
     const std::string* s = r.str(*n, "log_level", "one of trace, debug, info, warn, error, off");
@@ -527,6 +529,8 @@ void readRoot(TomlReader& r, const toml::table& root, const std::string& base_di
       return;
     }
   }
+  if (const toml::node* n = root.get("control")) readControl(r, *n, base_dir, cfg.control);
+  if (r.failed()) return;
   if (const toml::table* t = section(r, root, "tun")) readTun(r, *t, cfg.tun);
   if (r.failed()) return;
   const toml::table* st = section(r, root, "server");

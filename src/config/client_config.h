@@ -249,6 +249,7 @@ struct ClientConfig {
   ClientPoolConfig pool;
   ClientMuxConfig mux;
   ClientIpConfig ip;
+  ControlConfig control;  // [control]; the --control flag overrides socket
 };
 
 // Reads and validates a file; relative paths (ca) resolve against the

@@ -42,6 +42,14 @@ struct HostPort {
 };
 std::optional<HostPort> parseHostPort(std::string_view text, bool allow_domain);
 
+// [control] (both programs; docs/operations.md "Control socket"): the
+// operator's Unix socket. Empty socket: none (the --control flag can set
+// one). group: empty, mode 0600; else 0660 with that group.
+struct ControlConfig {
+  std::string socket;
+  std::string group;
+};
+
 // A path from a config file: relative ones are relative to the file's
 // directory `base_dir`; absolute and empty ones stay as they are.
 std::string resolvePath(const std::string& base_dir, const std::string& p);

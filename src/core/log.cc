@@ -21,10 +21,22 @@ thread_local const LogSink* t_sink = nullptr;
 LogScope::LogScope(const LogSink* sink) noexcept : previous_(t_sink) { t_sink = sink; }
 LogScope::~LogScope() { t_sink = previous_; }
 
-bool logEnabled(LogLevel level) noexcept {
-  const LogSink* s = t_sink;
-  return level >= (s != nullptr ? s->level : g_level.load(std::memory_order_relaxed));
+LogLevel sinkLevel(const LogSink& sink) noexcept {
+  // The control socket may change a sink's level while other threads log
+  // through it: read and written as an atomic.
+  return std::atomic_ref<LogLevel>(const_cast<LogLevel&>(sink.level)).load(std::memory_order_relaxed);
 }
+
+void setSinkLevel(LogSink& sink, LogLevel level) noexcept {
+  std::atomic_ref<LogLevel>(sink.level).store(level, std::memory_order_relaxed);
+}
+
+LogLevel currentLogLevel() noexcept {
+  const LogSink* s = t_sink;
+  return s != nullptr ? sinkLevel(*s) : g_level.load(std::memory_order_relaxed);
+}
+
+bool logEnabled(LogLevel level) noexcept { return level >= currentLogLevel(); }
 
 bool parseLogLevel(std::string_view text, LogLevel& out) noexcept {
   static constexpr std::pair<std::string_view, LogLevel> kNames[] = {
@@ -38,6 +50,18 @@ bool parseLogLevel(std::string_view text, LogLevel& out) noexcept {
     }
   }
   return false;
+}
+
+const char* logLevelConfigName(LogLevel level) noexcept {
+  switch (level) {
+    case LogLevel::kTrace: return "trace";
+    case LogLevel::kDebug: return "debug";
+    case LogLevel::kInfo: return "info";
+    case LogLevel::kWarn: return "warn";
+    case LogLevel::kError: return "error";
+    case LogLevel::kOff: return "off";
+  }
+  return "?";
 }
 
 const char* logLevelName(LogLevel level) noexcept {

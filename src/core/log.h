@@ -11,7 +11,9 @@ enum class LogLevel { kTrace = 0, kDebug, kInfo, kWarn, kError, kOff };
 
 // Parses "trace", "debug", "info", "warn", "error", "off".
 bool parseLogLevel(std::string_view text, LogLevel& out) noexcept;
-const char* logLevelName(LogLevel level) noexcept;
+const char* logLevelName(LogLevel level) noexcept;  // "INFO": the log line's
+// "info": the config's (what parseLogLevel reads).
+const char* logLevelConfigName(LogLevel level) noexcept;
 
 // Where a thread's lines go instead of stderr, and its own level: a core
 // embedded through the C API sets one on the thread that runs it, so that
@@ -33,6 +35,12 @@ class LogScope {
  private:
   const LogSink* previous_;
 };
+
+// A sink's level, read or changed while other threads log through it.
+LogLevel sinkLevel(const LogSink& sink) noexcept;
+void setSinkLevel(LogSink& sink, LogLevel level) noexcept;
+// The calling thread's level: its sink's, else the process-wide one.
+LogLevel currentLogLevel() noexcept;
 
 // The process-wide level (threads without a LogSink).
 void setLogLevel(LogLevel level) noexcept;

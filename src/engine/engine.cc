@@ -29,6 +29,7 @@
 #include "client/tls_options.h"
 #include "client/tun_pump.h"
 #include "client/udp_session.h"
+#include "engine/engine_running.h"
 #include "engine/route_options.h"
 #include "engine/stats_json.h"
 #include "engine/worker.h"
@@ -46,61 +47,8 @@ namespace vt::engine {
 
 namespace {
 
-constexpr size_t kOutBatch = 64;   // packets per packetOut call
 constexpr size_t kInBatch = 256;   // queued packets fed to the stack per wakeup
 constexpr uint64_t kStatsWaitMs = 1000;
-
-// kCallbacks: packets for the TUN, gathered and handed over in batches at
-// the end of the loop iteration (or every kOutBatch packets).
-class CallbackSink final : public client::PacketSink {
- public:
-  CallbackSink(event::Loop& loop, const EngineOptions& opts) : loop_(loop), opts_(opts) {}
-  ~CallbackSink() { alive_.reset(); }
-
-  void writePacket(const netstack::PacketView& packet) override {
-    std::vector<uint8_t> bytes(packet.size);
-    size_t off = 0;
-    for (int i = 0; i < packet.iovCount; ++i) {
-      std::memcpy(bytes.data() + off, packet.iov[i].iov_base, packet.iov[i].iov_len);
-      off += packet.iov[i].iov_len;
-    }
-    ++packetsOut;
-    bytesOut += bytes.size();
-    batch_.push_back(std::move(bytes));
-    if (batch_.size() >= kOutBatch) {
-      flush();
-    } else if (batch_.size() == 1) {
-      std::weak_ptr<bool> alive = alive_;
-      loop_.post([this, alive] {
-        if (!alive.expired()) flush();
-      });
-    }
-  }
-
-  void flush() {
-    if (batch_.empty()) return;
-    std::vector<std::vector<uint8_t>> out;
-    out.swap(batch_);
-    std::vector<const uint8_t*> ptrs;
-    std::vector<size_t> lens;
-    ptrs.reserve(out.size());
-    lens.reserve(out.size());
-    for (const auto& p : out) {
-      ptrs.push_back(p.data());
-      lens.push_back(p.size());
-    }
-    if (opts_.packetOut) opts_.packetOut(ptrs.data(), lens.data(), ptrs.size());
-  }
-
-  uint64_t packetsOut = 0;
-  uint64_t bytesOut = 0;
-
- private:
-  event::Loop& loop_;
-  const EngineOptions& opts_;
-  std::vector<std::vector<uint8_t>> batch_;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
-};
 
 #ifdef __linux__
 // An fd the core can read packets from: open, a character device, and (if
@@ -136,42 +84,6 @@ Status checkTunFd(int fd) {
 
 }  // namespace
 
-struct Engine::Running {
-  explicit Running(Engine& e) : engine(e) {}
-  Engine& engine;
-  event::Loop loop;
-  std::unique_ptr<platform::TunDevice> tun;
-  UdpHomes udpHomes;  // before the clients: their sessions release their entries
-  std::unique_ptr<client::Client> client;
-  std::unique_ptr<client::TunPump> pump;
-  std::unique_ptr<CallbackSink> sink;
-  // tun.workers; [0] is this thread's (loop, client, pump above).
-  Workers workers;
-  std::unique_ptr<platform::RouteManager> routes;
-  std::unique_ptr<event::SignalWatcher> sigint, sigterm;
-  // Network changes: rtnetlink (Linux), or vless_tun_network_changed.
-  std::unique_ptr<platform::NetworkMonitor> monitor;
-  std::unique_ptr<event::FdWatcher> monitorWatch;
-  std::unique_ptr<event::Timer> netTimer;
-  int tunIfindex = 0;
-  uv_async_t* async = nullptr;
-  bool stopping = false;
-  RunResult result = RunResult::kStopped;
-  std::string tunName;
-  uint64_t inputPackets = 0, inputBytes = 0;
-  bool netTimerArmed = false;
-  std::string netWhy;  // the first change of the burst, for the log
-
-  // Stops everything, from a clean stack (a later loop iteration).
-  void shutdown();
-  void finishShutdown();
-  // Every worker's client and TUN counters, worker 0 first.
-  std::vector<const client::Client*> clients() const;
-  std::vector<const client::TunPumpStats*> pumpStats() const;
-  // A change was seen: handled once things settle (kNetSettleMs).
-  void networkChangeSeen(uint64_t delayMs);
-  void handleNetworkChange();
-};
 
 namespace {
 constexpr uint64_t kNetSettleMs = 300;
@@ -371,6 +283,7 @@ void Engine::Running::finishShutdown() {
   loop.post([this] {
     sigint.reset();
     sigterm.reset();
+    control.reset();
     loop.stop();
   });
 }
@@ -387,6 +300,13 @@ RunResult Engine::runImpl() {
   const bool autoRoute = opts_.autoRoute && cfg.route.auto_route && opts_.mode != TunMode::kCallbacks;
   // auto_route: undo what a crashed earlier run left behind before touching
   // anything (the state file is named after the TUN).
+  // The control socket first: a second instance configured with the same
+  // socket stops here, before it touches the first one's TUN or routes.
+  if (Status st = openControl(r); !st.ok()) {
+    VT_ERROR("%s", st.error().message.c_str());
+    setError(st.error().message);
+    return RunResult::kStartFailed;
+  }
   if (autoRoute && opts_.mode == TunMode::kCreate) {
     platform::RouteManager probe(routeOptions(cfg, cfg.tun.name, 0));
     if (Status st = platform::RouteManager::recover(probe.stateFile()); !st.ok()) {
@@ -640,6 +560,7 @@ RunResult Engine::runImpl() {
   }
   for (size_t i = 1; i < nWorkers; ++i) r.workers[i]->startThread(&opts_.log);
   startedAtMs_ = r.loop.now();
+  if (opts_.onStarted) opts_.onStarted();
   r.loop.run();
   for (size_t i = 1; i < r.workers.size(); ++i) {
     if (r.workers[i]->thread.joinable()) r.workers[i]->thread.join();
@@ -652,6 +573,7 @@ RunResult Engine::runImpl() {
   r.routes.reset();
   r.sigint.reset();
   r.sigterm.reset();
+  r.control.reset();
   {
     std::lock_guard<std::mutex> lk(mu_);
     finalStats_ = true;  // the last snapshot, kept for after run
@@ -749,8 +671,7 @@ std::string Engine::statsJson() {
   return statsSnapshot_;
 }
 
-std::string Engine::buildStats(Running* r) const {
-  StatsInput in;
+void Engine::fillStatsInput(Running* r, StatsInput& in) const {
   {
     std::lock_guard<std::mutex> lk(mu_);
     in.state = state_ == State::kCreated ? "created" : state_ == State::kRunning ? "running" : "stopped";
@@ -762,6 +683,7 @@ std::string Engine::buildStats(Running* r) const {
   in.mode = opts_.mode == TunMode::kCallbacks ? "callbacks" : opts_.mode == TunMode::kFd ? "fd" : "created";
   in.cfg = &opts_.cfg;
   if (r != nullptr && r->client != nullptr) {
+    if (r->stopping && in.state == "running") in.state = "stopping";
     in.clients = r->clients();
     in.nowMs = r->loop.now();
     in.uptimeMs = r->loop.now() - startedAtMs_;
@@ -774,13 +696,18 @@ std::string Engine::buildStats(Running* r) const {
       in.packetsOut = r->sink->packetsOut;
       in.bytesOut = r->sink->bytesOut;
     }
-    // The other workers hold still while their state is read.
-    parkWorkers(r->workers, true);
-    std::string json = buildStatsJson(in);
-    parkWorkers(r->workers, false);
-    return json;
   }
-  return buildStatsJson(in);
+}
+
+std::string Engine::buildStats(Running* r) const {
+  StatsInput in;
+  fillStatsInput(r, in);
+  if (in.clients.empty()) return buildStatsJson(in);
+  // The other workers hold still while their state is read.
+  parkWorkers(r->workers, true);
+  std::string json = buildStatsJson(in);
+  parkWorkers(r->workers, false);
+  return json;
 }
 
 }  // namespace vt::engine

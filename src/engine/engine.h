@@ -52,9 +52,18 @@ struct EngineOptions {
   // The run() thread's log lines (fn null: stderr) and level.
   LogSink log;
   std::vector<event::SocketAddress> nameservers;
+  // The operator's control socket (docs/operations.md "Control socket"):
+  // stats, status, close a flow, the log level. Empty: none.
+  std::string controlSocket;
+  std::string controlGroup;  // empty: mode 0600; else 0660 with this group
+  // On the run() thread once the core carries traffic (the TUN, routes and
+  // control socket are up), before the loop runs: the readiness signal.
+  std::function<void()> onStarted;
   size_t inputQueuePackets = 512;
   size_t inputQueueBytes = 1 << 20;
 };
+
+struct StatsInput;  // stats_json.h
 
 // What run() returns.
 enum class RunResult { kStopped, kStartFailed, kFatal, kBadState };
@@ -95,6 +104,11 @@ class Engine {
   void onAsync();  // loop thread: drain the cross-thread requests
   void drainInput(Running& r);
   std::string buildStats(Running* r) const;
+  // buildStats' input; the caller parks the other workers while it is used.
+  void fillStatsInput(Running* r, StatsInput& in) const;
+  // engine_control.cc: the control socket's requests, on the loop thread.
+  Status openControl(Running& r);
+  std::string onControl(Running& r, const std::string& line);
   void publishStats(std::string json);
 
   EngineOptions opts_;

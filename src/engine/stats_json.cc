@@ -221,6 +221,10 @@ std::string buildStatsJson(const StatsInput& in) {
         f.str("proto", "tcp");
         f.str("src", endpoint(s.key().src, s.key().srcPort));
         f.str("dst", endpoint(s.key().dst, s.key().dstPort));
+        if (!s.name().empty()) f.str("name", s.name());
+        if (s.direct()) f.boolean("direct", true);
+        f.num("up", s.upBytes());
+        f.num("down", s.downBytes());
         f.num("age_ms", in.nowMs - std::min(in.nowMs, s.startMs()));
         f.num("idle_ms", in.nowMs - std::min(in.nowMs, s.lastActivityMs()));
       });
@@ -237,6 +241,8 @@ std::string buildStatsJson(const StatsInput& in) {
         f.str("src", s.app().toString());
         f.num("channels", s.channelCount());
         f.boolean("assured", s.assured());
+        f.num("up", s.upBytes());
+        f.num("down", s.downBytes());
         f.num("age_ms", in.nowMs - std::min(in.nowMs, s.startMs()));
         f.num("idle_ms", in.nowMs - std::min(in.nowMs, s.lastActivityMs()));
       });

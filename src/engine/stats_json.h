@@ -33,6 +33,9 @@ struct StatsInput {
 inline constexpr size_t kMaxListedFlows = 1000;
 
 std::string buildStatsJson(const StatsInput& in);
+// The same state as a few summary lines and a table of the busiest flows
+// (at most maxRows), for `vless-tun status` (status_table.cc).
+std::string buildStatusTable(const StatsInput& in, size_t maxRows = 50);
 
 // The "stopping:" log lines (docs/client.md): before and after
 // Client::stop() (the UDP sessions it closes add their drops).

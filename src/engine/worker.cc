@@ -72,6 +72,12 @@ void Worker::requestNetworkChange(const std::vector<std::string>& addresses) {
   inbox.wake();
 }
 
+void Worker::requestCloseFlow(uint64_t id) {
+  std::lock_guard<std::mutex> lk(inbox.mu);
+  if (inbox.closeFlows.size() < 64) inbox.closeFlows.push_back(id);
+  inbox.wake();
+}
+
 void Worker::startThread(const LogSink* log) {
   thread = std::thread([this, log] {
     LogScope scope(log);
@@ -96,6 +102,7 @@ void Worker::drain() {
   std::vector<Inbox::Item> items;
   bool stop = false;
   std::optional<std::vector<std::string>> net;
+  std::vector<uint64_t> closeFlows;
   {
     std::unique_lock<std::mutex> lk(inbox.mu);
     if (inbox.park) {
@@ -108,6 +115,7 @@ void Worker::drain() {
     inbox.bytes = 0;
     stop = std::exchange(inbox.stop, false);
     net = std::exchange(inbox.netChange, std::nullopt);
+    closeFlows.swap(inbox.closeFlows);
   }
   if (stopped) return;
   for (Inbox::Item& it : items) {
@@ -120,6 +128,7 @@ void Worker::drain() {
     }
   }
   if (net) client->networkChanged(&*net);
+  for (uint64_t id : closeFlows) client->closeFlow(id);
   if (stop && index != 0) stopHere();
 }
 

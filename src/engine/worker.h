@@ -49,6 +49,7 @@ struct Inbox {
   bool parked = false;  // waiting so
   bool exited = false;  // the worker's loop has ended
   std::optional<std::vector<std::string>> netChange;  // the usable local addresses
+  std::vector<uint64_t> closeFlows;  // the operator's `close ID` (a few at most)
   uv_async_s* async = nullptr;  // null before start and once closed
 
   // Any thread. False: full, or the worker is gone.
@@ -97,6 +98,8 @@ struct Worker {
   // Any thread.
   void requestStop();
   void requestNetworkChange(const std::vector<std::string>& addresses);
+  // Closes the flow with that id here (Client::closeFlow).
+  void requestCloseFlow(uint64_t id);
   // Workers 1..n-1: runs `loop` on a new thread (logging through `log`);
   // `exited` is set when it ends.
   void startThread(const LogSink* log);
