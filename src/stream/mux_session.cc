@@ -222,6 +222,15 @@ bool MuxSession::handleFrame(uint8_t ver, uint8_t cmd, uint32_t sid, BufferChain
   auto it = streams_.find(sid);
   if (it == streams_.end()) {
     ++stats_.unknownFrames;  // a stream that already ended (or never was)
+    // Data for a stream we abandoned: our FIN only ended our direction, so
+    // the peer still serves it (a target we no longer read). A second FIN
+    // says the stream is gone (docs/protocol.md "Closing"); once per id.
+    const bool ours = (sid & 1) == 1 && (role_ == Role::kClient ? sid <= next_id_ : sid <= max_accepted_);
+    if (cmd == kPsh && ours && sid != last_abandoned_fin_) {
+      last_abandoned_fin_ = sid;
+      ++stats_.abandonedFins;
+      sendControl(kFin, sid);
+    }
     return true;
   }
   MuxStream* s = it->second;
@@ -244,6 +253,7 @@ void MuxSession::acceptStream(uint32_t sid) {
   }
   auto s = std::unique_ptr<MuxStream>(new MuxStream(*this, sid, false, false));
   streams_[sid] = s.get();
+  max_accepted_ = std::max(max_accepted_, sid);
   ++stats_.streamsOpened;
   owner_.onMuxStream(std::move(s));
 }
@@ -550,6 +560,13 @@ void MuxStream::onPsh(BufferChain& payload) {
 
 void MuxStream::onFin() {
   if (closed_) return;
+  if (fin_received_) {
+    // A second FIN: the peer abandoned the stream (it sent its FIN, closed
+    // it, and then got our data). Nothing more is read or written.
+    if (session_ != nullptr) ++session_->stats_.peerAbandoned;
+    close(CloseReason::kReset, "the peer abandoned the stream");
+    return;
+  }
   if (!answered_) {
     close(CloseReason::kConnectFailed, "the server could not connect to the target");
     return;

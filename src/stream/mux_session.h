@@ -98,6 +98,10 @@ struct MuxStats {
   uint64_t innerWrites = 0;      // writes handed to the inner stream (batched per loop pass)
   uint64_t v1Pauses = 0;         // inner stream paused on held bytes (VER 1, or VER 2 past v2_receive_buffer)
   uint64_t windowGrowths = 0;    // VER 2: a stream's receive window doubled
+  // A PSH for a stream we abandoned (closed before the peer ended its
+  // direction) answered with a second FIN: "this stream is gone".
+  uint64_t abandonedFins = 0;
+  uint64_t peerAbandoned = 0;    // streams the peer ended so (a second FIN)
 };
 
 class MuxSession : public event::DeferredDeletable, private StreamCallbacks {
@@ -188,6 +192,8 @@ class MuxSession : public event::DeferredDeletable, private StreamCallbacks {
   std::unordered_map<uint32_t, MuxStream*> streams_;
   std::deque<uint32_t> ready_;  // streams with something to send, in turn
   uint32_t next_id_ = 1;        // client: += 2 before use (first id 3)
+  uint32_t max_accepted_ = 0;   // server: the highest stream id accepted
+  uint32_t last_abandoned_fin_ = 0;  // the last id answered with a second FIN
   BufferChain rx_;
   BufferChain out_;
   event::Timer tick_;

@@ -1206,6 +1206,59 @@ TEST(MuxSession, DestroyingAStreamSendsFinAndLeaves) {
   expectWorks(loop, link, 3);
 }
 
+// A stream the client abandons (closes while the server still sends: its
+// FIN only ends the client's direction) is ended at the server when the
+// server's next data meets it: a second FIN, read there as a reset.
+TEST(MuxSession, AbandonedStreamIsEndedAtThePeer) {
+  event::Loop loop;
+  Link link(loop);
+  link.server_owner.setup = [](std::unique_ptr<MuxStream>&, Endpoint& ep) {
+    ep.on_data = [&ep](BufferChain& d, bool) { d.clear(); };
+    // Much more than a window: the server keeps sending.
+    ep.payload = std::string(4 << 20, 'x');
+    ep.end = false;
+    return true;
+  };
+  ASSERT_TRUE(link.up());
+  auto c = open(*link.client, "get", false);
+  ASSERT_TRUE(runUntil(loop, [&] { return c->ep.received.size() >= 64 * 1024; }));
+  c->s->close(CloseReason::kLocalClose, "the app reset");
+  ASSERT_TRUE(runUntil(loop, [&] { return link.server_owner.allClosed(1); }));
+  EXPECT_EQ(link.server_owner.ep(0).reason, CloseReason::kReset);
+  EXPECT_EQ(link.server_owner.ep(0).detail, "the peer abandoned the stream");
+  EXPECT_EQ(link.client->stats().abandonedFins, 1u);
+  EXPECT_EQ(link.server->stats().peerAbandoned, 1u);
+  ASSERT_TRUE(runUntil(loop, [&] { return link.server->streamCount() == 0; }));
+  link.server_owner.setup = echo;  // the session carries on
+  expectWorks(loop, link, 3);
+}
+
+// The other way: the server abandons a stream the client still writes on.
+TEST(MuxSession, StreamAbandonedByTheServerIsEndedAtTheClient) {
+  event::Loop loop;
+  Link link(loop);
+  link.server_owner.setup = [](std::unique_ptr<MuxStream>&, Endpoint& ep) {
+    ep.on_data = [&ep](BufferChain& d, bool) {
+      ep.received += d.toString();
+      d.clear();
+    };
+    return true;
+  };
+  ASSERT_TRUE(link.up());
+  auto c = open(*link.client, std::string(4 << 20, 'y'), false);
+  ASSERT_TRUE(runUntil(loop, [&] {
+    return !link.server_owner.eps.empty() && link.server_owner.ep(0).received.size() >= 64 * 1024;
+  }));
+  link.server_owner.stream(0).close(CloseReason::kReset, "target reset");
+  ASSERT_TRUE(runUntil(loop, [&] { return c->ep.closes == 1; }));
+  EXPECT_EQ(c->ep.reason, CloseReason::kReset);
+  EXPECT_EQ(c->ep.detail, "the peer abandoned the stream");
+  EXPECT_EQ(link.server->stats().abandonedFins, 1u);
+  EXPECT_EQ(link.client->stats().peerAbandoned, 1u);
+  link.server_owner.setup = echo;  // the session carries on
+  expectWorks(loop, link, 3);
+}
+
 // ================================================================ hostile input
 
 struct HostileCase {
