@@ -8,19 +8,24 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "command_line.h"
+#include "control_commands.h"
 #include "link_commands.h"
 #include "malloc_tuning.h"
 
 #include "config/server_config.h"
 #include "core/log.h"
+#include "event/control_socket.h"
 #include "event/loop.h"
 #include "event/service_notify.h"
 #include "event/signal_watcher.h"
 #include "event/timer.h"
 #include "server/ip_exit.h"
+#include "server/metrics_listener.h"
 #include "server/server.h"
+#include "server/server_stats.h"
 #include "tls/tls_engine.h"
 
 namespace {
@@ -35,6 +40,10 @@ void usage(FILE* out) {
       out,
       "usage: vless-server -c FILE          run with the TOML config FILE\n"
       "       vless-server --check -c FILE  validate FILE (and load its TLS files), print ok\n"
+      "       vless-server -c FILE --control PATH  ... with the control socket at PATH\n"
+      "       vless-server status [-s SOCKET] [--json]  the live state of a running server\n"
+      "       vless-server close [-s SOCKET] ID         close one of its connections\n"
+      "       vless-server log-level [-s SOCKET] [LEVEL]\n"
       "       vless-server links -c FILE [--host NAME] [--v0]\n"
       "                                     print a vless:// link for every user\n"
       "       vless-server --version\n"
@@ -64,11 +73,47 @@ void raiseOpenFilesLimit(uint32_t max_connections) {
   }
 }
 
+// The control socket's commands (docs/operations.md "Control socket").
+std::string controlRequest(vt::server::Server& srv, const std::string& line) {
+  using Args = std::vector<std::string>;
+  const std::vector<vt::event::ControlCommand> commands = {
+      {"stats", 0, 0, "stats              the state as JSON (totals, users, connections)",
+       [&](const Args&) { return vt::event::controlOk(vt::server::serverStatsJson(srv)); }},
+      {"status", 0, 0, "status             summary lines, users and the busiest connections",
+       [&](const Args&) { return vt::event::controlOk(vt::server::serverStatusTable(srv)); }},
+      {"close", 1, 1, "close ID           close the connection (or mux stream) with that id",
+       [&](const Args& a) {
+         uint64_t id = 0;
+         if (!vt::event::parseControlId(a[0], &id)) {
+           return vt::event::controlError(
+               "close: expected a connection id (a number from `status`), got \"" + a[0] + "\"");
+         }
+         std::string what;
+         if (!srv.closeConnection(id, &what)) {
+           return vt::event::controlError("no live connection with id " + std::to_string(id));
+         }
+         VT_INFO("control: closed %s", what.c_str());
+         return vt::event::controlOk("closed " + what);
+       }},
+      {"log-level", 0, 1, "log-level [LEVEL]  show or set: trace, debug, info, warn, error, off",
+       [&](const Args& a) {
+         return vt::event::controlLogLevel(a, vt::logLevel(),
+                                           [](vt::LogLevel l) { vt::setLogLevel(l); });
+       }},
+  };
+  return vt::event::dispatchControl(line, commands);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc >= 2 && std::string(argv[1]) == "links") {
     return vt::app::serverLinksCommand(argc - 1, argv + 1);
+  }
+  if (argc >= 2 && vt::app::isControlCommand(argv[1])) {
+    return vt::app::controlCommand(
+        argc - 1, argv + 1,
+        vt::app::ControlTarget{"vless-server", "/run/vless-server", "/run/vless-server/control.sock"});
   }
   vt::app::tuneMalloc();
   vt::app::CommandLine cl;
@@ -103,10 +148,41 @@ int main(int argc, char** argv) {
   vt::setLogLevel(cfg.value().log_level);
   raiseOpenFilesLimit(cfg.value().max_connections);
   std::unique_ptr<vt::server::Server> srv = std::move(server).value();
+  // The control socket first: a second instance with the same socket stops
+  // here, before it binds anything.
+  std::unique_ptr<vt::event::ControlSocket> control;
+  const std::string control_path = cl.control_path.empty() ? cfg.value().control.socket
+                                                           : cl.control_path;
+  if (!control_path.empty()) {
+    auto c = vt::event::ControlSocket::open(
+        loop, {control_path, cfg.value().control.group, 5000},
+        [&srv](const std::string& line) { return controlRequest(*srv, line); });
+    if (!c.ok()) {
+      VT_ERROR("%s", c.error().message.c_str());
+      return 1;
+    }
+    control = std::move(c).value();
+  }
   vt::Status st = srv->start();
   if (!st.ok()) {
     VT_ERROR("%s", st.error().message.c_str());
     return 1;
+  }
+  // [metrics]: the Prometheus endpoint, on the same loop (docs/server.md "Metrics").
+  std::unique_ptr<vt::server::MetricsListener> metrics;
+  if (const auto& ml = cfg.value().metrics.listen) {
+    auto addr = vt::event::SocketAddress::parseIp(ml->host, ml->port);
+    if (!addr) {
+      VT_ERROR("metrics: bad address %s", ml->toString().c_str());
+      return 1;
+    }
+    auto m = vt::server::MetricsListener::start(
+        loop, *addr, [&srv] { return vt::server::serverPrometheus(*srv); });
+    if (!m.ok()) {
+      VT_ERROR("%s", m.error().message.c_str());
+      return 1;
+    }
+    metrics = std::move(m).value();
   }
   // Type=notify: listening now (a no-op unless systemd asked).
   vt::event::notifyServiceManager("READY=1\nSTATUS=listening");
@@ -124,6 +200,8 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(tls->stats().ticketsAccepted));
     }
     stop_deadline = loop.now() + kStopGraceMs;
+    metrics.reset();
+    control.reset();
     srv->stop();
     VT_INFO("stopping: egress policy refused %llu dials and datagrams",
             static_cast<unsigned long long>(srv->egressDenied()));
@@ -199,6 +277,8 @@ int main(int argc, char** argv) {
   };
   auto sighup = std::make_unique<vt::event::SignalWatcher>(loop, SIGHUP, onReload);
   loop.run();
+  metrics.reset();  // its body reads srv
+  control.reset();
   srv.reset();
   sigint.reset();
   sigterm.reset();

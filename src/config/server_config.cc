@@ -1,4 +1,5 @@
 #include "config/server_config.h"
+#include "config/control_config.h"
 
 #include <toml++/toml.h>
 
@@ -301,6 +302,32 @@ void readIp(Reader& r, const toml::node& node, const std::string& base_dir, Serv
   }
 }
 
+void readMetrics(Reader& r, const toml::node& node, ServerConfig& cfg) {
+  const char* expect = "an address like \"127.0.0.1:9105\" or \"[::1]:9105\"";
+  const auto* t = node.as_table();
+  if (t == nullptr) {
+    r.fail(node, "metrics", "expected a table [metrics] with listen, got " + Reader::typeName(node));
+    return;
+  }
+  r.checkKeys(*t, "metrics", {"listen"});
+  if (r.failed()) return;
+  const toml::node* n = t->get("listen");
+  if (n == nullptr) {
+    r.fail(&t->source(), "metrics.listen", std::string("missing; expected ") + expect);
+    return;
+  }
+  const std::string* s = r.str(*n, "metrics.listen", expect);
+  if (s == nullptr) return;
+  auto hp = parseHostPort(*s, false);
+  if (!hp) {
+    r.fail(*n, "metrics.listen",
+           std::string("expected ") + expect + " (IP literal and port 1..65535), got \"" + *s +
+               "\"");
+    return;
+  }
+  cfg.metrics.listen = *hp;
+}
+
 void readUsers(Reader& r, const toml::table& root, ServerConfig& cfg) {
   const toml::node* node = root.get("users");
   if (node == nullptr) {
@@ -374,7 +401,8 @@ void readRoot(Reader& r, const toml::table& root, const std::string& base_dir, S
               {"log_level", "listen", "versions", "fallback", "handshake_timeout", "idle_timeout",
                "reuse_idle_timeout", "drain_timeout", "max_connections",
                "max_connections_per_source", "max_handshakes_per_source", "max_connections_per_user",
-               "max_lookups_per_user", "resolve_timeout", "buffer_budget", "tls", "users", "udp", "mux", "egress", "ip", "ws"});
+               "max_lookups_per_user", "resolve_timeout", "buffer_budget", "tls", "users", "udp", "mux", "egress", "ip", "ws",
+               "metrics", "control"});
   if (r.failed()) return;
 
   if (const toml::node* n = root.get("log_level")) {
@@ -524,6 +552,14 @@ void readRoot(Reader& r, const toml::table& root, const std::string& base_dir, S
   }
   if (const toml::node* n = root.get("ws")) {
     readWs(r, *n, cfg);
+    if (r.failed()) return;
+  }
+  if (const toml::node* n = root.get("metrics")) {
+    readMetrics(r, *n, cfg);
+    if (r.failed()) return;
+  }
+  if (const toml::node* n = root.get("control")) {
+    readControl(r, *n, base_dir, cfg.control);
     if (r.failed()) return;
   }
   readUsers(r, root, cfg);

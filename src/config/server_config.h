@@ -100,6 +100,13 @@ struct ServerWsConfig {
   std::string host;  // empty: any Host
 };
 
+// [metrics]: the Prometheus endpoint (docs/server.md "Metrics"). Off unless
+// `listen` is set; the counters name users, so it belongs on loopback or
+// behind a firewall.
+struct ServerMetricsConfig {
+  std::optional<HostPort> listen;  // IP literal and port
+};
+
 struct ServerConfig {
   LogLevel log_level = LogLevel::kInfo;
   std::vector<HostPort> listen;  // IP literals only, at least one
@@ -135,6 +142,8 @@ struct ServerConfig {
   ServerMuxConfig mux;
   ServerEgressConfig egress;
   ServerIpConfig ip;
+  ServerMetricsConfig metrics;
+  ControlConfig control;  // [control]; the --control flag overrides socket
 };
 
 // Reads and validates a file. Errors (Errc::kConfig) read like

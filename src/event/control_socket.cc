@@ -50,6 +50,61 @@ std::string controlOk(const std::string& body) {
 
 std::string controlError(const std::string& why) { return "error: " + why + "\n"; }
 
+std::string dispatchControl(const std::string& line, const std::vector<ControlCommand>& commands) {
+  std::vector<std::string> w;
+  for (size_t i = 0; i < line.size();) {
+    while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+    size_t j = i;
+    while (j < line.size() && line[j] != ' ' && line[j] != '\t') ++j;
+    if (j > i) w.push_back(line.substr(i, j - i));
+    i = j;
+  }
+  if (w.empty()) return controlError("empty request; `help` lists the commands");
+  if (w[0] == "help") {
+    std::string out;
+    for (const ControlCommand& c : commands) out += std::string(c.usage) + "\n";
+    return controlOk(out);
+  }
+  for (const ControlCommand& c : commands) {
+    if (w[0] != c.name) continue;
+    std::vector<std::string> args(w.begin() + 1, w.end());
+    if (args.size() < c.minArgs || args.size() > c.maxArgs) {
+      return controlError(w[0] + ": wrong number of arguments; usage: " + c.usage);
+    }
+    return c.run(args);
+  }
+  return controlError("unknown command \"" + w[0] + "\"; `help` lists the commands");
+}
+
+std::string controlLogLevel(const std::vector<std::string>& args, LogLevel current,
+                            const std::function<void(LogLevel)>& set) {
+  if (args.empty()) return controlOk(logLevelConfigName(current));
+  LogLevel want;
+  if (!parseLogLevel(args[0], want)) {
+    return controlError("log-level: expected one of trace, debug, info, warn, error, off, got \"" +
+                        args[0] + "\"");
+  }
+  // WARN: on record at any level but error and off.
+  VT_WARN("control: log level %s -> %s", logLevelConfigName(current), logLevelConfigName(want));
+  set(want);
+  return controlOk(std::string("log level ") + logLevelConfigName(current) + " -> " +
+                   logLevelConfigName(want));
+}
+
+bool parseControlId(const std::string& text, uint64_t* id) {
+  if (text.empty() || text.size() > 20) return false;
+  uint64_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    const uint64_t d = static_cast<uint64_t>(c - '0');
+    if (v > (UINT64_MAX - d) / 10) return false;
+    v = v * 10 + d;
+  }
+  if (v == 0) return false;
+  *id = v;
+  return true;
+}
+
 class ControlSocket::Peer {
  public:
   Peer(ControlSocket& owner) : owner_(owner), pipe_(new uv_pipe_t), timer_(owner.loop_) {

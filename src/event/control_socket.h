@@ -20,8 +20,10 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
+#include "core/log.h"
 #include "event/loop.h"
 
 struct uv_pipe_s;
@@ -77,5 +79,20 @@ class ControlSocket {
 // Replies.
 std::string controlOk(const std::string& body);
 std::string controlError(const std::string& why);
+
+// The commands of a program's control socket: `help` (the list) comes
+// free, arity is checked, the rest runs `run` with the arguments.
+struct ControlCommand {
+  const char* name;
+  size_t minArgs, maxArgs;
+  const char* usage;  // "close ID           close ..." for help
+  std::function<std::string(const std::vector<std::string>& args)> run;
+};
+std::string dispatchControl(const std::string& line, const std::vector<ControlCommand>& commands);
+// `log-level [LEVEL]`: shows `current`, or sets through `set` (logged).
+std::string controlLogLevel(const std::vector<std::string>& args, LogLevel current,
+                            const std::function<void(LogLevel)>& set);
+// A flow or connection id ("12"): false unless 1..2^64-1 in decimal.
+bool parseControlId(const std::string& text, uint64_t* id);
 
 }  // namespace vt::event

@@ -87,6 +87,9 @@ class IpSession {
   // Leaves the exit (the addresses start their grace), logs the one line.
   // Idempotent.
   void shutdown(stream::CloseReason reason, const std::string& detail);
+  // Stats: the session's counters and its last packet's time.
+  const IpCounters& counters() const { return c_; }
+  uint64_t lastActiveMs() const { return last_active_ms_; }
 
  private:
   void up(uint8_t* p, size_t n);

@@ -51,7 +51,10 @@ Server::Server(event::Loop& loop, const config::ServerConfig& cfg,
                                       std::max<size_t>(1, threadPoolSize() - 1)),
                      256}),
       udp_nat_(loop, cfg.udp),
-      refused_log_(loop, 10'000, [this] { writeRefusedSummary(); }) {}
+      started_ms_(loop.now()),
+      refused_log_(loop, 10'000, [this] { writeRefusedSummary(); }) {
+  for (const config::ServerUser& u : cfg_.users) userKey(u.name);  // their counters, listed at 0
+}
 
 namespace {
 // Interfaces change rarely; an address added since the last look is
@@ -214,6 +217,7 @@ void Server::onAccept(std::unique_ptr<stream::TcpStream> tcp) {
   SourceCount& sc = sources_[source];
   ++sc.connections;
   ++sc.handshakes;
+  ++totals_.accepted;
 
   tcp->setNoDelay(true);
   tcp->setBufferBudget(&budget_);
@@ -281,6 +285,8 @@ bool Server::admitUser(const char* user, std::string* why) {
     return false;
   }
   ++n;
+  ++user_stats_[user].connections;
+  ++totals_.connections;
   return true;
 }
 
@@ -297,6 +303,7 @@ const char* Server::userKey(const std::string& name) {
   user_names_.push_back(name);
   const char* key = user_names_.back().c_str();
   user_keys_.emplace(name, key);
+  user_stats_.emplace(key, UserCounters{});
   return key;
 }
 
@@ -356,8 +363,12 @@ std::string Server::reload(const config::ServerConfig& fresh, std::vector<std::s
               (fresh.ws && (fresh.ws->path != cfg_.ws->path || fresh.ws->host != cfg_.ws->host)),
           "ws");
   differs(fresh.accept_v0 != cfg_.accept_v0 || fresh.accept_v1 != cfg_.accept_v1, "versions");
+  differs((fresh.metrics.listen ? fresh.metrics.listen->toString() : "") !=
+              (cfg_.metrics.listen ? cfg_.metrics.listen->toString() : ""),
+          "metrics");
   // Now the new users and limits.
   cfg_.users = fresh.users;
+  for (const config::ServerUser& u : cfg_.users) userKey(u.name);
   auth_ = Authenticator(cfg_.users);
   cfg_.max_connections = fresh.max_connections;
   cfg_.max_connections_per_source = fresh.max_connections_per_source;
@@ -421,6 +432,8 @@ bool Server::startMuxStream(std::unique_ptr<stream::MuxStream> s, const char* us
   sessions_.emplace(p, std::move(session));
   ++active_;
   ++user_streams_[user];
+  ++user_stats_[user].mux_streams;
+  ++totals_.mux_streams;
   p->startStream(user, parent, *raw);
   return true;
 }
@@ -429,6 +442,30 @@ void Server::onMuxStreamDone(const char* user) {
   auto it = user_streams_.find(user);
   if (it == user_streams_.end()) return;
   if (--it->second == 0) user_streams_.erase(it);
+}
+
+void Server::onTrafficDone(const char* user, bool carrier, const TrafficCounters& t) {
+  if (carrier) return;  // its streams counted their payload
+  totals_.closed.add(t);
+  auto it = user_stats_.find(user);  // "-" (no user yet) is not a key
+  if (it != user_stats_.end()) it->second.closed.add(t);
+}
+
+void Server::forEachSession(const std::function<void(const ServerSession&)>& fn) const {
+  for (const auto& [raw, owned] : sessions_) {
+    if (!raw->closing()) fn(*raw);
+  }
+}
+
+bool Server::closeConnection(uint64_t id, std::string* what) {
+  ServerSession* found = nullptr;
+  for (const auto& [raw, owned] : sessions_) {
+    if (raw->id() == id && !raw->closing()) found = raw;
+  }
+  if (found == nullptr) return false;
+  if (what != nullptr) *what = found->describe(loop_.now());
+  found->close(stream::CloseReason::kLocalClose, "closed by the operator");
+  return true;
 }
 
 void Server::onSessionDone(ServerSession* s) {

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -40,6 +41,40 @@ namespace vt::server {
 
 class ServerSession;
 class IpExit;
+
+// Bytes and datagrams a session carried (docs/server.md "Stats"). Up:
+// client -> target; down: target -> client. UDP payload bytes count in
+// bytes_* too; IP sessions count their packets' bytes.
+struct TrafficCounters {
+  uint64_t bytes_up = 0;
+  uint64_t bytes_down = 0;
+  uint64_t udp_datagrams_up = 0;
+  uint64_t udp_datagrams_down = 0;
+  void add(const TrafficCounters& o) {
+    bytes_up += o.bytes_up;
+    bytes_down += o.bytes_down;
+    udp_datagrams_up += o.udp_datagrams_up;
+    udp_datagrams_down += o.udp_datagrams_down;
+  }
+};
+
+// What a user has done since the server started (kept across reloads,
+// also for a user a reload removed). `closed`: sessions (and reused
+// flows) that ended; the live ones' bytes are summed when asked
+// (server_stats.h).
+struct UserCounters {
+  uint64_t connections = 0;  // authenticated connections opened (not Mux streams)
+  uint64_t mux_streams = 0;  // Mux streams opened
+  TrafficCounters closed;
+};
+
+struct TotalCounters {
+  uint64_t accepted = 0;     // connections past admission (any outcome)
+  uint64_t connections = 0;  // authenticated connections opened (not Mux streams)
+  uint64_t mux_streams = 0;  // Mux streams opened
+  uint64_t fallbacks = 0;    // connections handed to the fallback
+  TrafficCounters closed;    // of ended sessions; Mux connections' framing not counted
+};
 
 class Server {
  public:
@@ -133,6 +168,32 @@ class Server {
     auto it = user_streams_.find(user);
     return it == user_streams_.end() ? 0 : it->second;
   }
+  // Live authenticated connections of `user` (a userKey), Mux streams not
+  // counted.
+  size_t userConnections(const char* user) const {
+    auto it = user_conns_.find(user);
+    return it == user_conns_.end() ? 0 : it->second;
+  }
+
+  // Stats (server_stats.h). Counters of ended traffic; one add per event,
+  // the live sessions' share is summed by whoever asks.
+  const TotalCounters& totalCounters() const { return totals_; }
+  // Every userKey seen (the configured users, and users a reload removed).
+  const std::unordered_map<const char*, UserCounters>& userCounters() const { return user_stats_; }
+  // A session (or a reused connection's flow) ended having carried `t`;
+  // `carrier`: a Mux connection, whose streams count their own bytes.
+  void onTrafficDone(const char* user, bool carrier, const TrafficCounters& t);
+  void onFallback() { ++totals_.fallbacks; }
+  // loop().now() when the Server was made.
+  uint64_t startedMs() const { return started_ms_; }
+  // Calls `fn` for every session not closing yet (in no particular order).
+  // `fn` must not close sessions.
+  void forEachSession(const std::function<void(const ServerSession&)>& fn) const;
+  // The operator's close of the live session `id` (the "conn #ID" of the
+  // log lines; a Mux connection takes its streams along). False when
+  // there is none; else *what (if not null) describes it in one line:
+  // "connection 12 alice 198.18.0.1:40000 -> example.test:443".
+  bool closeConnection(uint64_t id, std::string* what);
 
  private:
   void onAccept(std::unique_ptr<stream::TcpStream> tcp);
@@ -164,6 +225,9 @@ class Server {
   std::unordered_map<const char*, std::shared_ptr<stream::RateLimit>> rate_limits_;  // by userKey
   std::deque<std::string> user_names_;  // userKey's strings: never moved or freed
   std::unordered_map<std::string, const char*> user_keys_;
+  std::unordered_map<const char*, UserCounters> user_stats_;  // by userKey
+  TotalCounters totals_;
+  uint64_t started_ms_ = 0;
   AdmissionStats refused_;
   AdmissionStats refused_logged_;  // as of the last summary line
   std::string last_refused_;       // "198.18.0.1:4000 (max_handshakes_per_source 128)"

@@ -59,8 +59,9 @@ void ServerSession::startStream(const char* user, uint64_t parent, stream::MuxSt
   // "198.18.0.1:5000#3": the address stays the peer, the stream id goes to
   // the tag.
   std::string::size_type hash = peer_name_.rfind('#');
-  mux_tag_ = " mux=" + std::to_string(parent) + "/" +
-             (hash == std::string::npos ? "?" : peer_name_.substr(hash + 1));
+  mux_parent_ = parent;
+  mux_stream_id_ = hash == std::string::npos ? "?" : peer_name_.substr(hash + 1);
+  mux_tag_ = " mux=" + std::to_string(parent) + "/" + mux_stream_id_;
   if (hash != std::string::npos) peer_name_.resize(hash);
   user_stream_counted_ = true;
   user_ = user;
@@ -257,6 +258,7 @@ void ServerSession::nextRequest() {
   egress_denied_.clear();
   dial_tried_ = false;
   target_ = "-";
+  server_.onTrafficDone(user_, false, traffic());  // the flow's; the next starts at 0
   up_ = 0;
   down_ = 0;
   started_ms_ = loop_.now();
@@ -542,6 +544,7 @@ void ServerSession::rejectInput(const std::string& why) {
   // that it answers as if it had been contacted directly.
   VT_DEBUG("conn #%" PRIu64 " %s: %s; to fallback", id_, peer_name_.c_str(), why.c_str());
   fallback_ = true;
+  server_.onFallback();
   target_ = "fallback " + cfg.fallback->toString();
   state_ = State::kDialling;
   setDialPause(true);
@@ -734,6 +737,7 @@ void ServerSession::close(stream::CloseReason reason, const std::string& detail)
     up_ = mux_->stats().bytesIn;
     down_ = mux_->stats().bytesOut;
   }
+  server_.onTrafficDone(user_, mux_ != nullptr, traffic());
   if (ip_ && prev == State::kIp && ip_->started()) {
     ip_->shutdown(reason, detail);  // logs the connection's one line
   } else if (udp_) {

@@ -44,6 +44,7 @@ namespace vt::server {
 class Server;
 class UdpChannel;
 class IpSession;
+struct TrafficCounters;
 
 class ServerSession : public event::DeferredDeletable, private stream::MuxSession::Owner {
  public:
@@ -79,6 +80,41 @@ class ServerSession : public event::DeferredDeletable, private stream::MuxSessio
   bool closing() const { return state_ == State::kClosed; }
   // The user's name (Server::userKey), "-" before the request is read.
   const char* user() const { return user_; }
+  // The id of the log lines ("conn #ID").
+  uint64_t id() const { return id_; }
+
+  // What the session is doing, for the stats (server_stats.h). Kinds:
+  // handshake (TLS or the request header not done yet), tcp (a TCP relay,
+  // or a reused connection between requests), udp, mux (the connection
+  // carrying Mux streams; each stream is a session of its own, tcp or udp),
+  // ip (CMD 5), fallback (bad input relayed to the fallback).
+  enum class Kind { kHandshake, kTcp, kUdp, kMux, kIp, kFallback };
+  static const char* kindName(Kind k);
+  struct Info {
+    uint64_t id = 0;
+    const char* user = "-";  // Server::userKey, or "-"
+    std::string peer;        // the client's address
+    std::string target;      // "example.test:443", "mux", "ip", "fallback 127.0.0.1:80", "-"
+    Kind kind = Kind::kHandshake;
+    // handshake, dialling, relay, draining, reuse_idle, udp, ending, mux, ip, closed
+    const char* state = "";
+    uint64_t up = 0;         // bytes client -> target (a Mux connection: its streams' payload in)
+    uint64_t down = 0;       // bytes target -> client
+    uint64_t udp_datagrams_up = 0;
+    uint64_t udp_datagrams_down = 0;
+    uint64_t age_ms = 0;   // since accepted (a reused connection: since its flow began)
+    uint64_t idle_ms = 0;  // since the last byte either way (as far as known)
+    uint64_t mux_parent = 0;  // a Mux stream: its connection's id; else 0
+    std::string mux_stream;   // ... and its stream id; else empty
+  };
+  // A read-only snapshot; `now_ms` is the loop's now().
+  Info info(uint64_t now_ms) const;
+  // The traffic so far of the current session (or reused flow).
+  TrafficCounters traffic() const;
+  // A Mux connection: its bytes are its streams' (counted by them).
+  bool muxCarrier() const { return mux_ != nullptr; }
+  // "connection 12 alice 198.18.0.1:40000 -> example.test:443"
+  std::string describe(uint64_t now_ms) const;
 
  private:
   // kUdp: CMD 2; the UdpChannel owns the rest of the connection.
@@ -205,6 +241,8 @@ class ServerSession : public event::DeferredDeletable, private stream::MuxSessio
   bool mux_stream_ = false;       // we are one stream of a mux connection
   stream::MuxStream* mux_in_ = nullptr;  // that stream (in_), for its receive window
   std::string mux_tag_;           // " mux=<connection id>/<stream id>" in our log line
+  uint64_t mux_parent_ = 0;       // that connection id (stats)
+  std::string mux_stream_id_;     // that stream id (stats)
   bool user_stream_counted_ = false;
   std::string source_;               // admission: the Server's per-source count
   stream::TcpStream* socket_ = nullptr;  // the client's socket (owned through in_owner_)

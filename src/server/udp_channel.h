@@ -86,6 +86,12 @@ class UdpChannel {
   const std::optional<event::SocketAddress>& orig() const { return orig_; }
   // A datagram from `from` for this channel; `own`: from orig().
   void deliver(const uint8_t* data, size_t n, const event::SocketAddress& from, bool own);
+  // Datagrams and payload bytes relayed so far (stats).
+  uint64_t packetsUp() const { return pkts_up_; }
+  uint64_t bytesUp() const { return bytes_up_; }
+  uint64_t packetsDown() const { return pkts_down_; }
+  uint64_t bytesDown() const { return bytes_down_; }
+  uint64_t lastActiveMs() const { return last_active_ms_; }
 
  private:
   struct Pending {

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <future>
 
 namespace vt::server::testing {
 
@@ -54,6 +55,12 @@ Harness::Harness(const config::ServerConfig& cfg, std::shared_ptr<tls::TlsContex
         sessions_ = server_->sessionCount();
         udp_sessions_ = server_->udpNat().size();
         egress_denied_ = server_->egressDenied();
+        std::vector<std::function<void()>> calls;
+        {
+          std::lock_guard<std::mutex> lock(calls_mu_);
+          calls.swap(calls_);
+        }
+        for (auto& fn : calls) fn();
         {
           std::lock_guard<std::mutex> lock(udp_mu_);
           udp_stats_ = server_->udpNat().stats();
@@ -75,6 +82,18 @@ Harness::~Harness() {
   poll_.reset();
   server_.reset();
   loop_.reset();
+}
+
+void Harness::call(const std::function<void(Server&)>& fn) {
+  std::promise<void> done;
+  {
+    std::lock_guard<std::mutex> lock(calls_mu_);
+    calls_.push_back([&] {
+      fn(*server_);
+      done.set_value();
+    });
+  }
+  done.get_future().wait();
 }
 
 UdpNatStats Harness::udpStats() const {

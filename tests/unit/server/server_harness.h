@@ -12,6 +12,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "codec/vless.h"
 #include "config/server_config.h"
@@ -47,6 +48,9 @@ class Harness {
   // Polls until `pred(udpStats())` holds or `timeout_ms` passed.
   bool waitUdpStats(const std::function<bool(const UdpNatStats&)>& pred,
                     int timeout_ms = 3000) const;
+  // Runs `fn` on the loop thread (within a few milliseconds) and waits for
+  // it: the way a test reads or drives the Server itself.
+  void call(const std::function<void(Server&)>& fn);
 
  private:
   std::unique_ptr<event::Loop> loop_;
@@ -57,6 +61,8 @@ class Harness {
   std::atomic<size_t> sessions_{0};
   std::atomic<size_t> udp_sessions_{0};
   std::atomic<uint64_t> egress_denied_{0};
+  std::mutex calls_mu_;
+  std::vector<std::function<void()>> calls_;
   mutable std::mutex udp_mu_;
   UdpNatStats udp_stats_;
   uint16_t port_ = 0;

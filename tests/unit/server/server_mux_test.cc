@@ -13,6 +13,7 @@
 #include "codec/simple_socks.h"
 #include "codec/smux.h"
 #include "codec/trojan_udp.h"
+#include "server/server_stats.h"
 #include "unit/server/server_harness.h"
 #include "unit/server/udp_peers.h"
 
@@ -330,6 +331,45 @@ TEST(ServerMux, WindowOverrunClosesTheConnection) {
   // Still serving.
   EchoPeer echo;
   roundTrip(h.port(), request(1, kAlice, echoAt(echo.port())), "", false);
+}
+
+// Stats: each stream counts as a Mux stream of its user and carries its
+// payload bytes; the carrying connection's own bytes are not added again.
+TEST(ServerMux, StatsCountStreamsNotTheCarrier) {
+  EchoPeer echo;
+  Harness h(muxConfig());
+  int fd = connectLoopback(h.port());
+  ASSERT_GE(fd, 0);
+  std::string ss = socks(codec::SimpleSocksCommand::kTcp, echoAt(echo.port()));
+  ASSERT_TRUE(sendAll(fd, muxHeader() + hexBytes("01 00 00 00 03 00 00 00") +
+                              psh(1, 3, ss + "GET")));
+  EXPECT_EQ(readSome(fd, 8, 3000), hexBytes("01 02 00 00 03 00 00 00"));
+  EXPECT_EQ(readSome(fd, 11, 3000), hexBytes("01 02 03 00 03 00 00 00") + "GET");
+  std::string prom, json;
+  h.call([&](Server& s) {
+    prom = serverPrometheus(s);
+    json = serverStatsJson(s);
+  });
+  auto has = [&](const std::string& line) {
+    return prom.find("\n" + line + "\n") != std::string::npos;
+  };
+  EXPECT_TRUE(has("vless_server_user_mux_streams_total{user=\"alice\"} 1")) << prom;
+  EXPECT_TRUE(has("vless_server_user_mux_streams_live{user=\"alice\"} 1"));
+  EXPECT_TRUE(has("vless_server_user_connections_total{user=\"alice\"} 1"));
+  EXPECT_TRUE(has("vless_server_mux_streams_live 1"));
+  EXPECT_TRUE(has("vless_server_connections_live 1"));
+  EXPECT_TRUE(has("vless_server_sessions_live{kind=\"mux\"} 1"));
+  EXPECT_TRUE(has("vless_server_sessions_live{kind=\"tcp\"} 1"));
+  EXPECT_TRUE(has("vless_server_user_bytes_total{user=\"alice\",direction=\"up\"} 3"));
+  EXPECT_TRUE(has("vless_server_user_bytes_total{user=\"alice\",direction=\"down\"} 3"));
+  EXPECT_NE(json.find("\"kind\":\"mux\",\"state\":\"mux\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"mux_parent\":1,\"mux_stream\":\"3\""), std::string::npos) << json;
+  ::close(fd);
+  for (int i = 0; i < 1500 && h.sessions() != 0; ++i) usleep(2000);
+  ASSERT_EQ(h.sessions(), 0u);
+  h.call([&](Server& s) { prom = serverPrometheus(s); });
+  EXPECT_TRUE(has("vless_server_user_bytes_total{user=\"alice\",direction=\"up\"} 3")) << prom;
+  EXPECT_TRUE(has("vless_server_user_mux_streams_live{user=\"alice\"} 0"));
 }
 
 }  // namespace

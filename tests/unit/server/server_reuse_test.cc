@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "codec/length_frame.h"
+#include "server/server_stats.h"
 #include "unit/server/server_harness.h"
 
 namespace vt::server {
@@ -405,6 +406,41 @@ TEST(ServerReuse, DialFailureOnAReusedConnectionCloses) {
   EXPECT_TRUE(waitEof(fd, 3000, &got));
   EXPECT_EQ(got, "");  // like a first request: EOF without a byte
   ::close(fd);
+}
+
+// Stats: every finished flow of a reused connection adds its bytes; the
+// connection counts once.
+TEST(ServerReuse, StatsAddEveryFlow) {
+  EchoPeer echo;
+  Harness h(baseConfig());
+  int fd = connectLoopback(h.port());
+  ASSERT_GE(fd, 0);
+  bool ended = false;
+  ASSERT_TRUE(sendAll(fd, flow(echoAt(echo.port()), "hello")));
+  EXPECT_EQ(readFlow(fd, &ended), "hello");
+  ASSERT_TRUE(sendAll(fd, flow(echoAt(echo.port()), "again!")));
+  EXPECT_EQ(readFlow(fd, &ended), "again!");
+  EXPECT_TRUE(quiet(fd));
+  std::string prom, json;
+  auto has = [&](const std::string& line) {
+    return prom.find("\n" + line + "\n") != std::string::npos;
+  };
+  h.call([&](Server& s) {
+    prom = serverPrometheus(s);
+    json = serverStatsJson(s);
+  });
+  EXPECT_TRUE(has("vless_server_user_bytes_total{user=\"alice\",direction=\"up\"} 11")) << prom;
+  EXPECT_TRUE(has("vless_server_user_bytes_total{user=\"alice\",direction=\"down\"} 11"));
+  EXPECT_TRUE(has("vless_server_user_connections_total{user=\"alice\"} 1"));
+  EXPECT_TRUE(has("vless_server_user_connections_live{user=\"alice\"} 1"));
+  EXPECT_NE(json.find("\"kind\":\"tcp\",\"state\":\"reuse_idle\",\"up\":0,\"down\":0"),
+            std::string::npos)
+      << json;
+  ::close(fd);
+  for (int i = 0; i < 1500 && h.sessions() != 0; ++i) usleep(2000);
+  ASSERT_EQ(h.sessions(), 0u);
+  h.call([&](Server& s) { prom = serverPrometheus(s); });
+  EXPECT_TRUE(has("vless_server_user_bytes_total{user=\"alice\",direction=\"up\"} 11")) << prom;
 }
 
 }  // namespace

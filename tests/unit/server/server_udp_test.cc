@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "server/server_stats.h"
 #include "unit/server/server_harness.h"
 #include "unit/server/udp_peers.h"
 
@@ -550,6 +551,36 @@ TEST(ServerUdp, HostileFramingClosesThatChannelOnly) {
   EXPECT_EQ(d->payload, "2");
   EXPECT_EQ(r.sourcePorts().back(), mapped);
   ::close(good);
+}
+
+// Stats: a UDP channel's datagrams and payload bytes, live and after close.
+TEST(ServerUdp, StatsCountDatagrams) {
+  UdpReflector r;
+  Harness h(baseConfig());
+  int fd = openChannel(h.port(), udpRequest(0, kAlice, loop4(r.port())), lengthPacket("hello"));
+  ASSERT_GE(fd, 0);
+  PacketReader in(fd, Framing::kLength);
+  EXPECT_EQ(in.raw(2), v0Response());
+  auto d = in.next();
+  ASSERT_TRUE(d);
+  std::string prom;
+  auto has = [&](const std::string& line) {
+    return prom.find("\n" + line + "\n") != std::string::npos;
+  };
+  h.call([&](Server& s) { prom = serverPrometheus(s); });
+  EXPECT_TRUE(has("vless_server_sessions_live{kind=\"udp\"} 1")) << prom;
+  EXPECT_TRUE(has("vless_server_user_udp_datagrams_total{user=\"alice\",direction=\"up\"} 1"));
+  EXPECT_TRUE(has("vless_server_user_udp_datagrams_total{user=\"alice\",direction=\"down\"} 1"));
+  EXPECT_TRUE(has("vless_server_user_bytes_total{user=\"alice\",direction=\"up\"} 5"));
+  EXPECT_TRUE(has("vless_server_udp_datagrams_total{direction=\"down\"} 1"));
+  ::close(fd);
+  for (int i = 0; i < 1500 && h.sessions() != 0; ++i) sleepMs(2);
+  ASSERT_EQ(h.sessions(), 0u);
+  h.call([&](Server& s) { prom = serverPrometheus(s); });
+  EXPECT_TRUE(has("vless_server_user_udp_datagrams_total{user=\"alice\",direction=\"up\"} 1"))
+      << prom;
+  EXPECT_TRUE(has("vless_server_user_bytes_total{user=\"alice\",direction=\"down\"} 5"));
+  EXPECT_TRUE(has("vless_server_sessions_live{kind=\"udp\"} 0"));
 }
 
 }  // namespace
