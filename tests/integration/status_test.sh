@@ -142,11 +142,13 @@ wait "$d1" || true
 grep -q "control: closing tcp flow $id" "$TB_TUN_LOG" || fail "no close line in the client log"
 wait_log "$TB_TUN_LOG" "reason=closed_by_operator" 5
 kill -0 "$d2" || fail "download 2 ended with download 1"
+# The server's end of flow 1 went too (mux: the second FIN).
+wait_log "$slog" 'the peer abandoned the stream' 10
 sctl status --json >"$VT_TMP/ss2.json" || fail "vless-server status --json failed"
 sid=$(python3 - "$VT_TMP/ss2.json" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))
-c = [c for c in j["connections"] if c["user"] == "it-user"]
+c = [c for c in j["connections"] if c["user"] == "it-user" and c["kind"] == "tcp"]
 print(max(c, key=lambda c: c["down"])["id"])
 PY
 ) || fail "server status --json: no it-user connection"
@@ -159,6 +161,7 @@ done
 wait "$d2" || true
 [ "$(stat -c %s "$VT_TMP/d2.got")" -lt "$bytes" ] || fail "download 2 completed despite the server's close"
 log "closed: client flow $id, server connection $sid; both downloads ended early"
+grep "conn #" "$slog" | grep -v "close=server stopping" | sed 's/^/  server: /' 
 ctl status >"$VT_TMP/status2.txt"
 grep -Eq '^tcp: 0 flows' "$VT_TMP/status2.txt" || fail "flows left after the closes: $(cat "$VT_TMP/status2.txt")"
 
