@@ -23,12 +23,14 @@ for p in vless-tun vless-server; do
 done
 
 mine=()  # files and packages to take away at the end
+made_dirs=()  # runtime directories made here
 cleanup_pkgs() {
   local rc=$?
   set +e
   [ -n "${TUN_PID:-}" ] && stop_pid "$TUN_PID"
   [ -n "${SRV_PID:-}" ] && stop_pid "$SRV_PID"
   rm -f "${mine[@]}"
+  for d in "${made_dirs[@]}"; do rm -f "$d"/*.sock; rmdir "$d" 2>/dev/null; done
   dpkg --purge vless-tun vless-server >/dev/null 2>&1
   (exit $rc)
   _vt_cleanup
@@ -82,7 +84,12 @@ sed -e 's|/etc/vless-server/fullchain.pem|/etc/vless-server/server.pem|' \
     -e "s|^uuid = .*|uuid = \"$TB_UUID\"|" /usr/share/doc/vless-server/examples/server.toml \
     >/etc/vless-server/server.toml
 srv_exec=$(exec_of /lib/systemd/system/vless-server.service)
-[ "$srv_exec" = "/usr/bin/vless-server -c /etc/vless-server/server.toml" ] || fail "server ExecStart: $srv_exec"
+[ "$srv_exec" = "/usr/bin/vless-server -c /etc/vless-server/server.toml --control /run/vless-server/control.sock" ] || fail "server ExecStart: $srv_exec"
+# The units' runtime directories (systemd's RuntimeDirectory=), made here
+# when the machine has none, removed after.
+for d in /run/vless-server /run/vless-tun; do
+  if [ ! -d "$d" ]; then mkdir -m 0755 "$d"; made_dirs+=("$d"); fi
+done
 # Type=notify: a stand-in for systemd's notification socket.
 NOTIFY="$VT_TMP/notify.sock"
 start notify python3 -c '
@@ -105,8 +112,8 @@ tb_netns_hosts "$TB_APP" "198.18.0.2 test.name"
 /usr/bin/vless-tun import -o /etc/vless-tun/pkgtest.toml "$link" 2>/dev/null || fail "import $link"
 sed -i -e "s|^\[server\]$|[server]\nca = \"$VT_TMP/ca.pem\"|" \
        -e "s|^\[tun\]$|[tun]\nipv4 = \"198.18.2.1/30\"\nmtu = 1500|" /etc/vless-tun/pkgtest.toml
-tun_exec=$(exec_of /lib/systemd/system/vless-tun@.service | sed 's/%i/pkgtest/')
-[ "$tun_exec" = "/usr/bin/vless-tun -c /etc/vless-tun/pkgtest.toml" ] || fail "tun ExecStart: $tun_exec"
+tun_exec=$(exec_of /lib/systemd/system/vless-tun@.service | sed 's/%i/pkgtest/g')
+[ "$tun_exec" = "/usr/bin/vless-tun -c /etc/vless-tun/pkgtest.toml --control /run/vless-tun/pkgtest.sock" ] || fail "tun ExecStart: $tun_exec"
 NOTIFY_SOCKET="$NOTIFY" start pkg-tun ip netns exec "$TB_APP" $tun_exec
 TUN_PID=$(last_pid)
 wait_log "$VT_TMP/pkg-tun.log" 'vless-tun started' 10
@@ -117,6 +124,12 @@ wait_port "$TB_WEB4" 8080 10 "$TB_WEB"
 out=$(ip netns exec "$TB_APP" python3 "$VT_TOOLS/tcp_whoami.py" probe --target "$TB_WEB4:8080")
 [[ "$out" =~ ^PEER\ 198\.18\.1\.1\  ]] || fail "a flow through the installed binaries: $out"
 log "installed binaries carried a flow: $out"
+# The status commands find the units' sockets by themselves.
+/usr/bin/vless-server status >"$VT_TMP/srv-status.txt" || fail "vless-server status: $(cat "$VT_TMP/srv-status.txt")"
+grep -q '^uptime ' "$VT_TMP/srv-status.txt" || fail "vless-server status: $(cat "$VT_TMP/srv-status.txt")"
+/usr/bin/vless-tun status >"$VT_TMP/tun-status.txt" || fail "vless-tun status: $(cat "$VT_TMP/tun-status.txt")"
+grep -q '^vless-tun running for ' "$VT_TMP/tun-status.txt" || fail "vless-tun status: $(cat "$VT_TMP/tun-status.txt")"
+log "status: $(head -1 "$VT_TMP/srv-status.txt") | $(head -1 "$VT_TMP/tun-status.txt")"
 stop_pid "$TUN_PID" || fail "installed vless-tun did not exit cleanly"
 TUN_PID=""
 stop_pid "$SRV_PID" || fail "installed vless-server did not exit cleanly"
@@ -125,6 +138,9 @@ grep -q '^STOPPING=1 STATUS=draining' "$VT_TMP/notify.log" || fail "no STOPPING=
 log "service manager heard: $(tr '\n' '|' <"$VT_TMP/notify.log")"
 stop_pid "$NOTIFY_PID" || true
 rm -f "${mine[@]}"
+[ -e /run/vless-server/control.sock ] && fail "vless-server left its control socket"
+[ -e /run/vless-tun/pkgtest.sock ] && fail "vless-tun left its control socket"
+for d in "${made_dirs[@]}"; do rmdir "$d" 2>/dev/null || true; done
 dpkg --purge vless-tun vless-server >"$VT_TMP/purge.log" 2>&1 || fail "dpkg --purge: $(cat "$VT_TMP/purge.log")"
 [ ! -e /usr/bin/vless-tun ] && [ ! -e /lib/systemd/system/vless-server.service ] || fail "purge left files"
 log "PASS in $(( $(date +%s) - T0 )) s"
