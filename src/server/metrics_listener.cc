@@ -10,6 +10,28 @@
 namespace vt::server {
 
 // One client connection: reads one request head, answers once.
+MetricsRequest classifyMetricsRequest(std::string_view head) {
+  // "GET /metrics HTTP/1.1": three words, one space apart.
+  std::string_view line = head.substr(0, head.find('\n'));
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  const size_t sp1 = line.find(' ');
+  const size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos) {
+    return MetricsRequest::kBad;
+  }
+  const std::string_view method = line.substr(0, sp1);
+  std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  const std::string_view version = line.substr(sp2 + 1);
+  bool token = !method.empty();
+  for (char c : method) token = token && c >= 'A' && c <= 'Z';
+  if (!token || target.empty() || version.substr(0, 7) != "HTTP/1." || version.size() != 8) {
+    return MetricsRequest::kBad;
+  }
+  if (method != "GET") return MetricsRequest::kNotGet;
+  target = target.substr(0, target.find('?'));
+  return target == "/metrics" ? MetricsRequest::kMetrics : MetricsRequest::kNotFound;
+}
+
 class MetricsListener::Conn : public event::DeferredDeletable, private stream::StreamCallbacks {
  public:
   Conn(MetricsListener& owner, std::unique_ptr<stream::TcpStream> tcp)
@@ -54,33 +76,15 @@ class MetricsListener::Conn : public event::DeferredDeletable, private stream::S
   }
 
   void answerRequest() {
-    // "GET /metrics HTTP/1.1": three words, one space apart.
-    std::string_view line(head_);
-    line = line.substr(0, line.find('\n'));
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    const size_t sp1 = line.find(' ');
-    const size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
-    if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos) {
-      answer(400, "Bad Request", "bad request line\n");
-      return;
-    }
-    const std::string_view method = line.substr(0, sp1);
-    std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-    const std::string_view version = line.substr(sp2 + 1);
-    bool token = !method.empty();
-    for (char c : method) token = token && c >= 'A' && c <= 'Z';
-    if (!token || target.empty() || version.substr(0, 7) != "HTTP/1." || version.size() != 8) {
-      answer(400, "Bad Request", "bad request line\n");
-      return;
-    }
-    if (method != "GET") {
-      answer(405, "Method Not Allowed", "only GET\n", "Allow: GET\r\n");
-      return;
-    }
-    target = target.substr(0, target.find('?'));
-    if (target != "/metrics") {
-      answer(404, "Not Found", "not found; the metrics are at /metrics\n");
-      return;
+    switch (classifyMetricsRequest(head_)) {
+      case MetricsRequest::kBad: answer(400, "Bad Request", "bad request line\n"); return;
+      case MetricsRequest::kNotGet:
+        answer(405, "Method Not Allowed", "only GET\n", "Allow: GET\r\n");
+        return;
+      case MetricsRequest::kNotFound:
+        answer(404, "Not Found", "not found; the metrics are at /metrics\n");
+        return;
+      case MetricsRequest::kMetrics: break;
     }
     ++owner_.stats_.requests;
     answer(200, "OK", owner_.body_(), "", "text/plain; version=0.0.4; charset=utf-8");

@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include "core/error.h"
@@ -29,6 +30,11 @@ class TcpStream;
 }  // namespace vt::stream
 
 namespace vt::server {
+
+// A whole request head (through the blank line), classified: what the
+// listener answers (exposed for the fuzzer).
+enum class MetricsRequest { kMetrics, kNotFound, kNotGet, kBad };
+MetricsRequest classifyMetricsRequest(std::string_view head);
 
 class MetricsListener {
  public:
