@@ -88,6 +88,7 @@ int main(int argc, char** argv) {
   }
   o.autoRoute = true;
   o.handleSignals = true;
+  o.configPath = cl.config_path;  // SIGHUP re-reads it
   o.log.level = o.cfg.log_level;
   o.controlSocket = cl.control_path.empty() ? o.cfg.control.socket : cl.control_path;
   o.controlGroup = o.cfg.control.group;

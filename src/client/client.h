@@ -194,6 +194,13 @@ class Client final : private netstack::NetStack::Callbacks, private IpTunnelHost
   // (TCP: a reset to the app; false if none).
   std::string describeFlow(uint64_t id) const;
   bool closeFlow(uint64_t id);
+  // A reload's routing rules ([[route.rules]], default_action, the geoip
+  // database): new flows and datagrams are judged by them, live flows keep
+  // their route. Replaceable only when what the client set up for the old
+  // rules still fits (rules or none, domain conditions or none, geoip or
+  // none: the DNS name map and want_ip cache exist or not); else a restart.
+  bool rulesReplaceable(const config::ClientRulesConfig& r) const;
+  void setRules(const config::ClientRulesConfig& r);
 
   size_t sessionCount() const { return sessions_.size(); }
   size_t udpSessionCount() const { return udpSessions_.size(); }

@@ -37,3 +37,25 @@ bool Client::closeFlow(uint64_t id) {
 }
 
 }  // namespace vt::client
+
+namespace vt::client {
+
+bool Client::rulesReplaceable(const config::ClientRulesConfig& r) const {
+  const bool had = rules_ != nullptr, has = r.set != nullptr;
+  if (had != has) return false;
+  if (!has) return true;
+  return rules_->usesDomains() == r.set->usesDomains() && (geoip_ != nullptr) == (r.geoip != nullptr);
+}
+
+void Client::setRules(const config::ClientRulesConfig& r) {
+  rules_ = r.set;
+  geoip_ = r.geoip;
+  config::ClientRulesConfig& mine = cfg_.route.rules;
+  mine.set = r.set;
+  mine.count = r.count;
+  mine.default_action = r.default_action;
+  mine.geoip = r.geoip;
+  mine.geoip_path = r.geoip_path;
+}
+
+}  // namespace vt::client

@@ -666,7 +666,9 @@ Result<ClientConfig> parseClientConfig(std::string_view text, const std::string&
 Result<ClientConfig> loadClientConfig(const std::string& path) {
   Result<std::string> text = readConfigFile(path);
   if (!text.ok()) return text.error();
-  return parseClientConfig(text.value(), path, configDir(path));
+  Result<ClientConfig> cfg = parseClientConfig(text.value(), path, configDir(path));
+  if (cfg.ok()) cfg.value().source_text = std::move(text).value();
+  return cfg;
 }
 
 }  // namespace vt::config

@@ -250,6 +250,8 @@ struct ClientConfig {
   ClientMuxConfig mux;
   ClientIpConfig ip;
   ControlConfig control;  // [control]; the --control flag overrides socket
+  // The file as loadClientConfig read it (a reload compares against it).
+  std::string source_text;
 };
 
 // Reads and validates a file; relative paths (ca) resolve against the

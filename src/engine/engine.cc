@@ -283,6 +283,7 @@ void Engine::Running::finishShutdown() {
   loop.post([this] {
     sigint.reset();
     sigterm.reset();
+    sighup.reset();
     control.reset();
     loop.stop();
   });
@@ -489,6 +490,9 @@ RunResult Engine::runImpl() {
     // the loop and restores them.
     r.sigint = std::make_unique<event::SignalWatcher>(r.loop, SIGINT, [&r] { r.shutdown(); });
     r.sigterm = std::make_unique<event::SignalWatcher>(r.loop, SIGTERM, [&r] { r.shutdown(); });
+    if (!opts_.configPath.empty()) {
+      r.sighup = std::make_unique<event::SignalWatcher>(r.loop, SIGHUP, [this, &r] { reload(r); });
+    }
   }
 
   // Routes go in once the TUN is up and every outbound socket is marked
@@ -573,6 +577,7 @@ RunResult Engine::runImpl() {
   r.routes.reset();
   r.sigint.reset();
   r.sigterm.reset();
+  r.sighup.reset();
   r.control.reset();
   {
     std::lock_guard<std::mutex> lk(mu_);

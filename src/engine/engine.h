@@ -43,6 +43,9 @@ struct EngineOptions {
   int tunFd = -1;          // kFd
   bool autoRoute = false;  // honour cfg.route.auto_route (kCreate, or kFd with a named TUN)
   bool handleSignals = false;  // SIGINT/SIGTERM stop the engine (the vless-tun program)
+  // With handleSignals: SIGHUP re-reads this file and applies what a
+  // running core can (docs/client.md "Reload"). Empty: SIGHUP not handled.
+  std::string configPath;
   // kCallbacks: a batch of packets for the TUN (valid during the call).
   std::function<void(const uint8_t* const* packets, const size_t* lengths, size_t count)> packetOut;
   // kCallbacks: room in the input queue again after input() refused one.
@@ -109,6 +112,8 @@ class Engine {
   // engine_control.cc: the control socket's requests, on the loop thread.
   Status openControl(Running& r);
   std::string onControl(Running& r, const std::string& line);
+  // SIGHUP: the config file again (engine_control.cc).
+  void reload(Running& r);
   void publishStats(std::string json);
 
   EngineOptions opts_;

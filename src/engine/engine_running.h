@@ -93,7 +93,7 @@ struct Engine::Running {
   // tun.workers; [0] is this thread's (loop, client, pump above).
   Workers workers;
   std::unique_ptr<platform::RouteManager> routes;
-  std::unique_ptr<event::SignalWatcher> sigint, sigterm;
+  std::unique_ptr<event::SignalWatcher> sigint, sigterm, sighup;
   std::unique_ptr<event::ControlSocket> control;  // opts.controlSocket
   // Network changes: rtnetlink (Linux), or vless_tun_network_changed.
   std::unique_ptr<platform::NetworkMonitor> monitor;

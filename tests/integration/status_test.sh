@@ -9,7 +9,9 @@
 #     ends a connection;
 #   - the sockets have the modes the config asks for, bad requests get
 #     clear errors, and a second client with the same socket refuses to
-#     start (before it touches a TUN).
+#     start (before it touches a TUN);
+#   - SIGHUP on vless-tun applies the log level and the routing rules, and
+#     names what needs a restart.
 #
 #   ns app (app, vless-tun) -- ns srv (vless-server) -- ns web (xfer.py)
 source "$(dirname "$0")/lib.sh"
@@ -37,7 +39,10 @@ slog="$VT_TMP/srv.log"
 wait_log "$slog" 'metrics: serving http://127.0.0.1:9105/metrics' 5
 TB_TUN_EXTRA="[control]
 socket = \"$csock\"
-group = \"nogroup\"" tb_tun_start tun 1 true immediate
+group = \"nogroup\"
+[[route.rules]]
+ip_cidr = [\"198.18.3.0/24\"]
+action = \"block\"" tb_tun_start tun 1 true immediate
 [ -S "$csock" ] || fail "no client control socket at $csock"
 [ -S "$ssock" ] || fail "no server control socket at $ssock"
 [ "$(stat -c '%a %G' "$csock")" = "660 nogroup" ] || fail "client socket mode: $(stat -c '%a %G' "$csock")"
@@ -164,6 +169,28 @@ log "closed: client flow $id, server connection $sid; both downloads ended early
 grep "conn #" "$slog" | grep -v "close=server stopping" | sed 's/^/  server: /' 
 ctl status >"$VT_TMP/status2.txt"
 grep -Eq '^tcp: 0 flows' "$VT_TMP/status2.txt" || fail "flows left after the closes: $(cat "$VT_TMP/status2.txt")"
+
+# SIGHUP on vless-tun: a config that does not load changes nothing; then
+# the log level and the rules apply at once, and a changed tun.mtu is named
+# as needing a restart.
+cfg="$VT_TMP/tun.toml"
+cp "$cfg" "$VT_TMP/tun.good"
+printf 'bogus = 1\n' >>"$cfg"
+kill -HUP "$TB_TUN_PID"
+wait_log "$TB_TUN_LOG" 'reload refused, the running config stays' 10
+sed -e 's|^log_level = "info"|log_level = "debug"|' -e 's|^mtu = 1500|mtu = 1400|' \
+    -e 's|"198.18.3.0/24"|"198.18.1.2/32"|' "$VT_TMP/tun.good" >"$cfg"
+kill -HUP "$TB_TUN_PID"
+wait_log "$TB_TUN_LOG" 'reloaded .*: log level debug \(was info\); routing: 1 rules, default proxy' 10
+wait_log "$TB_TUN_LOG" 'reload: tun.mtu changed in .*; it applies at the next restart' 5
+kill -0 "$TB_TUN_PID" || fail "vless-tun died on SIGHUP"
+[ "$(ctl log-level)" = "debug" ] || fail "log level after the reload: $(ctl log-level)"
+if in_app timeout 10 python3 "$VT_TOOLS/xfer.py" client --target "$TB_WEB4:5001" >/dev/null 2>&1; then
+  fail "a download after the reload was not blocked"
+fi
+blocked=$(ctl status --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["route"]["tcp_blocked"])')
+[ "$blocked" -ge 1 ] || fail "tcp_blocked after the reload: $blocked"
+log "client reload: $(grep -o 'reloaded .*' "$TB_TUN_LOG" | tail -1)"
 
 stop_pid "$TB_TUN_PID" || fail "vless-tun exited non-zero"
 [ -e "$csock" ] && fail "the client left its control socket behind"
