@@ -15,6 +15,7 @@
 #include "link_commands.h"
 #include "malloc_tuning.h"
 
+#include "config/config_diff.h"
 #include "config/server_config.h"
 #include "core/log.h"
 #include "event/control_socket.h"
@@ -146,6 +147,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   vt::setLogLevel(cfg.value().log_level);
+  const std::string started_text = cfg.value().source_text;
   raiseOpenFilesLimit(cfg.value().max_connections);
   std::unique_ptr<vt::server::Server> srv = std::move(server).value();
   // The control socket first: a second instance with the same socket stops
@@ -266,6 +268,13 @@ int main(int argc, char** argv) {
     } else {
       std::vector<std::string> notes;
       std::string summary = srv->reload(fresh.value(), &notes);
+      // Every key that changed and is not applied above, by name (the
+      // file as started is the reference: those settings still run).
+      static const std::vector<std::string> kLive = {
+          "log_level", "users", "max_connections", "max_connections_per_source",
+          "max_handshakes_per_source", "max_connections_per_user", "idle_timeout"};
+      auto changed = vt::config::changedTomlKeys(started_text, fresh.value().source_text, kLive);
+      if (changed.ok()) notes = std::move(changed).value();
       vt::setLogLevel(fresh.value().log_level);
       VT_INFO("reloaded %s: %s", config_path.c_str(), summary.c_str());
       for (const std::string& n : notes) {

@@ -581,7 +581,9 @@ Result<ServerConfig> parseServerConfig(std::string_view text, const std::string&
 Result<ServerConfig> loadServerConfig(const std::string& path) {
   Result<std::string> text = readConfigFile(path);
   if (!text.ok()) return text.error();
-  return parseServerConfig(text.value(), path, configDir(path));
+  Result<ServerConfig> cfg = parseServerConfig(text.value(), path, configDir(path));
+  if (cfg.ok()) cfg.value().source_text = std::move(text).value();
+  return cfg;
 }
 
 }  // namespace vt::config

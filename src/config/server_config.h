@@ -144,6 +144,8 @@ struct ServerConfig {
   ServerIpConfig ip;
   ServerMetricsConfig metrics;
   ControlConfig control;  // [control]; the --control flag overrides socket
+  // The file as loadServerConfig read it (a reload compares against it).
+  std::string source_text;
 };
 
 // Reads and validates a file. Errors (Errc::kConfig) read like
