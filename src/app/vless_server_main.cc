@@ -196,10 +196,10 @@ int main(int argc, char** argv) {
     if (stop_deadline != 0) return;
     VT_INFO("stopping");
     vt::event::notifyServiceManager("STOPPING=1\nSTATUS=draining connections");
-    if (const vt::tls::TlsContext* tls = srv->tlsContext(); tls != nullptr) {
+    if (srv->tlsEnabled()) {
       VT_INFO("stopping: tls %llu handshakes, %llu session tickets accepted",
-              static_cast<unsigned long long>(tls->stats().handshakes),
-              static_cast<unsigned long long>(tls->stats().ticketsAccepted));
+              static_cast<unsigned long long>(srv->tlsHandshakes()),
+              static_cast<unsigned long long>(srv->tlsTicketsAccepted()));
     }
     stop_deadline = loop.now() + kStopGraceMs;
     metrics.reset();
@@ -268,11 +268,18 @@ int main(int argc, char** argv) {
     } else {
       std::vector<std::string> notes;
       std::string summary = srv->reload(fresh.value(), &notes);
+      // The certificate again (certbot renews it in place).
+      if (vt::Status ts = srv->reloadTls(fresh.value()); !ts.ok()) {
+        VT_ERROR("reload: the running TLS certificate stays: %s", ts.error().message.c_str());
+      } else if (srv->tlsEnabled()) {
+        summary += "; tls certificate and key read again";
+      }
       // Every key that changed and is not applied above, by name (the
       // file as started is the reference: those settings still run).
       static const std::vector<std::string> kLive = {
           "log_level", "users", "max_connections", "max_connections_per_source",
-          "max_handshakes_per_source", "max_connections_per_user", "idle_timeout"};
+          "max_handshakes_per_source", "max_connections_per_user", "idle_timeout",
+          "tls.cert", "tls.key", "tls.alpn", "tls.session_tickets", "tls.ticket_lifetime"};
       auto changed = vt::config::changedTomlKeys(started_text, fresh.value().source_text, kLive);
       if (changed.ok()) notes = std::move(changed).value();
       vt::setLogLevel(fresh.value().log_level);

@@ -18,21 +18,43 @@
 
 namespace vt::server {
 
+Result<std::shared_ptr<tls::TlsContext>> Server::buildTls(const config::ServerConfig& cfg) {
+  if (!cfg.tls) return std::shared_ptr<tls::TlsContext>();
+  tls::TlsOptions opts;
+  opts.role = tls::Role::kServer;
+  opts.cert_file = cfg.tls->cert_file;
+  opts.key_file = cfg.tls->key_file;
+  opts.alpn = cfg.tls->alpn;
+  opts.session_tickets = cfg.tls->session_tickets;
+  opts.ticket_lifetime_s = static_cast<uint32_t>(cfg.tls->ticket_lifetime_ms / 1000);
+  return tls::TlsContext::create(opts);
+}
+
 Result<std::unique_ptr<Server>> Server::create(event::Loop& loop, const config::ServerConfig& cfg) {
-  std::shared_ptr<tls::TlsContext> ctx;
-  if (cfg.tls) {
-    tls::TlsOptions opts;
-    opts.role = tls::Role::kServer;
-    opts.cert_file = cfg.tls->cert_file;
-    opts.key_file = cfg.tls->key_file;
-    opts.alpn = cfg.tls->alpn;
-    opts.session_tickets = cfg.tls->session_tickets;
-    opts.ticket_lifetime_s = static_cast<uint32_t>(cfg.tls->ticket_lifetime_ms / 1000);
-    auto r = tls::TlsContext::create(opts);
-    if (!r.ok()) return r.error();
-    ctx = std::move(r).value();
+  auto ctx = buildTls(cfg);
+  if (!ctx.ok()) return ctx.error();
+  return std::make_unique<Server>(loop, cfg, std::move(ctx).value());
+}
+
+Status Server::reloadTls(const config::ServerConfig& fresh) {
+  if ((tls_ != nullptr) != fresh.tls.has_value()) {
+    return Error(Errc::kConfig, "tls: turning TLS on or off needs a restart");
   }
-  return std::make_unique<Server>(loop, cfg, std::move(ctx));
+  if (tls_ == nullptr) return Status::okStatus();
+  auto ctx = buildTls(fresh);
+  if (!ctx.ok()) return ctx.error();
+  tls_handshakes_before_ += tls_->stats().handshakes;
+  tls_tickets_before_ += tls_->stats().ticketsAccepted;
+  tls_ = std::move(ctx).value();  // live TlsStreams hold the old one
+  return Status::okStatus();
+}
+
+uint64_t Server::tlsHandshakes() const {
+  return tls_handshakes_before_ + (tls_ != nullptr ? tls_->stats().handshakes : 0);
+}
+
+uint64_t Server::tlsTicketsAccepted() const {
+  return tls_tickets_before_ + (tls_ != nullptr ? tls_->stats().ticketsAccepted : 0);
 }
 
 Server::Server(event::Loop& loop, const config::ServerConfig& cfg,

@@ -83,6 +83,18 @@ class Server {
   Server(event::Loop& loop, const config::ServerConfig& cfg, std::shared_ptr<tls::TlsContext> tls);
   // The listeners' TLS context (null for plain listeners).
   const tls::TlsContext* tlsContext() const { return tls_.get(); }
+  // TLS counters over every context since start (a reload builds a new one).
+  bool tlsEnabled() const { return tls_ != nullptr; }
+  uint64_t tlsHandshakes() const;
+  uint64_t tlsTicketsAccepted() const;
+  // The [tls] context of `cfg` (its cert and key files read now); null
+  // without [tls].
+  static Result<std::shared_ptr<tls::TlsContext>> buildTls(const config::ServerConfig& cfg);
+  // SIGHUP: the certificate and key again (renewed in place or at new
+  // paths, new ALPN or ticket settings) for connections from now on; live
+  // ones keep theirs. Without [tls] before or after: a restart (an error).
+  // On an error the running context stays.
+  Status reloadTls(const config::ServerConfig& fresh);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -213,6 +225,8 @@ class Server {
   uint64_t egress_denied_ = 0;
   event::Timer own_addr_timer_;  // re-reads the interfaces' addresses
   std::shared_ptr<tls::TlsContext> tls_;
+  uint64_t tls_handshakes_before_ = 0;  // of the contexts reloadTls replaced
+  uint64_t tls_tickets_before_ = 0;
   std::vector<std::unique_ptr<stream::TcpListener>> listeners_;
   stream::BufferBudget budget_;    // before sessions_: their sockets charge it
   event::ResolverPool resolvers_;  // before sessions_: their lookups point into it

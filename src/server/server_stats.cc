@@ -166,11 +166,11 @@ void totalsJson(std::string& out, Server& s, const Snapshot& snap) {
     r.num("timeouts", rs.timeouts);
     r.num("late", rs.late);
   }
-  if (const tls::TlsContext* tls = s.tlsContext()) {
+  if (s.tlsEnabled()) {
     o.key("tls");
     JsonObject t(out);
-    t.num("handshakes", tls->stats().handshakes);
-    t.num("tickets_accepted", tls->stats().ticketsAccepted);
+    t.num("handshakes", s.tlsHandshakes());
+    t.num("tickets_accepted", s.tlsTicketsAccepted());
   }
   if (const IpExit* ip = s.ipExit()) {
     const IpExit::Stats& is = ip->stats();
@@ -451,11 +451,10 @@ std::string serverPrometheus(Server& s) {
   w.sample("vless_server_udp_nat_sessions_evicted_total", label("limit", "max_sessions"),
            us.evicted_max_sessions);
 
-  const tls::TlsContext* tls = s.tlsContext();
   w.one("vless_server_tls_handshakes_total", "counter", "TLS handshakes completed.",
-        tls != nullptr ? tls->stats().handshakes : 0);
+        s.tlsHandshakes());
   w.one("vless_server_tls_tickets_accepted_total", "counter", "TLS sessions resumed from a ticket.",
-        tls != nullptr ? tls->stats().ticketsAccepted : 0);
+        s.tlsTicketsAccepted());
 
   const stream::BufferBudget& bb = s.bufferBudget();
   w.one("vless_server_buffer_budget_bytes", "gauge", "The buffer budget (buffer_budget).",

@@ -4,7 +4,8 @@
 # without bob and with alice, and the server gets SIGHUP. Then: it-user's
 # download completes intact (sha256) on its connection of before; bob's
 # live connection is closed and bob is refused; alice gets in; the server
-# logs what changed; a config that does not load changes nothing.
+# logs what changed; a config that does not load changes nothing. Then the
+# certificate is renewed in place and served from the next SIGHUP on.
 #
 #   ns app (vless-nc) -- ns srv (vless-server) -- ns web (xfer.py)
 source "$(dirname "$0")/lib.sh"
@@ -86,7 +87,25 @@ got=$(nc "$alice" 5002 --text 'GET\n' | sha256sum | cut -d' ' -f1)
 [ "$got" = "$(sha_of "$VT_TMP/small.bin")" ] || fail "alice's download after the reload"
 log "bob cut off and refused, alice served"
 
-# it-user's transfer carried on across both reloads.
+# A renewed certificate (rewritten in place, as certbot does): new
+# connections get it after SIGHUP; the download in flight keeps its TLS.
+mkdir -p "$VT_TMP/renewed"
+make_cert "$VT_TMP/renewed" test.name
+newca() {
+  timeout 30 ip netns exec "$TB_APP" "$VT_NC" --server "$TB_SRV4:443" --tls --sni test.name \
+    --ca "$VT_TMP/renewed/ca.pem" --uuid "$TB_UUID" --target "$TB_WEB4:5002" --text 'GET\n'
+}
+newca >/dev/null 2>&1 && fail "the renewed certificate was served before the reload"
+cp "$VT_TMP/renewed/server.pem" "$VT_TMP/server.pem"
+cp "$VT_TMP/renewed/server.key" "$VT_TMP/server.key"
+kill -HUP "$TB_SERVER_PID"
+wait_log "$slog" 'reloaded .*tls certificate and key read again' 10
+got=$(newca | sha256sum | cut -d' ' -f1)
+[ "$got" = "$(sha_of "$VT_TMP/small.bin")" ] || fail "no download with the renewed certificate"
+nc "$TB_UUID" 5002 --text 'GET\n' >/dev/null 2>&1 && fail "the old certificate still served after the reload"
+log "renewed certificate served after SIGHUP"
+
+# it-user's transfer carried on across the reloads.
 wait "$big_pid" || fail "it-user's download failed: $(cat "$VT_TMP/big.err")"
 [ "$(sha_of "$VT_TMP/big.got")" = "$(sha_of "$VT_TMP/big.bin")" ] || fail "it-user's download corrupt"
 log "it-user: $bytes bytes intact (sha256) across the reloads"

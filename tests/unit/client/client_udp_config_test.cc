@@ -4,9 +4,13 @@
 #include <string>
 
 #include "config/client_config.h"
+#include "unit/config/client_config_test_util.h"
 
 namespace vt::config {
 namespace {
+
+using client_test::expectError;
+using client_test::parse;
 
 constexpr const char* kServerV1 = R"(
 [server]
@@ -19,19 +23,6 @@ address = "198.18.0.2:443"
 uuid = "a684455c-b14f-11ea-bf0d-42010aaa0003"
 version = 0
 )";
-
-Result<ClientConfig> parse(const std::string& text) {
-  return parseClientConfig(text, "c.toml", "/etc/vt");
-}
-
-void expectError(const std::string& text, std::initializer_list<std::string> pieces) {
-  auto r = parse(text);
-  ASSERT_FALSE(r.ok()) << text;
-  for (const auto& p : pieces) {
-    EXPECT_NE(r.error().message.find(p), std::string::npos)
-        << "missing '" << p << "' in: " << r.error().message;
-  }
-}
 
 TEST(ClientUdpConfig, Defaults) {
   auto r = parse(kServerV1);

@@ -6,29 +6,19 @@
 #include <string>
 
 #include "config/client_config.h"
+#include "unit/config/client_config_test_util.h"
 
 namespace vt::config {
 namespace {
+
+using client_test::expectError;
+using client_test::parse;
 
 constexpr const char* kServer = R"(
 [server]
 address = "198.18.0.2:443"
 uuid = "a684455c-b14f-11ea-bf0d-42010aaa0003"
 )";
-
-Result<ClientConfig> parse(const std::string& text) {
-  return parseClientConfig(text, "c.toml", "/etc/vt");
-}
-
-void expectError(const std::string& text, std::initializer_list<std::string> pieces) {
-  auto r = parse(text);
-  ASSERT_FALSE(r.ok()) << text;
-  EXPECT_EQ(r.error().code, Errc::kConfig);
-  for (const auto& p : pieces) {
-    EXPECT_NE(r.error().message.find(p), std::string::npos)
-        << "missing '" << p << "' in: " << r.error().message;
-  }
-}
 
 TEST(ClientGatewayConfig, OffByDefault) {
   auto r = parse(std::string(kServer) + "[route]\nauto_route = true\n");
