@@ -30,9 +30,27 @@ class TomlReader {
       msg += ":" + std::to_string(where->begin.line) + ":" + std::to_string(where->begin.column);
     }
     msg += ": ";
-    if (!key.empty()) msg += key + ": ";
-    msg += what;
+    if (!key.empty()) msg += printable(key) + ": ";
+    msg += printable(what);
     error_ = std::move(msg);
+  }
+  // Messages quote what the file says: control characters (a NUL, an
+  // escape sequence meant for the terminal) are shown as \xNN, never
+  // printed as they are.
+  static std::string printable(const std::string& s) {
+    std::string out;
+    out.reserve(s.size());
+    for (unsigned char c : s) {
+      if (c < 0x20 || c == 0x7f) {
+        static constexpr char kHex[] = "0123456789abcdef";
+        out += "\\x";
+        out += kHex[c >> 4];
+        out += kHex[c & 15];
+      } else {
+        out += static_cast<char>(c);
+      }
+    }
+    return out;
   }
   void fail(const toml::node& n, const std::string& key, const std::string& what) {
     fail(&n.source(), key, what);

@@ -48,5 +48,15 @@ TEST(ControlConfig, Errors) {
   expectError(std::string(kServer) + "[control]\ngroup = \"\"\n", {"control.group"});
 }
 
+// Values are quoted in errors with their control characters shown, never
+// sent to the terminal as they are (a NUL would also cut the message).
+TEST(ConfigErrors, ControlCharactersInQuotedValuesAreEscaped) {
+  auto r = parse("log_level = \"\\u001b[31mred\\u0000x\"\n" + std::string(kServer));
+  ASSERT_FALSE(r.ok());
+  const std::string& m = r.error().message;
+  EXPECT_NE(m.find("\\x1b[31mred\\x00x"), std::string::npos) << m;
+  for (unsigned char c : m) EXPECT_FALSE(c < 0x20 || c == 0x7f) << m;
+}
+
 }  // namespace
 }  // namespace vt::config
