@@ -11,6 +11,9 @@
 // RuntimeDirectory). A stale file left by a crash is replaced; a socket
 // another process still answers on is an error.
 //
+// The process must ignore SIGPIPE (both programs do): a peer that closes
+// before its reply is written makes that write fail with EPIPE.
+//
 // Every peer is bounded: a request line of at most kMaxRequest bytes,
 // answered or dropped within the deadline, at most kMaxPeers at once.
 #pragma once
