@@ -25,7 +25,7 @@ source "$VT_TOOLS/testbed.sh"
 source "$VT_TOOLS/udp_bed.sh"
 : "${VT_SERVER:?path to vless-server}" "${VT_TUN:?path to vless-tun}"
 require_root
-require_cmd python3 openssl ip
+require_cmd python3 openssl ip nft
 PORT=7400
 T0=$(date +%s)
 
@@ -40,9 +40,22 @@ max_channels = 8
 idle_timeout = "3s"
 queue_datagrams = 8'
 
-# 1. burst before the channel is up
-out=$(in_app python3 "$UB_PROBE" echo --target 198.18.1.2:$PORT --count 100 --min-size 100 --max-size 100 \
-  --window 100 --stall 1 --timeout 10) || true
+# 1. burst before the channel is up. New connections to the server are
+# held (ns srv drops their SYNs) until vless-tun said its queue is full, so
+# the channel cannot connect first however loaded the machine is; the
+# kernel resends the SYN a second later and the channel comes up.
+in_srv nft -f - <<'NFT'
+table inet vt_hold {
+  chain input { type filter hook input priority 0; tcp dport 443 tcp flags & (syn | ack) == syn drop; }
+}
+NFT
+in_app python3 "$UB_PROBE" echo --target 198.18.1.2:$PORT --count 100 --min-size 100 --max-size 100 \
+  --window 100 --stall 5 --timeout 15 >"$VT_TMP/burst.out" 2>&1 &
+burst_pid=$!
+wait_log "$TB_TUN_LOG" "WARN .*udp #[0-9]+/[0-9]+ .*already wait" 15
+in_srv nft delete table inet vt_hold
+wait "$burst_pid" || true
+out=$(cat "$VT_TMP/burst.out")
 ok=$(sed -n 's/.* ok=\([0-9]*\) .*/\1/p' <<<"$out" | tail -1)
 [ -n "$ok" ] || fail "burst: no result: $out"
 [ "$ok" -ge 1 ] || fail "burst: nothing came back: $out"
