@@ -123,6 +123,13 @@ retrans=$(in_app nstat -asz TcpRetransSegs | awk '$1 == "TcpRetransSegs" { print
 in_app nstat -asz TcpOutSegs TcpRetransSegs TcpExtTCPTimeouts TcpExtTCPOFOQueue |
   awk '!/^#/ && NF >= 2 { printf "  app kernel: %s %s\n", $1, $2 }'
 [ "${retrans:-0}" -gt 0 ] || fail "the app's kernel retransmitted nothing: the loss toward lwIP was not real"
+# ...and no more than was lost, give or take: lwIP must keep what it SACKed.
+# When it dropped SACKed out-of-order segments (a 48-pbuf cap on its queue,
+# its 6-RTO out-of-order timeout) the app resent 6-9 times what was lost and
+# ran on retransmission timeouts with exponential backoff (an upload once
+# stalled 137 s); keeping them, 0.8-1.05 times (lwipopts.h TCP_OOSEQ_*).
+[ "$retrans" -le $(( 2 * drop_out + 50 )) ] ||
+  fail "the app's kernel retransmitted $retrans segments for $drop_out lost: lwIP dropped data it had SACKed (reneging)?"
 
 # The upload's flow line carries every byte ("SUM\n" + the file).
 wait_log "$TB_TUN_LOG" "flow #[0-9]+ .*dst=198\.18\.1\.2:9000 .*up=$(( (size_mb << 20) + 4 )) " 5

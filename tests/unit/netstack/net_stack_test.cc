@@ -137,6 +137,7 @@ class NetStackTest : public ::testing::Test {
   void send(const std::vector<uint8_t>& pkt) { stack_->input(pkt.data(), pkt.size()); }
   void send(const TcpSegment& s) { send(buildTcp(s)); }
   bool offerSack_ = false;  // connect() offers SACK_PERM, as Linux does
+  int offerWscale_ = -1;    // >=0: connect() offers window scaling, as Linux does
   uint32_t highestEnd_ = 0;  // of the data segments takeSegments() saw
 
   // The data segments in owner_.out (cleared), in order.
@@ -193,6 +194,7 @@ class NetStackTest : public ::testing::Test {
     TcpSegment syn = seg(c, kSyn);
     syn.mss = 1460;
     syn.sackPermitted = offerSack_;
+    syn.wscale = offerWscale_;
     size_t before = owner_.out.size();
     send(syn);
     owner_.acceptAtOnce = false;
@@ -1111,6 +1113,64 @@ TEST_F(NetStackTest, FlowsOutliveTheStack) {
   Conn d = connect(kApp4, 40022, "198.19.0.87", 80);
   EXPECT_NE(d.flow, nullptr);
 }
+
+// Out-of-order segments from the app are SACKed, so lwIP must keep them
+// (never renege): the app's kernel does not resend what it saw SACKed
+// until its own retransmission timeout, which backs off exponentially.
+// it_tun_loss (5% loss each way) stalled an upload for over 2 minutes when
+// lwIP dropped the queue past 48 pbufs (lwipopts.h TCP_OOSEQ_MAX_PBUFS).
+TEST_F(NetStackTest, OutOfOrderSegmentsAreKeptForAWholeWindow) {
+  offerSack_ = true;
+  offerWscale_ = 7;  // Linux's; lwIP's 256 KiB window needs scaling
+  Conn c = connect(kApp4, 40300, "198.19.0.91", 9000);
+  ASSERT_NE(c.flow, nullptr);
+  ASSERT_NE(c.rec, nullptr);
+  constexpr uint32_t kSeg = 1448;
+  constexpr uint32_t kCount = 160;  // 226 KiB: inside the 256 KiB window
+  const uint32_t start = c.seq;
+  auto payload = [](uint32_t i) { return std::vector<uint8_t>(kSeg, static_cast<uint8_t>(i)); };
+  // Segment 0 lost; 1..kCount arrive, each SACKed.
+  for (uint32_t i = 1; i <= kCount; ++i) {
+    c.seq = start + i * kSeg;
+    send(seg(c, kAck, payload(i)));
+  }
+  EXPECT_EQ(c.rec->received.size(), 0u);
+  ASSERT_FALSE(owner_.out.empty());
+  EXPECT_EQ(owner_.lastOut().ack, start) << "a hole at segment 0";
+  owner_.out.clear();
+  // The app resends segment 0: everything it saw SACKed is delivered.
+  c.seq = start;
+  send(seg(c, kAck, payload(0)));
+  EXPECT_EQ(c.rec->received.size(), size_t{kCount + 1} * kSeg) << "lwIP dropped SACKed data";
+  ASSERT_FALSE(owner_.out.empty());
+  EXPECT_EQ(owner_.lastOut().ack, start + (kCount + 1) * kSeg);
+}
+
+// The same when the app is silent for a while before it resends the hole
+// (its retransmission timer in backoff): lwIP's out-of-order timeout
+// (6 RTOs, 6 s for a pcb that only receives) dropped SACKed data.
+TEST_F(NetStackTest, OutOfOrderSegmentsOutliveTheAppsBackoff) {
+  offerSack_ = true;
+  offerWscale_ = 7;
+  Conn c = connect(kApp4, 40301, "198.19.0.91", 9000);
+  ASSERT_NE(c.flow, nullptr);
+  ASSERT_NE(c.rec, nullptr);
+  constexpr uint32_t kSeg = 1448;
+  const uint32_t start = c.seq;
+  for (uint32_t i = 1; i <= 10; ++i) {
+    c.seq = start + i * kSeg;
+    send(seg(c, kAck, std::vector<uint8_t>(kSeg, 'o')));
+  }
+  ASSERT_TRUE(owner_.timerOn);
+  advanceMs(30000);
+  owner_.out.clear();
+  c.seq = start;
+  send(seg(c, kAck, std::vector<uint8_t>(kSeg, 'h')));
+  EXPECT_EQ(c.rec->received.size(), size_t{11} * kSeg) << "lwIP dropped SACKed data while the app waited";
+  ASSERT_FALSE(owner_.out.empty());
+  EXPECT_EQ(owner_.lastOut().ack, start + 11 * kSeg);
+}
+
 
 }  // namespace
 }  // namespace vt::netstack

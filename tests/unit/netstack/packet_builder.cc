@@ -103,6 +103,7 @@ std::vector<uint8_t> buildTcp(const TcpSegment& t) {
   std::vector<uint8_t> opts;
   if (t.mss) opts.insert(opts.end(), {2, 4, static_cast<uint8_t>(t.mss >> 8), static_cast<uint8_t>(t.mss)});
   if (t.sackPermitted) opts.insert(opts.end(), {1, 1, 4, 2});
+  if (t.wscale >= 0) opts.insert(opts.end(), {1, 3, 3, static_cast<uint8_t>(t.wscale)});
   if (!t.sack.empty()) {
     opts.insert(opts.end(), {1, 1, 5, static_cast<uint8_t>(2 + 8 * t.sack.size())});
     for (const auto& [left, right] : t.sack) {

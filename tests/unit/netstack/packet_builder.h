@@ -25,6 +25,7 @@ struct TcpSegment {
   std::vector<uint8_t> payload;
   bool sackPermitted = false;  // adds SACK_PERM (for a SYN)
   std::vector<std::pair<uint32_t, uint32_t>> sack = {};  // SACK blocks (left, right), at most 4
+  int wscale = -1;  // >=0: adds a window scale option with this shift (for a SYN)
 };
 
 std::vector<uint8_t> buildTcp(const TcpSegment& s);

@@ -161,12 +161,28 @@
  * (below TCP_SND_BUF, and 4 * TCP_MSS + this below 0xFFFF). */
 #define TCP_SNDLOWAT 1024
 #define TCP_QUEUE_OOSEQ 1
-/* Out-of-order segments from the app kept per flow: up to 48 (70 KiB of a
- * 1460 MSS, 420 KiB of 8960), bounded in bytes by the window too.
- * With 16, a loss on the TUN made lwIP drop what followed past the 16th
- * and the app's kernel sent it all again. */
-#define TCP_OOSEQ_MAX_PBUFS 48
+/* Out-of-order segments from the app: lwIP SACKs each one it queues, and
+ * must then keep it (never renege). The app's kernel does not resend data
+ * it saw SACKed until its own retransmission timeout (RFC 2018), so each
+ * queued-then-dropped segment cost the app an RTO, with exponential
+ * backoff when it recurred: at 5% loss each way a 48-pbuf cap (70 KiB, a
+ * quarter of the window) was hit on most losses; a third of the app's
+ * segments were retransmissions (8 times what was lost), an upload ran at
+ * ~1 MiB/s instead of ~15 with pauses of up to 25 s, and it_tun_loss once
+ * saw one of 137 s. So the queue holds a whole window: it is bounded in bytes
+ * by TCP_WND (the receive window check, which already keeps it inside
+ * rcv_wnd) and in pbufs by one per 536-byte segment (the smallest MSS an
+ * app may use); small input packets are copied to right-sized pbufs
+ * (TunPump), so the pbuf count bounds the overhead, not the bytes. */
+#define TCP_OOSEQ_MAX_PBUFS ((TCP_WND + 535) / 536)
 #define TCP_OOSEQ_MAX_BYTES TCP_WND
+/* lwIP drops the whole queue once the app sent nothing for this many RTOs
+ * (6); a pcb that only receives has the initial RTO (1 s), so after 6 s of
+ * the app's retransmission backoff: reneging again, just when the app is
+ * slowest to recover (ooseq-keep.patch lets us set it). The queue is
+ * bounded by the window and freed with the pcb; keep it (3300 RTOs: 55 min
+ * at the initial RTO, 16 min at the 300 ms floor). */
+#define TCP_OOSEQ_TIMEOUT 3300U
 /* TIME_WAIT (2*MSL): 2 s. The app's kernel is
  * one hop away with ~0 RTT, so TIME_WAIT only has to catch a retransmitted
  * FIN after a lost ACK (a TUN write dropped on EAGAIN), which comes within
