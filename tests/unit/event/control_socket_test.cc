@@ -9,6 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -67,7 +68,7 @@ std::string ask(const std::string& path, const std::string& req) {
 // Runs the loop until `fn` (on a thread) is done.
 template <typename Fn>
 void runWith(Loop& loop, Fn fn) {
-  bool done = false;
+  std::atomic<bool> done{false};
   std::thread t([&] {
     fn();
     done = true;
