@@ -3,7 +3,8 @@
 // control socket request line (event/control_socket.h dispatchControl,
 // parseControlId). Every input gets a verdict; only a well-formed
 // "GET /metrics HTTP/1.x" is served; a control reply is "ok\n..." or
-// "error: ...\n"; an id is accepted only as the decimal it is.
+// "error: ...\n"; an id is accepted only as the decimal it is (leading
+// zeros allowed).
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -33,7 +34,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   uint64_t id = 0;
   if (event::parseControlId(in, &id)) {
-    fuzz::check(id != 0 && std::to_string(id) == in, "id is the decimal given", in);
+    // Leading zeros are allowed ("042" is 42); nothing but digits is.
+    const size_t nz = in.find_first_not_of('0');
+    fuzz::check(id != 0 && nz != std::string::npos && std::to_string(id) == in.substr(nz),
+                "id is the decimal given", in);
   }
 
   std::vector<std::string> seen;
