@@ -266,8 +266,7 @@ int main(int argc, char** argv) {
     if (!fresh.ok()) {
       VT_ERROR("reload refused, the running config stays: %s", fresh.error().message.c_str());
     } else {
-      std::vector<std::string> notes;
-      std::string summary = srv->reload(fresh.value(), &notes);
+      std::string summary = srv->reload(fresh.value());
       // The certificate again (certbot renews it in place).
       if (vt::Status ts = srv->reloadTls(fresh.value()); !ts.ok()) {
         VT_ERROR("reload: the running TLS certificate stays: %s", ts.error().message.c_str());
@@ -281,6 +280,7 @@ int main(int argc, char** argv) {
           "max_handshakes_per_source", "max_connections_per_user", "idle_timeout",
           "tls.cert", "tls.key", "tls.alpn", "tls.session_tickets", "tls.ticket_lifetime"};
       auto changed = vt::config::changedTomlKeys(started_text, fresh.value().source_text, kLive);
+      std::vector<std::string> notes;
       if (changed.ok()) notes = std::move(changed).value();
       vt::setLogLevel(fresh.value().log_level);
       VT_INFO("reloaded %s: %s", config_path.c_str(), summary.c_str());

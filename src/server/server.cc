@@ -329,7 +329,7 @@ const char* Server::userKey(const std::string& name) {
   return key;
 }
 
-std::string Server::reload(const config::ServerConfig& fresh, std::vector<std::string>* notes) {
+std::string Server::reload(const config::ServerConfig& fresh) {
   // Users: who is new, gone, or has a new UUID (the old one must stop
   // working now, so its connections end like a removed user's).
   std::unordered_map<std::string, const config::ServerUser*> now;
@@ -367,27 +367,6 @@ std::string Server::reload(const config::ServerConfig& fresh, std::vector<std::s
   for (auto it = rate_limits_.begin(); it != rate_limits_.end();) {
     it = now.count(it->first) == 0 ? rate_limits_.erase(it) : std::next(it);
   }
-  // What only a restart applies.
-  auto differs = [&](bool changed, const char* what) {
-    if (changed && notes != nullptr) notes->push_back(what);
-  };
-  differs(fresh.listen.size() != cfg_.listen.size() ||
-              !std::equal(fresh.listen.begin(), fresh.listen.end(), cfg_.listen.begin(),
-                          [](const config::HostPort& a, const config::HostPort& b) {
-                            return a.toString() == b.toString();
-                          }),
-          "listen");
-  differs(fresh.tls.has_value() != cfg_.tls.has_value() ||
-              (fresh.tls && (fresh.tls->cert_file != cfg_.tls->cert_file ||
-                             fresh.tls->key_file != cfg_.tls->key_file)),
-          "tls");
-  differs(fresh.ws.has_value() != cfg_.ws.has_value() ||
-              (fresh.ws && (fresh.ws->path != cfg_.ws->path || fresh.ws->host != cfg_.ws->host)),
-          "ws");
-  differs(fresh.accept_v0 != cfg_.accept_v0 || fresh.accept_v1 != cfg_.accept_v1, "versions");
-  differs((fresh.metrics.listen ? fresh.metrics.listen->toString() : "") !=
-              (cfg_.metrics.listen ? cfg_.metrics.listen->toString() : ""),
-          "metrics");
   // Now the new users and limits.
   cfg_.users = fresh.users;
   for (const config::ServerUser& u : cfg_.users) userKey(u.name);

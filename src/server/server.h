@@ -154,9 +154,9 @@ class Server {
   // a new UUID or rate limit) and its admission limits take effect now.
   // The connections of a user who is gone or has a new UUID are closed;
   // every other connection carries on (a changed rate applies to its live
-  // connections at once). Settings only a restart applies (listen, tls,
-  // ws, ...) are named in *notes when they differ. Returns a summary.
-  std::string reload(const config::ServerConfig& fresh, std::vector<std::string>* notes);
+  // connections at once). What only a restart applies is named by the
+  // caller (config::changedTomlKeys). Returns a summary.
+  std::string reload(const config::ServerConfig& fresh);
   // A user's name as a pointer that lives as long as the Server: the key
   // of the per-user counters, stable across reloads.
   const char* userKey(const std::string& name);

@@ -144,7 +144,7 @@ TEST(ServerStats, CountersSurviveAReloadThatRemovesTheUser) {
   int fd = openRelay(h.port(), echo.port());
   config::ServerConfig fresh = baseConfig();
   fresh.users.erase(fresh.users.begin());  // alice goes
-  h.call([&](Server& s) { s.reload(fresh, nullptr); });
+  h.call([&](Server& s) { s.reload(fresh); });
   std::string got;
   EXPECT_TRUE(waitEof(fd, 3000, &got));
   ::close(fd);
